@@ -1,0 +1,106 @@
+"""The Reflex plugin injected into every build (``REFLEX_EXTRA_PLUGINS``).
+
+It patches the frontend so that where the backend lives is decided at run time,
+not baked in: ``getBackendURL`` (``.web/utils/state.js``) reads the
+``<meta name="reflex-buildd">`` tag the host injects into each page, and the
+socket.io client keeps the backend's namespace (the path of its own event URL,
+``/_event``) while its HTTP path follows the mount prefix (``/admin/_event``).
+Without that split the namespace would become ``/admin/_event`` and the
+backend would answer ``CONNECT_ERROR``.
+
+Where no tag exists (prerendering in Node, or a page served by plain Reflex),
+the original function runs unchanged.
+
+Any change to this file changes every key (it is hashed as a build recipe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reflex_base.plugins.base import Plugin
+
+__all__ = ["BuilddPlugin", "PatchError", "patch_state_js"]
+
+STATE_JS = "utils/state.js"
+_MARKER = "/* reflex-buildd: runtime backend discovery */"
+
+_ORIGINAL_DEF = "export const getBackendURL = (url_str) => {"
+_RENAMED_DEF = "const __rxbOriginalBackendURL = (url_str) => {"
+_SOCKET_CALL = "io(endpoint.href, {"
+_PATCHED_SOCKET_CALL = "io(__rxbNamespaceURL(endpoint), {"
+
+_RUNTIME_JS = _MARKER + r"""
+const __rxbMeta = () => {
+  if (typeof document === "undefined") return null;
+  const tag = document.querySelector('meta[name="reflex-buildd"]');
+  if (!tag) return null;
+  return {
+    prefix: tag.getAttribute("data-prefix") || "",
+    backend: tag.getAttribute("data-backend") || "",
+  };
+};
+
+// The backend's socket.io namespace is the path of its configured event URL.
+const __rxbEventNamespace = () => new URL(env.EVENT).pathname;
+
+const __rxbNamespaceURL = (endpoint) =>
+  __rxbMeta() === null
+    ? endpoint.href
+    : new URL(__rxbEventNamespace(), endpoint).href;
+
+export const getBackendURL = (url_str) => {
+  if ((url_str ?? undefined) === undefined) {
+    url_str = env.PING;
+  }
+  const meta = typeof window === "undefined" ? null : __rxbMeta();
+  if (meta === null) {
+    return __rxbOriginalBackendURL(url_str);
+  }
+  // Only the path (and query) of the baked-in URL is kept: /_event, /_upload.
+  const baked = new URL(url_str);
+  const base = new URL(
+    meta.backend || window.location.origin + meta.prefix,
+    window.location.href,
+  );
+  const secure = base.protocol === "https:" || base.protocol === "wss:";
+  const socket = baked.protocol === "ws:" || baked.protocol === "wss:";
+  const endpoint = new URL(base.href);
+  endpoint.protocol = socket ? (secure ? "wss:" : "ws:") : secure ? "https:" : "http:";
+  endpoint.pathname = base.pathname.replace(/\/+$/, "") + baked.pathname;
+  endpoint.search = baked.search;
+  endpoint.hash = "";
+  return endpoint;
+};
+"""
+
+
+class PatchError(RuntimeError):
+    """Reflex's frontend template no longer has the code this plugin patches."""
+
+
+def patch_state_js(source: str) -> str:
+    """Patch ``utils/state.js``; idempotent, so a warm workspace can be reused."""
+    if _MARKER in source:
+        return source
+    for anchor in (_ORIGINAL_DEF, _SOCKET_CALL):
+        if source.count(anchor) != 1:
+            raise PatchError(
+                f"reflex-buildd cannot patch {STATE_JS}: expected one {anchor!r}; "
+                "this Reflex version is not supported"
+            )
+    source = source.replace(_ORIGINAL_DEF, _RENAMED_DEF)
+    source = source.replace(_SOCKET_CALL, _PATCHED_SOCKET_CALL)
+    return source + "\n" + _RUNTIME_JS
+
+
+class BuilddPlugin(Plugin):
+    """Makes a Reflex build find its backend from the page at run time."""
+
+    def pre_compile(self, **context: Any) -> None:
+        """Register the ``state.js`` patch.
+
+        Args:
+            context: The pre-compile context Reflex passes to plugins.
+        """
+        context["add_modify_task"](STATE_JS, patch_state_js)

@@ -1,0 +1,134 @@
+"""Publish a finished build into the cache, atomically.
+
+The pip-cache discipline: everything is written inside a unique directory in
+the cache's own ``tmp/`` (same filesystem), the manifest last, every file and
+directory fsynced, then one ``rename`` makes it visible. A reader sees either
+no ``<key>/`` or a complete one; a crash at any instant leaves only a temp
+directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.rewrite import SENTINEL_BYTES
+from reflex_buildd_client.store import MANIFEST_NAME, Cache, FileEntry, Manifest
+
+__all__ = ["content_type_of", "describe_files", "publish"]
+
+# mimetypes misses or varies on these across platforms; pin what browsers need.
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+    ".xml": "application/xml",
+    ".webmanifest": "application/manifest+json",
+    ".wasm": "application/wasm",
+    ".woff2": "font/woff2",
+    ".gz": "application/gzip",
+    ".br": "application/x-brotli",
+}
+
+
+def content_type_of(path: str) -> str:
+    """The Content-Type to serve a file with."""
+    suffix = Path(path).suffix.lower()
+    if suffix in _TYPES:
+        return _TYPES[suffix]
+    guessed, _ = mimetypes.guess_type(path)
+    return guessed or "application/octet-stream"
+
+
+def describe_files(root: Path) -> dict[str, FileEntry]:
+    """Digest, size, type and sentinel count of every file under ``root``."""
+    entries: dict[str, FileEntry] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        rel = path.relative_to(root).as_posix()
+        entries[rel] = FileEntry(
+            digest=blake3.blake3(data).hexdigest(),
+            size=len(data),
+            content_type=content_type_of(rel),
+            sentinels=data.count(SENTINEL_BYTES),
+        )
+    return entries
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def publish(
+    cache: Cache,
+    staging: Path,
+    *,
+    key: str,
+    inputs: KeyInputs,
+    project: dict[str, str],
+    build: dict[str, Any],
+    routes: list[str],
+) -> Path:
+    """Write the manifest into ``staging`` and move it to its place under ``key``.
+
+    ``staging`` must be a directory under ``cache.tmp_dir()``. If the key is
+    already published (another builder won), ``staging`` is discarded and the
+    existing artifact kept: artifacts of one key are interchangeable.
+
+    Returns:
+        The artifact directory.
+    """
+    files = describe_files(staging)
+    manifest = Manifest(
+        key=key,
+        created=time.time(),
+        project=project,
+        inputs=inputs,
+        build=build,
+        files=files,
+        routes=routes,
+    )
+    # Nobody reads staging, so the manifest can go straight in; the rename
+    # below is what publishes, after everything is on disk.
+    (staging / MANIFEST_NAME).write_text(
+        json.dumps(manifest.to_json(), indent=1, sort_keys=True)
+    )
+    _fsync_tree(staging)
+    target = cache.artifact_dir(key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if (target / MANIFEST_NAME).exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            return target
+        raise
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return target

@@ -1,0 +1,73 @@
+"""What a Reflex project is, found without importing Reflex.
+
+Importing Reflex and the user's ``rxconfig.py`` costs about a second, too much
+for keying at every host start, so the app name is read from ``rxconfig.py``
+syntactically. Where it is not a literal, ``REFLEX_APP_NAME`` must say it.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ProjectNotFoundError
+
+__all__ = ["Project", "find_project"]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Reflex project on disk.
+
+    Attributes:
+        root: Absolute, resolved path of the directory holding ``rxconfig.py``.
+        app_name: The ``app_name`` of its config (also its package's name).
+    """
+
+    root: Path
+    app_name: str
+
+
+def _literal_app_name(source: str) -> str | None:
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        for keyword in node.keywords:
+            if (
+                keyword.arg == "app_name"
+                and isinstance(keyword.value, ast.Constant)
+                and isinstance(keyword.value.value, str)
+            ):
+                return keyword.value.value
+    return None
+
+
+def find_project(path: str | os.PathLike[str]) -> Project:
+    """Validate ``path`` as a Reflex project and read its app name.
+
+    Raises:
+        ProjectNotFoundError: If the directory or its ``rxconfig.py`` is missing,
+            or the app name cannot be determined.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise ProjectNotFoundError(f"Reflex project not found: {root} is not a directory")
+    root = root.resolve()
+    config = root / "rxconfig.py"
+    if not config.is_file():
+        raise ProjectNotFoundError(
+            f"{root} is not a Reflex project: it has no rxconfig.py"
+        )
+    try:
+        app_name = _literal_app_name(config.read_text(encoding="utf-8"))
+    except SyntaxError as exc:
+        raise ProjectNotFoundError(f"{config} has a syntax error: {exc}") from exc
+    app_name = os.environ.get("REFLEX_APP_NAME") or app_name
+    if not app_name:
+        raise ProjectNotFoundError(
+            f"cannot read app_name from {config}: pass it as a string literal "
+            "or set REFLEX_APP_NAME"
+        )
+    return Project(root=root, app_name=app_name)

