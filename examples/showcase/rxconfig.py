@@ -2,6 +2,7 @@ import reflex as rx
 
 config = rx.Config(
     app_name="showcase",
-    # The sitemap plugin is on by default and warns without a deploy_url.
-    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+    plugins=[rx.plugins.RadixThemesPlugin()],
+    # The sitemap needs a deploy_url and means nothing under a mount.
+    disable_plugins=[rx.plugins.SitemapPlugin],
 )

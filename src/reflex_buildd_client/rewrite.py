@@ -18,6 +18,8 @@ __all__ = [
     "META_NAME",
     "SENTINEL",
     "SENTINEL_BYTES",
+    "has_icon_link",
+    "icon_link",
     "inject_meta",
     "meta_tag",
     "replace_sentinel",
@@ -49,6 +51,20 @@ def meta_tag(prefix: str, backend: str = "") -> bytes:
         f'data-backend="{html.escape(backend, quote=True)}"'
     )
     return f"<meta {attrs}>".encode("utf-8")
+
+
+def icon_link(prefix: str) -> bytes:
+    """A ``<link rel="icon">`` under the prefix.
+
+    Without one, browsers ask the origin's root for ``/favicon.ico``: outside
+    the mount, where the host answers (or a 404 lands in the console).
+    """
+    return f'<link rel="icon" href="{html.escape(prefix, quote=True)}/favicon.ico">'.encode()
+
+
+def has_icon_link(document: bytes) -> bool:
+    """Whether the page already declares its icon."""
+    return re.search(rb"<link[^>]*\brel=[\"']?(?:shortcut )?icon\b", document, re.I) is not None
 
 
 def inject_meta(document: bytes, tag: bytes) -> bytes:

@@ -1,0 +1,41 @@
+"""A FastAPI host that mounts the showcase example at /admin.
+
+Run (after `reflex-buildd build examples/showcase`):
+    uvicorn examples.hosts.fastapi_host:app
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from reflex_buildd_client import mount
+
+PROJECT = Path(__file__).resolve().parent.parent / "showcase"
+MOUNT_PATH = os.environ.get("SHOWCASE_MOUNT_PATH", "/admin")
+
+events: list[str] = []
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The host's own lifespan: it must still run beside Reflex's."""
+    events.append("host startup")
+    yield
+    events.append("host shutdown")
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/health")
+async def health() -> dict[str, object]:
+    """A route of the host's own, beside the mount."""
+    return {"ok": True, "events": events}
+
+
+mount(app, MOUNT_PATH, project=PROJECT)

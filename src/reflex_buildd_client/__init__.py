@@ -1,0 +1,30 @@
+"""reflex-buildd's client: mount a prebuilt Reflex app on any path of an ASGI host.
+
+Also the shared contract with the daemon (keys, cache layout, manifests), so
+the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ArtifactMissingError,
+    BuildFailedError,
+    CorruptArtifactError,
+    InvalidPathError,
+    JSRuntimeNotFoundError,
+    ProjectNotFoundError,
+    ReflexBuilddError,
+)
+from .mount import ReflexMount, mount
+
+__all__ = [
+    "ArtifactMissingError",
+    "BuildFailedError",
+    "CorruptArtifactError",
+    "InvalidPathError",
+    "JSRuntimeNotFoundError",
+    "ProjectNotFoundError",
+    "ReflexBuilddError",
+    "ReflexMount",
+    "mount",
+]

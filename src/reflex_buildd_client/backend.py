@@ -1,0 +1,205 @@
+"""Load a project's Reflex backend into the host process, and drive its lifespan.
+
+Reflex normally finds its app through the current directory (``rxconfig.py``
+from cwd, the app module imported with cwd on ``sys.path``). A host must not
+have to ``chdir`` for us, so the project is loaded explicitly:
+
+- the config comes from ``<project>/rxconfig.py`` (Reflex's own loader, with
+  the project root passed in);
+- the app module is imported with the project root on ``sys.path``;
+- the backend reads its build markers (``upload_is_used``, stateful pages)
+  from the artifact, through ``REFLEX_WEB_WORKDIR``, and never compiles;
+- relative run-time paths resolve against the project, as under
+  ``reflex run``: uploads in ``<project>/uploaded_files``, disk states in
+  ``<project>/.states``, unless ``REFLEX_UPLOADED_FILES_DIR`` /
+  ``REFLEX_STATES_WORKDIR`` say otherwise. (A relative sqlite ``db_url`` still
+  resolves against the host's cwd: SQLAlchemy owns that.)
+
+Reflex keeps one app per process (a global state registry), so loading a
+second, different project raises instead of mixing states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+import threading
+from typing import Any
+
+from .errors import ReflexBuilddError
+from .project import Project
+from .store import Artifact
+from .types import ASGIApp, Message
+
+__all__ = ["LifespanDriver", "ReflexBackend", "load_backend"]
+
+_lock = threading.Lock()
+_loaded: dict[str, ReflexBackend] = {}
+
+
+class ReflexBackend:
+    """The Reflex ASGI backend of one project, loaded once per process.
+
+    Attributes:
+        asgi: The ASGI app Reflex builds (event websocket, upload, ping, ...).
+        paths: The top-level paths it routes (``/_event``, ``/ping``, ...).
+    """
+
+    def __init__(self, asgi: ASGIApp, paths: frozenset[str]) -> None:
+        self.asgi = asgi
+        self.paths = paths
+        self._users = 0
+        self._driver: LifespanDriver | None = None
+        self._guard = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Start the lifespan for the first mount that uses this backend.
+
+        One project may be mounted at several paths of one host; its lifespan
+        (one event processor) must still run once.
+        """
+        async with self._guard:
+            if self._users == 0:
+                driver = LifespanDriver(self.asgi)
+                await driver.startup()
+                self._driver = driver
+            self._users += 1
+
+    async def release(self) -> None:
+        """Stop the lifespan when the last mount using this backend stops."""
+        async with self._guard:
+            self._users -= 1
+            if self._users == 0 and self._driver is not None:
+                driver, self._driver = self._driver, None
+                await driver.shutdown()
+
+    def owns(self, path: str) -> bool:
+        """Whether a request path (below the prefix) belongs to the backend."""
+        for base in self.paths:
+            if path == base or path.startswith(base.rstrip("/") + "/"):
+                return True
+        return False
+
+
+def _route_paths(app: Any) -> set[str]:
+    paths: set[str] = set()
+    api = getattr(app, "_api", None)
+    for route in getattr(api, "routes", ()) or ():
+        path = getattr(route, "path", "")
+        if path:
+            paths.add(path.split("{", 1)[0].rstrip("/") or path)
+    transformers = getattr(app, "api_transformer", None)
+    for transformer in transformers if isinstance(transformers, list | tuple) else [transformers]:
+        for route in getattr(transformer, "routes", ()) or ():
+            path = getattr(route, "path", "")
+            if path:
+                paths.add(path.split("{", 1)[0].rstrip("/") or path)
+    return {p for p in paths if p not in ("", "/")}
+
+
+def _load(project: Project, artifact: Artifact) -> ReflexBackend:
+    os.environ["REFLEX_WEB_WORKDIR"] = str(artifact.web_dir)
+    os.environ.setdefault("REFLEX_UPLOADED_FILES_DIR", str(project.root / "uploaded_files"))
+    os.environ.setdefault("REFLEX_STATES_WORKDIR", str(project.root / ".states"))
+    # The frontend is prebuilt: never compile (and never write a .web).
+    os.environ["__REFLEX_SKIP_COMPILE"] = "true"
+
+    from reflex_base.config import _get_config
+    from reflex_base.registry import RegistrationContext
+
+    ctx = RegistrationContext.ensure_context()
+    config = _get_config(project.root)
+    ctx._set_config(config)
+    root = str(project.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    module = importlib.import_module(config.module)
+    app = getattr(module, "app", None)
+    from reflex.app import App
+
+    if not isinstance(app, App):
+        raise ReflexBuilddError(f"{config.module}.app is not an rx.App (project {root})")
+    asgi = app()
+    return ReflexBackend(asgi, frozenset(_route_paths(app)))
+
+
+def load_backend(project: Project, artifact: Artifact) -> ReflexBackend:
+    """The backend of ``project``, loading it on first use in this process.
+
+    Raises:
+        ReflexBuilddError: If another project's app is already loaded here.
+    """
+    with _lock:
+        if (backend := _loaded.get(str(project.root))) is not None:
+            return backend
+        if _loaded:
+            (other,) = _loaded
+            raise ReflexBuilddError(
+                f"cannot mount {project.root}: this process already runs the Reflex "
+                f"app of {other}, and Reflex keeps one app per process; run the "
+                "second project in its own process"
+            )
+        backend = _load(project, artifact)
+        _loaded[str(project.root)] = backend
+        return backend
+
+
+class LifespanDriver:
+    """Speak the ASGI lifespan protocol to an app on behalf of a host.
+
+    Starlette and FastAPI never send ``lifespan`` to mounted apps, and Reflex
+    starts its event processor (and the app's ``register_lifespan_task``
+    tasks) only from its lifespan. The host's own lifespan calls
+    :meth:`startup` and :meth:`shutdown`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _receive(self) -> Message:
+        return await self._inbox.get()
+
+    async def _send(self, message: Message) -> None:
+        await self._outbox.put(message)
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        try:
+            await self._app(scope, self._receive, self._send)
+        finally:
+            # Unblock a waiter if the app returned or raised without answering.
+            await self._outbox.put({"type": "lifespan.app-exited"})
+
+    async def _expect(self, done: str, failed: str) -> None:
+        message = await self._outbox.get()
+        if message["type"] == failed:
+            raise ReflexBuilddError(f"Reflex lifespan failed: {message.get('message', '')}")
+        if message["type"] != done:
+            task = self._task
+            if task is not None and task.done() and task.exception() is not None:
+                raise ReflexBuilddError("Reflex lifespan crashed") from task.exception()
+            raise ReflexBuilddError(f"Reflex lifespan sent {message['type']!r}, not {done!r}")
+
+    async def startup(self) -> None:
+        """Start the app's lifespan and wait until it reports started."""
+        self._task = asyncio.create_task(self._run(), name="reflex-buildd lifespan")
+        await self._inbox.put({"type": "lifespan.startup"})
+        await self._expect("lifespan.startup.complete", "lifespan.startup.failed")
+
+    async def shutdown(self) -> None:
+        """Ask the app to stop its lifespan tasks and wait for it."""
+        if self._task is None:
+            return
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        try:
+            await self._expect("lifespan.shutdown.complete", "lifespan.shutdown.failed")
+        finally:
+            task, self._task = self._task, None
+            await asyncio.wait({task}, timeout=10)
+            if not task.done():
+                task.cancel()

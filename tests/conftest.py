@@ -1,0 +1,171 @@
+"""Shared fixtures: one real build per session, real hosts, one real browser.
+
+Everything here is real: ``reflex-buildd build`` runs Reflex's own export with
+bun from the npm registry, hosts are uvicorn processes on 127.0.0.1 and a free
+port, and pages are driven in the Debian Chromium through Playwright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHOWCASE = REPO / "examples" / "showcase"
+CHROMIUM = os.environ.get("REFLEX_BUILDD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium keeps trying to reach Google's hosts, which this
+    # network refuses.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for subprocesses: the venv and bun on PATH."""
+    env = dict(os.environ)
+    bins = [str(Path(sys.executable).parent), str(REPO / ".tools" / "node_modules" / ".bin")]
+    env["PATH"] = os.pathsep.join([*bins, env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
+    # Hosts import the example from the repository: keep its tree clean.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, cache_dir: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``reflex-buildd ARGS`` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "reflex_buildd", *args, "--cache-dir", str(cache_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=tool_env(**env),
+        cwd=REPO,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Host:
+    """A running uvicorn host process."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_host(
+    app: str,
+    *,
+    cache_dir: Path,
+    log_dir: Path,
+    ready_path: str = "/health",
+    timeout: float = 90,
+    extra_args: tuple[str, ...] = (),
+    **env: str,
+) -> Iterator[Host]:
+    """Start ``uvicorn APP`` on a free port; stop it (and wait) on exit.
+
+    The host runs from ``log_dir``, not from the project, to prove that
+    nothing depends on the host's working directory.
+    """
+    port = free_port()
+    log = log_dir / f"host-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+             *extra_args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log_dir,
+            env=tool_env(REFLEX_BUILDD_CACHE_DIR=str(cache_dir), **env),
+        )
+    host = Host(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"host exited with {process.returncode}:\n{host.output()}")
+            try:
+                with urllib.request.urlopen(host.url + ready_path, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"host not ready in {timeout}s:\n{host.output()}")
+            time.sleep(0.2)
+        yield host
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session, so each example is built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@dataclass(frozen=True)
+class Built:
+    key: str
+    path: Path
+
+
+@pytest.fixture(scope="session")
+def showcase_build(cache_dir: Path) -> Built:
+    """The showcase example, built once per session with the real CLI."""
+    result = run_cli("build", str(SHOWCASE), "--json", cache_dir=cache_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return Built(key=data["key"], path=Path(data["path"]))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the whole session (Debian's, not a download)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/setup.sh", pytrace=False)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,0 +1,52 @@
+"""One artifact, three prefixes, checked end to end in Chromium (invariants 1, 2, 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from browser_checks import check_showcase
+from conftest import Built, run_host
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def artifact_before(showcase_build: Built) -> dict[str, bytes]:
+    return _tree(showcase_build.path)
+
+
+@pytest.mark.parametrize("prefix", ["/", "/admin", "/a/b/c"])
+def test_same_artifact_under_any_prefix(
+    prefix: str,
+    browser: object,
+    showcase_build: Built,
+    artifact_before: dict[str, bytes],
+    cache_dir: Path,
+    tmp_path: Path,
+) -> None:
+    uploads = tmp_path / "uploads"
+    with run_host(
+        "examples.hosts.fastapi_host:app",
+        cache_dir=cache_dir,
+        log_dir=tmp_path,
+        SHOWCASE_MOUNT_PATH=prefix,
+        REFLEX_UPLOADED_FILES_DIR=str(uploads),
+        REFLEX_STATES_WORKDIR=str(tmp_path / "states"),
+    ) as host:
+        check_showcase(browser, host.url, prefix.rstrip("/"), tmp_path)
+        # The host's own route still answers beside the mount.
+        import urllib.request
+
+        with urllib.request.urlopen(host.url + "/health", timeout=5) as resp:
+            assert b"host startup" in resp.read()
+    assert (uploads / "hello.txt").exists()
+    # No rebuild: still one artifact in the cache, byte for byte unchanged.
+    artifacts = list((cache_dir / "v1" / "artifacts").iterdir())
+    assert [a.name for a in artifacts] == [showcase_build.key]
+    assert _tree(showcase_build.path) == artifact_before
