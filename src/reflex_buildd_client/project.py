@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import ProjectNotFoundError
 
-__all__ = ["Project", "find_project"]
+__all__ = ["Project", "config_literal", "find_project"]
 
 
 @dataclass(frozen=True)
@@ -30,18 +30,33 @@ class Project:
     app_name: str
 
 
-def _literal_app_name(source: str) -> str | None:
+def _literal_keyword(source: str, name: str) -> str | None:
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call):
             continue
         for keyword in node.keywords:
             if (
-                keyword.arg == "app_name"
+                keyword.arg == name
                 and isinstance(keyword.value, ast.Constant)
                 and isinstance(keyword.value.value, str)
             ):
                 return keyword.value.value
     return None
+
+
+def _literal_app_name(source: str) -> str | None:
+    return _literal_keyword(source, "app_name")
+
+
+def config_literal(root: Path, name: str) -> str | None:
+    """A string-literal keyword of the config call in ``root/rxconfig.py``.
+
+    Returns None when the file is unreadable or the value is not a literal.
+    """
+    try:
+        return _literal_keyword((root / "rxconfig.py").read_text(encoding="utf-8"), name)
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def find_project(path: str | os.PathLike[str]) -> Project:
