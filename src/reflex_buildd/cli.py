@@ -89,13 +89,76 @@ def build(project: Path, cache_dir: Path | None, as_json: bool) -> None:
         click.echo(outcome.key)
 
 
+extra_inputs_options = [
+    click.option(
+        "--input",
+        "extra_inputs",
+        multiple=True,
+        metavar="GLOB",
+        help="Extra input files (project-relative glob), beyond [tool.reflex-buildd] inputs.",
+    ),
+    click.option(
+        "--input-env",
+        "extra_env",
+        multiple=True,
+        metavar="NAME",
+        help="Extra input environment variable (name or pattern), beyond [tool.reflex-buildd] env.",
+    ),
+]
+
+
+def _with_extra_inputs(command):  # type: ignore[no-untyped-def]
+    for option in reversed(extra_inputs_options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @project_argument
 @cache_dir_option
-def key(project: Path, cache_dir: Path | None) -> None:
+@_with_extra_inputs
+def key(
+    project: Path, cache_dir: Path | None, extra_inputs: tuple[str, ...], extra_env: tuple[str, ...]
+) -> None:
     """Print the key of PROJECT's current build inputs, without building."""
-    del cache_dir  # accepted like every command's; keying reads no cache yet
     try:
-        click.echo(compute_key(find_project(project))[0])
+        click.echo(
+            compute_key(
+                find_project(project),
+                cache_dir=cache_dir,
+                extra_inputs=extra_inputs,
+                extra_env=extra_env,
+            )[0]
+        )
+    except ReflexBuilddError as exc:
+        _fail(exc)
+
+
+@main.command()
+@project_argument
+@cache_dir_option
+@click.option("--against", metavar="KEY", help="Key (or unique prefix) to compare with.")
+@_with_extra_inputs
+def explain(
+    project: Path,
+    cache_dir: Path | None,
+    against: str | None,
+    extra_inputs: tuple[str, ...],
+    extra_env: tuple[str, ...],
+) -> None:
+    """Explain why PROJECT's current key differs from a cached one.
+
+    Compares the current inputs with those recorded for KEY, or by default
+    with the most recent artifact of PROJECT in the cache.
+    """
+    from .explain import explain as explain_inputs
+
+    try:
+        proj = find_project(project)
+        cache = Cache(cache_dir)
+        current, inputs = compute_key(
+            proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+        )
+        click.echo(explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False)
     except ReflexBuilddError as exc:
         _fail(exc)
