@@ -13,29 +13,41 @@ the host's lifespan wrapped so that Reflex's starts first and stops last.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 from .backend import ReflexBackend, load_backend
-from .errors import ArtifactMissingError, ReflexBuilddError
-from .prefix import normalize_mount_path, prefix_of, relative_path
+from .errors import ArtifactMissingError, InvalidPathError, ReflexBuilddError
+from .prefix import (
+    is_safe_path,
+    normalize_mount_path,
+    proxy_config,
+    relative_path,
+    resolve_location,
+)
+from .diff import diff_inputs
+from .keys import KeyInputs
 from .project import Project, find_project
 from .sources import compute_key
 from .static import ArtifactFiles, StaticSite
+from .status import read_daemon
 from .store import Artifact, Cache
 from .types import Receive, Scope, Send
+from .wait import DEFAULT_TIMEOUT, StartupPolicy, obtain, policy_from_env
 
 __all__ = ["ReflexMount", "mount"]
 
 logger = logging.getLogger("reflex_buildd")
 
-# Prefixes come from the host's root_path (its own configuration), so few
-# exist; the bound keeps memory flat even if a host is misconfigured.
+# Prefixes come from the host's root_path and from trusted proxies, so few
+# exist; the bound keeps memory flat even if a proxy passes hostile values on.
 _MAX_PREFIXES = 32
 
 
@@ -48,6 +60,19 @@ class ReflexMount:
             or the per-user cache).
         backend_url: Where the frontend reaches the backend, if not at the
             page's own origin and prefix (e.g. ``https://api.example.com/admin``).
+        trusted_proxies: IPs/CIDRs whose ``X-Forwarded-Prefix/Proto/Host`` are
+            honoured (default: ``REFLEX_BUILDD_TRUSTED_PROXIES``, else none).
+        public_url: The mount's full external URL; overrides ``root_path`` and
+            forwarded headers (default: ``REFLEX_BUILDD_PUBLIC_URL``).
+        policy: What startup does when nobody is building the current key:
+            ``build`` it here (default), ``wait`` for a daemon, or ``fail``
+            (default: ``REFLEX_BUILDD_POLICY``).
+        timeout: Seconds startup may wait for the artifact (default:
+            ``REFLEX_BUILDD_TIMEOUT``, else 900).
+
+    Raises:
+        InvalidPathError: If ``backend_url``, ``trusted_proxies`` or ``public_url``
+            is malformed.
     """
 
     def __init__(
@@ -56,45 +81,66 @@ class ReflexMount:
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         backend_url: str = "",
+        trusted_proxies: str | Iterable[str] | None = None,
+        public_url: str | None = None,
+        policy: StartupPolicy | str | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._project_path = project
         self._cache = Cache(cache_dir)
-        self._backend_url = backend_url
+        # Startup settings (wait.py): resolved now so a typo fails at import.
+        self._policy = StartupPolicy(policy) if policy is not None else policy_from_env()
+        self._timeout = timeout if timeout is not None else _timeout_from_env()
+        # The one prefix rule's settings (prefix.py), validated now, not per request.
+        self._proxy = proxy_config(
+            trusted_proxies=trusted_proxies, public_url=public_url, backend_url=backend_url
+        )
+        self._backend_url = self._proxy.backend_url
         self.project: Project | None = None
         self.artifact: Artifact | None = None
         self._files: ArtifactFiles | None = None
         self._backend: ReflexBackend | None = None
-        self._sites: OrderedDict[str, StaticSite] = OrderedDict()
+        self._sites: OrderedDict[tuple[str, str], StaticSite] = OrderedDict()
         self.timings: dict[str, float] = {}
 
     # -- startup -----------------------------------------------------------
 
     def open_artifact(self) -> Artifact:
-        """Key the project and open its artifact (the client's own startup work).
+        """Key the project and get its artifact: wait, build or fail per the policy.
+
+        This blocks (polling); :meth:`startup` runs it in a thread.
 
         Raises:
-            ArtifactMissingError: If the cache has no artifact for the key.
+            ArtifactMissingError: Policy ``fail`` and no artifact.
+            BuildFailedError: The build for the key failed (here or elsewhere).
+            WaitTimeoutError: No artifact within the timeout.
         """
         started = time.perf_counter()
-        self.project = find_project(self._project_path)
-        key, _inputs = compute_key(self.project)
+        project = self.project = find_project(self._project_path)
+        key, inputs = compute_key(project, cache_dir=self._cache.root)
         self.timings["key"] = time.perf_counter() - started
-        artifact = self._cache.open(key)
-        if artifact is None:
-            raise ArtifactMissingError(
-                f"no build of {self.project.root} for its current sources (key {key}) "
-                f"in {self._cache.root}; build it with: "
-                f"reflex-buildd build {self.project.root} --cache-dir {self._cache.root}",
-                key=key,
-            )
+
+        def build() -> Artifact:
+            from reflex_buildd.build import run_build  # the builder, only when needed
+
+            return run_build(project, self._cache, key=key, inputs=inputs)
+
+        artifact, _built = obtain(
+            self._cache,
+            key,
+            policy=self._policy,
+            build=build,
+            timeout=self._timeout,
+            explain_missing=lambda: explain_daemon_mismatch(self._cache, project.root, key, inputs),
+        )
         self.artifact = artifact
         self._files = ArtifactFiles(artifact)
         self.timings["open"] = time.perf_counter() - started
         return artifact
 
     async def startup(self) -> None:
-        """Open the artifact, load the Reflex backend and start its lifespan."""
-        artifact = self.open_artifact()
+        """Get the artifact, load the Reflex backend and start its lifespan."""
+        artifact = await asyncio.to_thread(self.open_artifact)
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
         backend = load_backend(self.project, artifact)
@@ -119,11 +165,17 @@ class ReflexMount:
     # -- serving -----------------------------------------------------------
 
     def site(self, prefix: str, backend_url: str | None = None) -> StaticSite:
-        """The static site of ``prefix``, prepared on first use."""
+        """The static site of ``prefix`` (and backend URL), prepared on first use.
+
+        At most ``_MAX_PREFIXES`` are kept (least recently used goes first):
+        prefixes come from the host's configuration and from trusted proxies,
+        and validated ones at that, but a trusted proxy passing through what
+        clients send must still not grow memory without bound.
+        """
         if self._files is None:
             raise ReflexBuilddError("ReflexMount is not started")
         backend = self._backend_url if backend_url is None else backend_url
-        cache_key = f"{prefix}\x00{backend}"
+        cache_key = (prefix, backend)
         site = self._sites.get(cache_key)
         if site is None:
             site = StaticSite(self._files, prefix, backend)
@@ -142,6 +194,10 @@ class ReflexMount:
             await _plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")
             return
         path = relative_path(scope)
+        if scope["type"] == "http" and not is_safe_path(path):
+            # Before the backend too: its routes (/_upload/...) see the same paths.
+            await _plain(send, 400, b"Bad request path\n")
+            return
         if scope["type"] == "websocket" or self._backend.owns(path):
             # The backend runs as if at the root: its routes and socket.io
             # paths are the ones it was configured with.
@@ -153,7 +209,14 @@ class ReflexMount:
             return
         if scope["type"] != "http":
             return
-        await self.site(prefix_of(scope))(scope, receive, send, path)
+        try:
+            location = resolve_location(scope, self._proxy)
+        except InvalidPathError:
+            # A malformed forwarded header or root_path: never a prefix. The
+            # value is not echoed (it may be hostile).
+            await _plain(send, 400, b"Bad forwarded prefix, proto or host\n")
+            return
+        await self.site(location.prefix, location.backend)(scope, receive, send, path)
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         # For hosts that do forward lifespan to raw ASGI apps.
@@ -184,6 +247,28 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _timeout_from_env() -> float:
+    value = os.environ.get("REFLEX_BUILDD_TIMEOUT", "").strip()
+    try:
+        return float(value) if value else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"REFLEX_BUILDD_TIMEOUT={value!r} is not a number of seconds") from None
+
+
+def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInputs) -> str:
+    """Why the daemon of this project has not built ``key``: its key differs, and how."""
+    daemon = read_daemon(cache, root)
+    if daemon is None or daemon.alive is False:
+        return "no daemon is watching this project (start one: reflex-buildd watch PROJECT)"
+    if daemon.key == key:
+        return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
+    why = diff_inputs(inputs, KeyInputs.from_json(daemon.inputs)).summary()
+    return (
+        f"the daemon (pid {daemon.pid} on {daemon.host}) has key {daemon.key}, this process "
+        f"computes {key}: {why}"
+    )
+
+
 def mount(
     host_app: Any,
     path: str,
@@ -191,6 +276,8 @@ def mount(
     project: str | os.PathLike[str],
     cache_dir: str | os.PathLike[str] | None = None,
     backend_url: str = "",
+    trusted_proxies: str | Iterable[str] | None = None,
+    public_url: str | None = None,
 ) -> ReflexMount:
     """Mount a Reflex project on ``path`` of a Starlette or FastAPI app.
 
@@ -204,7 +291,13 @@ def mount(
     from starlette.routing import Mount
 
     mount_path = normalize_mount_path(path)
-    reflex_mount = ReflexMount(project, cache_dir=cache_dir, backend_url=backend_url)
+    reflex_mount = ReflexMount(
+        project,
+        cache_dir=cache_dir,
+        backend_url=backend_url,
+        trusted_proxies=trusted_proxies,
+        public_url=public_url,
+    )
     host_app.router.routes.append(Mount(mount_path, app=reflex_mount))
     original = host_app.router.lifespan_context
 

@@ -1,41 +1,94 @@
 """The one prefix rule, as pure functions.
 
-The prefix a mounted app is served under is the ASGI ``root_path`` the host
-gives it: Starlette's ``Mount`` sets it to the parent's ``root_path`` plus the
-mount path, uvicorn's ``--root-path`` adds what a proxy strips. It is
-normalised to ``""`` (the root) or ``"/a/b"`` (leading slash, no trailing
-slash), the form :func:`reflex_buildd_client.rewrite.replace_sentinel` takes.
+Where a mounted app is, seen from the browser, is decided here and nowhere
+else (every mounting system before this one grew double or missing prefixes by
+combining ``root_path``, forwarded headers and a public URL in several places):
+
+1. An explicit **public URL** (``public_url=`` or ``REFLEX_BUILDD_PUBLIC_URL``)
+   is the full external URL of the mount and overrides everything below.
+2. Otherwise the **prefix** is the ASGI ``root_path`` the host gives the mounted
+   app (Starlette's ``Mount`` sets it to the parent's ``root_path`` plus the
+   mount path; uvicorn's ``--root-path`` adds what a proxy strips), and when
+   the request comes from a **trusted proxy** (``trusted_proxies=`` or
+   ``REFLEX_BUILDD_TRUSTED_PROXIES``), ``X-Forwarded-Prefix`` is put in front
+   of it: a proxy that strips ``/ext`` and forwards ``/admin/x`` serves the
+   page at ``/ext/admin/x``. Tell the host about a stripped prefix once: with
+   ``--root-path`` or with ``X-Forwarded-Prefix``, not both.
+3. ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (trusted proxies only) give
+   the public origin; the backend URL of the ``<meta>`` tag follows from it.
+
+Forwarded values are validated with the same segment rule as mount paths
+(:func:`normalize_mount_path`); an invalid one is an :class:`InvalidPathError`
+(the host answers 400), never a prefix. The rule's characters cannot end an
+HTML attribute or a JS string (no quotes, ``<``, ``>``, backslash, ``&``,
+whitespace), so a prefix is safe in every place the sentinel sits.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidPathError
 
-__all__ = ["normalize_mount_path", "prefix_of", "relative_path"]
+__all__ = [
+    "Location",
+    "ProxyConfig",
+    "is_safe_path",
+    "normalize_mount_path",
+    "prefix_of",
+    "proxy_config",
+    "relative_path",
+    "resolve_location",
+]
+
+ENV_TRUSTED_PROXIES = "REFLEX_BUILDD_TRUSTED_PROXIES"
+ENV_PUBLIC_URL = "REFLEX_BUILDD_PUBLIC_URL"
 
 # RFC 3986 path characters without '%' (a prefix is compared and embedded
-# decoded, so escapes would only hide what it is).
-_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+$")
+# decoded, so escapes would only hide what it is), "'" (it would end a
+# single-quoted attribute or JS string where the sentinel is replaced) and '&'
+# (an HTML parser would read "&amp;" in an attribute as another path).
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$()*+,;=:@-]+$")
+# Long enough for any real mount; short enough that a prefix (a cache key of
+# prepared sites, written ~30 times into every page) stays small.
+_MAX_PREFIX = 512
+# host or host:port, host a DNS name, an IPv4 address or a bracketed IPv6 one.
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+# Longest request path a page can have: Reflex's routes are short, and no
+# artifact file comes close; longer ones are refused before any lookup.
+_MAX_PATH = 2048
+# Control characters, backslashes, and "." or ".." as a whole segment.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]|(?:^|/)\.{1,2}(?:/|$)")
+_FORWARDED = (b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forwarded-host")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def normalize_mount_path(path: str) -> str:
-    """Validate a mount path given by a developer; ``"/"`` becomes ``""``.
+def normalize_mount_path(path: str, *, what: str = "mount path") -> str:
+    """Validate a mount path (or a forwarded prefix); ``"/"`` becomes ``""``.
 
     Raises:
-        InvalidPathError: If it is not absolute or has empty, dot or odd segments.
+        InvalidPathError: If it is not absolute, too long, or has empty, dot or
+            odd segments.
     """
     if not isinstance(path, str) or not path.startswith("/"):
-        raise InvalidPathError(f"mount path must start with '/': {path!r}")
+        raise InvalidPathError(f"{what} must start with '/': {path!r:.80}")
+    if len(path) > _MAX_PREFIX:
+        raise InvalidPathError(f"{what} is longer than {_MAX_PREFIX} characters")
     stripped = path.strip("/")
     if not stripped:
         return ""
     for segment in stripped.split("/"):
         if segment in ("", ".", "..") or not _SEGMENT.match(segment):
-            raise InvalidPathError(f"invalid segment {segment!r} in mount path {path!r}")
+            raise InvalidPathError(f"invalid segment {segment!r:.80} in {what} {path!r:.80}")
     return "/" + stripped
 
 
@@ -56,3 +109,219 @@ def relative_path(scope: Mapping[str, Any]) -> str:
     if root and (path == root or path.startswith(root + "/")):
         return path[len(root) :]
     return path
+
+
+def is_safe_path(path: str) -> bool:
+    """Whether a (decoded) request path below the prefix may be looked up at all.
+
+    No file is ever opened by path (the static site is a dictionary), so this
+    is not what keeps files outside the artifact out of reach; it makes every
+    hostile form an early, uniform 400 instead of a route match: dot segments,
+    also when encoded twice (``%252e%252e`` arrives as ``%2e%2e``), backslashes,
+    NUL and other control characters, and overlong paths.
+    """
+    if len(path) > _MAX_PATH or (path and path[0] != "/") or _UNSAFE.search(path):
+        return False
+    if "%" in path:
+        for segment in path.split("/"):
+            decoded = unquote(unquote(segment))
+            if decoded in (".", "..") or any(c in decoded for c in "/\\\x00"):
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How the outside reaches a mount: the host's settings, validated once.
+
+    Attributes:
+        trusted: Networks whose ``X-Forwarded-*`` headers are honoured.
+        trust_all: ``"*"`` was given: every client is a trusted proxy (for a
+            host reachable only through its proxy, e.g. on a unix socket).
+        public_url: The mount's external URL split into (scheme, host, prefix),
+            or None.
+        backend_url: Where the frontend reaches the backend when that is not
+            the page's own origin and prefix ("" for the default).
+    """
+
+    trusted: tuple[Network, ...] = ()
+    trust_all: bool = False
+    public_url: tuple[str, str, str] | None = None
+    backend_url: str = ""
+
+    @property
+    def plain(self) -> bool:
+        """Whether only ``root_path`` matters (no proxies, no public URL)."""
+        return not (self.trusted or self.trust_all or self.public_url)
+
+
+def _parse_proxies(value: str | Iterable[str]) -> tuple[tuple[Network, ...], bool]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    networks: list[Network] = []
+    trust_all = False
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if item == "*":
+            trust_all = True
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise InvalidPathError(f"trusted proxy {item!r:.80} is not an IP address or CIDR") from None
+    return tuple(networks), trust_all
+
+
+def _parse_url(url: str, what: str, schemes: Iterable[str]) -> tuple[str, str, str]:
+    """(scheme, host, path) of an absolute URL, validated for use in a page."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a bad port
+    except ValueError:
+        raise InvalidPathError(f"{what} is not a URL: {url!r:.80}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in schemes or not _HOST.match(parts.netloc) or parts.query or parts.fragment:
+        raise InvalidPathError(
+            f"{what} must be {'/'.join(schemes)}://host[:port][/path] without "
+            f"user, query or fragment: {url!r:.80}"
+        )
+    del port
+    return scheme, parts.netloc.lower(), normalize_mount_path(parts.path or "/", what=what)
+
+
+def _parse_backend_url(url: str) -> str:
+    if not url:
+        return ""
+    if url.startswith("/") and not url.startswith("//"):
+        return normalize_mount_path(url, what="backend URL")
+    scheme, host, path = _parse_url(url, "backend URL", ("http", "https", "ws", "wss"))
+    return f"{scheme}://{host}{path}"
+
+
+def proxy_config(
+    *,
+    trusted_proxies: str | Iterable[str] | None = None,
+    public_url: str | None = None,
+    backend_url: str = "",
+    environ: Mapping[str, str] = os.environ,
+) -> ProxyConfig:
+    """Validate a mount's settings; an argument given wins over its environment variable.
+
+    Args:
+        trusted_proxies: IPs and CIDRs (a list, or one comma-separated string)
+            whose forwarded headers are honoured; ``"*"`` trusts every client.
+            Default: ``REFLEX_BUILDD_TRUSTED_PROXIES``, else none.
+        public_url: The mount's full external URL (``https://example.com/tools``).
+            Default: ``REFLEX_BUILDD_PUBLIC_URL``, else none. It names one mount:
+            with several mounts in a process, give each its own.
+        backend_url: The backend's URL (absolute, or a path on the page's origin).
+        environ: Where the defaults are read.
+
+    Raises:
+        InvalidPathError: If a value is malformed (loudly, at startup).
+    """
+    if trusted_proxies is None:
+        trusted_proxies = environ.get(ENV_TRUSTED_PROXIES, "")
+    if public_url is None:
+        public_url = environ.get(ENV_PUBLIC_URL, "")
+    trusted, trust_all = _parse_proxies(trusted_proxies)
+    public = _parse_url(public_url, "public URL", ("http", "https")) if public_url else None
+    return ProxyConfig(trusted, trust_all, public, _parse_backend_url(backend_url))
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the browser sees a mount, for one request.
+
+    Attributes:
+        prefix: What the sentinel becomes: ``""`` or ``"/a/b"``.
+        backend: The ``data-backend`` of the ``<meta>`` tag: ``""`` (the page's
+            own origin and prefix, which the browser knows best) or a URL.
+        origin: ``"https://example.com"`` when known from the public URL or a
+            trusted ``X-Forwarded-Host``, else ``""``.
+    """
+
+    prefix: str
+    backend: str = ""
+    origin: str = ""
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_root(root: str) -> str:
+    # root_path is usually the host's configuration, but a host route with a
+    # parameter (Mount("/t/{tenant}", ...)) puts request text there: it lands
+    # in pages like any forwarded prefix, so it passes the same rule.
+    # Memoized: a host has few roots, and the bound caps hostile ones.
+    return normalize_mount_path(root or "/", what="root_path")
+
+
+def _first(value: bytes) -> str:
+    # Proxies append to these lists: the first item is what the client used.
+    return value.decode("latin-1").split(",", 1)[0].strip()
+
+
+def _trusted(client: Any, config: ProxyConfig) -> bool:
+    if config.trust_all:
+        return True
+    try:
+        address = ipaddress.ip_address(str(client[0]))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False  # no client (unix socket, test client): not a known proxy
+    return any(address in network for network in config.trusted)
+
+
+def _backend(config: ProxyConfig, scheme: str, origin: str, prefix: str) -> str:
+    backend = config.backend_url
+    if not backend:
+        return origin + prefix if origin else ""
+    if backend.startswith("/"):
+        return origin + backend
+    if scheme == "https":
+        # A page served over TLS may not use ws: or http: (mixed content).
+        for insecure, secure in (("http://", "https://"), ("ws://", "wss://")):
+            if backend.startswith(insecure):
+                return secure + backend[len(insecure) :]
+    return backend
+
+
+def resolve_location(scope: Mapping[str, Any], config: ProxyConfig) -> Location:
+    """Apply the prefix rule to one request (see the module's docstring).
+
+    Args:
+        scope: ASGI-scope-like data: ``root_path``, ``headers`` (lowercase
+            names, as ASGI gives them), ``client``, ``scheme``.
+        config: The mount's validated settings.
+
+    Raises:
+        InvalidPathError: If a trusted proxy sent a malformed forwarded header,
+            or the ``root_path`` breaks the segment rule.
+    """
+    scheme = _SCHEMES.get(str(scope.get("scheme", "http")), "http")
+    if config.public_url is not None:
+        scheme, host, prefix = config.public_url
+        origin = f"{scheme}://{host}"
+        return Location(prefix, _backend(config, scheme, origin, prefix), origin)
+    prefix = _checked_root(prefix_of(scope))
+    if config.plain:
+        return Location(prefix, _backend(config, scheme, "", prefix))
+    forwarded: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        if name in _FORWARDED and name not in forwarded and value.strip():
+            forwarded[name] = value
+    if not forwarded or not _trusted(scope.get("client"), config):
+        return Location(prefix, _backend(config, scheme, "", prefix))
+    origin = ""
+    if (value := forwarded.get(b"x-forwarded-prefix")) is not None:
+        outer = normalize_mount_path(value.decode("latin-1").strip(), what="X-Forwarded-Prefix")
+        prefix = normalize_mount_path(outer + prefix or "/", what="X-Forwarded-Prefix")
+    if (value := forwarded.get(b"x-forwarded-proto")) is not None:
+        proto = _first(value).lower()
+        if proto not in _SCHEMES:
+            raise InvalidPathError(f"X-Forwarded-Proto {proto!r:.20} is not http or https")
+        scheme = _SCHEMES[proto]
+    if (value := forwarded.get(b"x-forwarded-host")) is not None:
+        host = _first(value).lower()
+        if not _HOST.match(host):
+            raise InvalidPathError(f"X-Forwarded-Host {host!r:.80} is not a host[:port]")
+        origin = f"{scheme}://{host}"
+    return Location(prefix, _backend(config, scheme, origin, prefix), origin)

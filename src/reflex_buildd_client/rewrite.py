@@ -14,6 +14,9 @@ from __future__ import annotations
 import html
 import re
 
+from .errors import InvalidPathError
+from .prefix import normalize_mount_path
+
 __all__ = [
     "META_NAME",
     "SENTINEL",
@@ -35,7 +38,17 @@ _HEAD_OPEN = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
 
 
 def replace_sentinel(data: bytes, prefix: str) -> bytes:
-    """Put ``prefix`` ("" for the root, else "/a/b") where the build put the sentinel."""
+    """Put ``prefix`` ("" for the root, else "/a/b") where the build put the sentinel.
+
+    The sentinel sits in HTML attributes, inline scripts, JS strings and CSS
+    ``url()``s, where nothing can be escaped for every context at once; so the
+    prefix must pass the segment rule, whose characters end none of them.
+
+    Raises:
+        InvalidPathError: If ``prefix`` is not a normalized, valid prefix.
+    """
+    if prefix and normalize_mount_path(prefix, what="prefix") != prefix:
+        raise InvalidPathError(f"prefix {prefix!r:.80} is not normalized")
     return data.replace(SENTINEL_BYTES, prefix.encode("utf-8"))
 
 

@@ -1,115 +1,199 @@
 """A plain-ASGI static server over an artifact, prepared once per prefix.
 
 WhiteNoise's approach: every response is computed when a prefix is first
-served (sentinel rewrite, ``<meta>`` injection, gzip, headers); a request is a
-dictionary lookup and a ``send``. Nothing is read from disk per request, so no
-request path can reach a file outside the artifact: only the keys of the
-dictionary exist.
+served (sentinel rewrite, ``<meta>`` injection, compression, headers); a
+request is a dictionary lookup and a ``send``. Nothing is read from disk per
+request, so no request path can reach a file outside the artifact: only the
+keys of the dictionary exist, and :class:`ArtifactFiles` refuses an artifact
+whose listed files resolve outside it (a symlink pointing out, ``..`` in the
+manifest): an artifact is input, and a build never makes either.
 
-Artifacts are a few MB. The bytes of files without a sentinel are loaded once
-per artifact (:class:`ArtifactFiles`) and shared by every prefix; only the
-rewritten files (HTML, the route manifest, a few chunks) cost memory per prefix.
+Artifacts are a few MB. The bytes of files without a sentinel (and their gzip
+and brotli variants) are loaded once per artifact and shared by every prefix;
+only the rewritten files (HTML, the route manifest, a few chunks) and their
+recompressed variants cost memory and time per prefix.
+
+Choices a client can see:
+
+- Each encoding is its own representation with its own strong ETag
+  (``"<digest>"``, ``"<digest>-gz"``, ``"<digest>-br"``), chosen by
+  ``Accept-Encoding`` (q-values honoured, brotli first on a tie), with
+  ``Vary: Accept-Encoding`` wherever there is a choice.
+- ``Range`` (one range of bytes) is answered from the identity representation
+  whatever ``Accept-Encoding`` says: a byte range of a compressed variant is
+  useless to a client that resumes or seeks. Several ranges get the whole
+  representation (200), as RFC 9110 allows.
+- Hashed vite assets are ``immutable`` for a year; everything else (HTML, the
+  app's own unhashed files, the 404 page) is ``no-cache``: revalidated, cheap
+  with the ETag.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import re
 from dataclasses import dataclass
+from types import ModuleType
+
 import blake3
 
+from .errors import CorruptArtifactError
+from .prefix import is_safe_path
 from .rewrite import has_icon_link, icon_link, inject_meta, meta_tag, replace_sentinel
 from .routes import RouteTable
 from .store import Artifact
 from .types import Receive, Scope, Send
 
-__all__ = ["ArtifactFiles", "StaticSite"]
+brotli: ModuleType | None
+try:
+    import brotli
+except ImportError:  # optional: gzip alone is fine
+    brotli = None
+
+__all__ = ["ArtifactFiles", "StaticSite", "byte_range", "encoding_preferences"]
+
+Headers = tuple[tuple[bytes, bytes], ...]
 
 _PUBLIC = "public/"
 _IMMUTABLE = b"public, max-age=31536000, immutable"
 _REVALIDATE = b"no-cache"
 _HTML = "text/html"
+# vite names its output "<name>-<8 chars of base64url hash>.<ext>" under /assets/.
+_HASHED = re.compile(r"^/assets/.+-[A-Za-z0-9_-]{8}\.[A-Za-z0-9]+$")
+_COMPRESSIBLE = ("text/", "javascript", "json", "xml", "svg", "wasm", "icon", "font/ttf", "font/otf")
+# Smaller files gain nothing from compression: headers dominate.
+_MIN_COMPRESS = 256
+# Keep a variant only when it saves at least 5% (WhiteNoise's rule).
+_WORTH = 0.95
+_GZIP_LEVEL = 6
+# Quality 6 is within ~10% of quality 11's size at ~1/50 of its time, and
+# every worker compresses when it starts and at each new prefix.
+_BROTLI_QUALITY = 6
+
+_GZ = b"gzip"
+_BR = b"br"
+_IDENTITY = b"identity"
+
+
+def _compressible(content_type: str, size: int) -> bool:
+    return size >= _MIN_COMPRESS and any(t in content_type for t in _COMPRESSIBLE)
+
+
+def _gzip(data: bytes) -> bytes | None:
+    # mtime=0 keeps the bytes (and so the ETag of the variant) stable.
+    packed = gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
+    return packed if len(packed) < len(data) * _WORTH else None
+
+
+def _brotli(data: bytes) -> bytes | None:
+    if brotli is None:
+        return None
+    packed: bytes = brotli.compress(data, quality=_BROTLI_QUALITY)
+    return packed if len(packed) < len(data) * _WORTH else None
 
 
 @dataclass(frozen=True)
 class _Raw:
     data: bytes
     gz: bytes | None
+    br: bytes | None
     digest: str
     content_type: str
     sentinels: int
 
 
 class ArtifactFiles:
-    """The public files of one artifact, read once, keyed by URL path."""
+    """The public files of one artifact, read once, keyed by URL path.
+
+    Raises:
+        CorruptArtifactError: If a listed file resolves outside the artifact.
+    """
 
     def __init__(self, artifact: Artifact) -> None:
         self.artifact = artifact
+        root = artifact.path.resolve()
         files = artifact.manifest.files
+
+        def read(rel: str) -> bytes:
+            path = (artifact.path / rel).resolve()
+            if not path.is_relative_to(root) or path == root:
+                raise CorruptArtifactError(
+                    f"{artifact.path}: {rel!r} resolves outside the artifact ({path}); refusing to serve it"
+                )
+            return path.read_bytes()
+
         self.raw: dict[str, _Raw] = {}
         for rel, entry in files.items():
             if not rel.startswith(_PUBLIC) or rel.endswith((".gz", ".br")):
                 continue
-            data = (artifact.path / rel).read_bytes()
-            gz_rel = rel + ".gz"
-            gz = (artifact.path / gz_rel).read_bytes() if gz_rel in files else None
+            data = read(rel)
+            gz = br = None
+            # Files with a sentinel are recompressed per prefix; HTML too (the <meta>).
+            if not entry.sentinels and not entry.content_type.startswith(_HTML):
+                if _compressible(entry.content_type, len(data)):
+                    gz = read(rel + ".gz") if rel + ".gz" in files else _gzip(data)
+                    br = read(rel + ".br") if rel + ".br" in files else _brotli(data)
             url = "/" + rel[len(_PUBLIC) :]
-            self.raw[url] = _Raw(data, gz, entry.digest, entry.content_type, entry.sentinels)
+            self.raw[url] = _Raw(data, gz, br, entry.digest, entry.content_type, entry.sentinels)
         self.routes = RouteTable(artifact.manifest.routes)
 
 
 @dataclass(frozen=True)
-class _Response:
-    status: int
-    headers: tuple[tuple[bytes, bytes], ...]
+class _Variant:
     body: bytes
-    gz_headers: tuple[tuple[bytes, bytes], ...] | None
-    gz_body: bytes | None
+    headers: Headers  # of a 200 (or 404) response
+    not_modified: Headers  # of a 304
     etag: bytes
 
 
-def _headers(
-    content_type: str, length: int, etag: bytes, cache: bytes, *, vary: bool, gz: bool
-) -> tuple[tuple[bytes, bytes], ...]:
-    headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(length).encode("ascii")),
-        (b"etag", etag),
-        (b"cache-control", cache),
-    ]
-    if vary:
-        headers.append((b"vary", b"Accept-Encoding"))
-    if gz:
-        headers.append((b"content-encoding", b"gzip"))
-    return tuple(headers)
+@dataclass(frozen=True)
+class _Resource:
+    status: int
+    variants: dict[bytes, _Variant]  # by coding: b"br", b"gzip", b"identity"
+    range_headers: Headers  # of a 206, without Content-Length and Content-Range
+
+    @property
+    def identity(self) -> _Variant:
+        return self.variants[_IDENTITY]
 
 
-def _response(
-    url: str, raw: _Raw, prefix: str, meta: bytes, status: int = 200, *, icon: bool = False
-) -> _Response:
+def _resource(
+    url: str, raw: _Raw, prefix: str, head: bytes, status: int = 200
+) -> _Resource:
     is_html = raw.content_type.startswith(_HTML)
-    data, gz, digest = raw.data, raw.gz, raw.digest
+    data, gz, br, digest = raw.data, raw.gz, raw.br, raw.digest
     if raw.sentinels or is_html:
         data = replace_sentinel(data, prefix)
         if is_html:
-            head = meta + (icon_link(prefix) if icon and not has_icon_link(data) else b"")
             data = inject_meta(data, head)
-        # mtime=0 keeps the bytes (and so the ETag of the variant) stable.
-        gz = gzip.compress(data, compresslevel=6, mtime=0) if raw.gz is not None else None
+        gz = br = None
+        if _compressible(raw.content_type, len(data)):
+            gz, br = _gzip(data), _brotli(data)
         digest = blake3.blake3(data).hexdigest()
-    etag = f'"{digest[:32]}"'.encode("ascii")
-    hashed = url.startswith("/assets/") and not is_html
-    cache = _IMMUTABLE if hashed and status == 200 else _REVALIDATE
-    vary = gz is not None
-    return _Response(
-        status=status,
-        headers=_headers(raw.content_type, len(data), etag, cache, vary=vary, gz=False),
-        body=data,
-        gz_headers=_headers(raw.content_type, len(gz), etag, cache, vary=vary, gz=True)
-        if gz is not None
-        else None,
-        gz_body=gz,
-        etag=etag,
-    )
+    cache = _IMMUTABLE if status == 200 and not is_html and _HASHED.match(url) else _REVALIDATE
+    vary = gz is not None or br is not None
+    common = [(b"cache-control", cache)]
+    if vary:
+        common.append((b"vary", b"Accept-Encoding"))
+    content_type = (b"content-type", raw.content_type.encode("latin-1"))
+    base = digest[:32]
+    variants: dict[bytes, _Variant] = {}
+    for coding, body, suffix in ((_IDENTITY, data, ""), (_GZ, gz, "-gz"), (_BR, br, "-br")):
+        if body is None:
+            continue
+        etag = f'"{base}{suffix}"'.encode("ascii")
+        headers = [content_type, (b"content-length", str(len(body)).encode("ascii")), (b"etag", etag)]
+        headers += common
+        if coding == _IDENTITY:
+            if status == 200:
+                headers.append((b"accept-ranges", b"bytes"))
+        else:
+            headers.append((b"content-encoding", coding))
+        variants[coding] = _Variant(body, tuple(headers), ((b"etag", etag), *common), etag)
+    identity_etag = variants[_IDENTITY].etag
+    range_headers = (content_type, (b"etag", identity_etag), *common, (b"accept-ranges", b"bytes"))
+    return _Resource(status, variants, range_headers)
 
 
 def _quality(params: bytes) -> float:
@@ -117,30 +201,84 @@ def _quality(params: bytes) -> float:
         name, _, value = param.partition(b"=")
         if name.strip().lower() == b"q":
             try:
-                return float(value.strip())
+                q = float(value.strip())
             except ValueError:
                 return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
     return 1.0
 
 
-def _accepts_gzip(scope: Scope) -> bool:
-    for name, value in scope.get("headers", ()):
-        if name == b"accept-encoding":
-            for part in value.split(b","):
-                coding, _, params = part.strip().partition(b";")
-                if coding.strip().lower() in (b"gzip", b"*") and _quality(params) > 0:
-                    return True
-    return False
+_RANK = {_BR: 0, _GZ: 1, _IDENTITY: 2}
 
 
-def _if_none_match(scope: Scope) -> bytes | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"if-none-match":
-            return bytes(value)
-    return None
+@functools.lru_cache(maxsize=256)
+def encoding_preferences(accept_encoding: bytes) -> tuple[bytes, ...]:
+    """The acceptable codings among br, gzip and identity, best first.
+
+    RFC 9110 §12.5.3: q-values rank; ``*`` covers codings not named; identity
+    is acceptable unless refused by ``identity;q=0`` or ``*;q=0``. Ties go to
+    the smaller variant. Memoized: clients send few distinct values.
+    """
+    named: dict[bytes, float] = {}
+    for part in accept_encoding.split(b","):
+        coding, _, params = part.strip().partition(b";")
+        coding = coding.strip().lower()
+        if coding == b"x-gzip":
+            coding = _GZ
+        if coding and coding not in named:
+            named[coding] = _quality(params)
+    star = named.get(b"*")
+
+    def quality(coding: bytes) -> float:
+        if coding in named:
+            return named[coding]
+        if coding == _IDENTITY:
+            return 0.0 if star == 0.0 else 1.0
+        return star if star is not None else 0.0
+
+    scored = [(quality(c), c) for c in _RANK]
+    return tuple(c for q, c in sorted(scored, key=lambda s: (-s[0], _RANK[s[1]])) if q > 0)
+
+
+class RangeNotSatisfiable(Exception):
+    """The range starts past the end of the representation (answer 416)."""
+
+
+_RANGE = re.compile(rb"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+def byte_range(header: bytes, size: int) -> tuple[int, int] | None:
+    """The one range a ``Range`` header asks of ``size`` bytes, as (start, end) inclusive.
+
+    Returns:
+        None when the header is to be ignored (malformed, another unit, several
+        ranges): the whole representation is sent with 200.
+
+    Raises:
+        RangeNotSatisfiable: If the range lies wholly past the end.
+    """
+    match = _RANGE.match(header)
+    if match is None:
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # invalid: ignored, not unsatisfiable
+    if start >= size:
+        raise RangeNotSatisfiable
+    return start, min(end, size - 1)
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
+    """Weak comparison (RFC 9110 §13.1.2), as If-None-Match uses."""
     if header.strip() == b"*":
         return True
     for candidate in header.split(b","):
@@ -153,59 +291,116 @@ def _etag_matches(header: bytes, etag: bytes) -> bool:
 
 
 class StaticSite:
-    """Everything one prefix serves, computed once."""
+    """Everything one prefix serves, computed once.
+
+    Args:
+        files: The artifact's files.
+        prefix: ``""`` or ``"/a/b"``: what the sentinel becomes.
+        backend: The backend URL for the ``<meta>`` tag (``""``: the page's
+            origin and prefix).
+    """
 
     def __init__(self, files: ArtifactFiles, prefix: str, backend: str = "") -> None:
         self.prefix = prefix
-        meta = meta_tag(prefix, backend)
-        icon = "/favicon.ico" in files.raw
-        self._responses = {
-            url: _response(url, raw, prefix, meta, icon=icon) for url, raw in files.raw.items()
-        }
-        self._routes = files.routes
-        fallback_raw = files.raw.get("/404.html") or files.raw["/index.html"]
+        head = meta_tag(prefix, backend)
+        if "/favicon.ico" in files.raw:
+            icon = icon_link(prefix)
+            head_icon = head + icon
+        else:
+            head_icon = head
+        resources: dict[str, _Resource] = {}
+        for url, raw in files.raw.items():
+            extra = head_icon if raw.content_type.startswith(_HTML) and not has_icon_link(raw.data) else head
+            resources[url] = _resource(url, raw, prefix, extra)
+        fallback = files.raw.get("/404.html") or files.raw["/index.html"]
+        extra = head if has_icon_link(fallback.data) else head_icon
         # Reflex's 404.html is its SPA shell: with status 200 it renders any
         # client route (dynamic ones have no prerendered page), with 404 the
         # app's not-found page.
-        self._spa = _response("/404.html", fallback_raw, prefix, meta, 200, icon=icon)
-        self._not_found = _response("/404.html", fallback_raw, prefix, meta, 404, icon=icon)
+        self._spa = _resource("/404.html", fallback, prefix, extra, 200)
+        self._not_found = _resource("/404.html", fallback, prefix, extra, 404)
+        self._routes = files.routes
+        # Page paths ("/about", "/about/", "") resolve with one lookup too.
+        self._pages: dict[str, _Resource] = {}
+        for url, resource in resources.items():
+            for suffix in ("/index.html", ".html"):
+                if url.endswith(suffix) and url != "/404.html":
+                    page = url[: -len(suffix)]
+                    if self._routes.match(page):
+                        self._pages.setdefault(page, resource)
+                        self._pages.setdefault(page + "/", resource)
+        self._files = resources
 
-    def resolve(self, path: str) -> _Response:
-        """The response for ``path`` below the prefix (``""``, ``"/about"``, ...)."""
-        if "\x00" in path or "\\" in path:
-            return self._not_found
-        if (found := self._responses.get(path)) is not None and not path.endswith("/"):
+    def resolve(self, path: str) -> _Resource:
+        """The resource for ``path`` below the prefix (``""``, ``"/about"``, ...)."""
+        if (found := self._files.get(path)) is not None or (found := self._pages.get(path)) is not None:
             return found
-        if self._routes.match(path):
-            page = path.strip("/")
-            for candidate in (f"/{page}/index.html", f"/{page}.html") if page else ("/index.html",):
-                if (found := self._responses.get(candidate)) is not None:
-                    return found
-            return self._spa
-        return self._not_found
+        if not is_safe_path(path):
+            return self._not_found
+        return self._spa if self._routes.match(path) else self._not_found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """Serve ``path`` (already made relative to the prefix) for an HTTP scope."""
-        method = scope.get("method", "GET")
-        if method not in ("GET", "HEAD"):
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
             await _send(send, 405, ((b"allow", b"GET, HEAD"), (b"content-length", b"0")), b"")
             return
-        response = self.resolve(path)
-        inm = _if_none_match(scope)
-        if inm is not None and response.status == 200 and _etag_matches(inm, response.etag):
-            keep = {b"etag", b"cache-control", b"vary"}
-            await _send(send, 304, tuple(h for h in response.headers if h[0] in keep), b"")
+        if not is_safe_path(path):
+            await _send(send, 400, _BAD_HEADERS, _BAD_BODY)
             return
-        if response.gz_body is not None and response.gz_headers and _accepts_gzip(scope):
-            headers, body = response.gz_headers, response.gz_body
-        else:
-            headers, body = response.headers, response.body
-        await _send(send, response.status, headers, b"" if method == "HEAD" else body)
+        resource = self.resolve(path)
+        accept = inm = ranges = if_range = None
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                accept = value
+            elif name == b"if-none-match":
+                inm = value
+            elif name == b"range":
+                ranges = value
+            elif name == b"if-range":
+                if_range = value
+        variants = resource.variants
+        variant = variants[_IDENTITY]
+        if accept is not None and len(variants) > 1 and not (ranges is not None and method == "GET"):
+            for coding in encoding_preferences(bytes(accept)):
+                if coding in variants:
+                    variant = variants[coding]
+                    break
+        status = resource.status
+        if status == 200 and inm is not None and _etag_matches(inm, variant.etag):
+            await _send(send, 304, variant.not_modified, b"")
+            return
+        if status == 200 and ranges is not None and method == "GET":
+            if if_range is None or if_range.strip() == variant.etag:
+                body = variant.body
+                try:
+                    span = byte_range(ranges, len(body))
+                except RangeNotSatisfiable:
+                    headers = (
+                        (b"content-range", f"bytes */{len(body)}".encode()),
+                        (b"content-length", b"0"),
+                        (b"accept-ranges", b"bytes"),
+                    )
+                    await _send(send, 416, headers, b"")
+                    return
+                if span is not None:
+                    start, end = span
+                    part = body[start : end + 1]
+                    headers = (
+                        *resource.range_headers,
+                        (b"content-range", f"bytes {start}-{end}/{len(body)}".encode()),
+                        (b"content-length", str(len(part)).encode()),
+                    )
+                    await _send(send, 206, headers, part)
+                    return
+        await _send(send, status, variant.headers, b"" if method == "HEAD" else variant.body)
 
 
-async def _send(
-    send: Send, status: int, headers: tuple[tuple[bytes, bytes], ...], body: bytes
-) -> None:
+_BAD_BODY = b"Bad request path\n"
+_BAD_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(_BAD_BODY)).encode()))
+
+
+async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    # A fresh list: middleware may mutate message["headers"] in place.
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
     await send({"type": "http.response.body", "body": body})
-
