@@ -6,20 +6,27 @@ The build runs Reflex's own ``reflex export`` in a subprocess:
   is never written to (``reflex export`` drops ``reflex.lock/``,
   ``requirements.txt`` and ``uploaded_files/`` into its cwd) and the inputs are
   pinned for the whole build: the result is exactly the build of the key's
-  inputs, even if the user saves while it runs;
+  inputs, even if the user saves while it runs, so it can never be published
+  under a key that does not describe it;
 - with ``.web`` in a per-project warm workspace in the cache
   (``REFLEX_WEB_WORKDIR``), so ``node_modules`` survives between builds;
 - with ``frontend_path`` set to the sentinel and our plugin added through
-  ``REFLEX_EXTRA_PLUGINS``: no edit to ``rxconfig.py``.
+  ``REFLEX_EXTRA_PLUGINS``: no edit to ``rxconfig.py``;
+- in its own process group, with a parent-death signal: if the builder is
+  killed (even with SIGKILL) its export dies too, and the workspace lock is
+  never handed to a second build while an orphan still writes there.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,23 +36,48 @@ from pathlib import Path
 import blake3
 from filelock import FileLock
 
-from reflex_buildd_client.errors import BuildFailedError
+from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.rewrite import SENTINEL
 from reflex_buildd_client.runtime import resolve_runtime
 from reflex_buildd_client.sources import compute_key
+from reflex_buildd_client.status import (
+    BuildState,
+    append_journal,
+    clear_record,
+    process_alive,
+    project_id,
+    this_process,
+    write_record,
+)
 from reflex_buildd_client.store import Artifact, Cache
+from reflex_buildd_client.wait import StartupPolicy, obtain
 
 from .publish import publish
 
-__all__ = ["BuildOutcome", "ensure_built", "run_build"]
+__all__ = [
+    "BuildCancelledError",
+    "BuildOutcome",
+    "SourcesChangedError",
+    "ensure_built",
+    "run_build",
+]
 
 PLUGIN = "reflex_buildd.plugin.BuilddPlugin"
 # Written by Reflex for the sentinel path itself: a duplicate of index.html
 # that would be served at "<prefix>/__RXBUILDD_PREFIX__".
 _JUNK = (SENTINEL.lstrip("/") + ".html", SENTINEL.lstrip("/") + ".html.gz")
 _LOG_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
+
+
+class SourcesChangedError(BuildFailedError):
+    """An input changed between keying and snapshotting (re-key and retry)."""
+
+
+class BuildCancelledError(ReflexBuilddError):
+    """A newer change superseded the build; nothing was published."""
 
 
 @dataclass(frozen=True)
@@ -58,23 +90,13 @@ class BuildOutcome:
     seconds: float
 
 
-class SourcesChangedError(BuildFailedError):
-    """An input changed between keying and snapshotting."""
-
-
-def _project_id(project: Project) -> str:
-    return blake3.blake3(str(project.root).encode()).hexdigest()[:16]
-
-
 def _snapshot(project: Project, inputs: KeyInputs, dest: Path) -> None:
-    """Copy the input files to ``dest``, checking each against its digest.
-
-    Raises:
-        BuildFailedError: If a file changed since it was keyed (the caller
-            re-keys and tries again rather than build a key from other bytes).
-    """
+    """Copy the input files to ``dest``, checking each against its digest."""
     for rel, digest in inputs.files.items():
-        data = (project.root / rel).read_bytes()
+        try:
+            data = (project.root / rel).read_bytes()
+        except FileNotFoundError:
+            raise SourcesChangedError(f"{rel} was removed while the build started") from None
         if blake3.blake3(data).hexdigest() != digest:
             raise SourcesChangedError(f"{rel} changed while the build started")
         target = dest / rel
@@ -109,9 +131,18 @@ def _build_env(web_dir: Path, scratch: Path) -> dict[str, str]:
             "TERM": "dumb",
         }
     )
-    # A stale REFLEX_APP_NAME or skip flag from the caller must not leak in.
+    # A host's skip-compile flag must not leak into a build.
     env.pop("__REFLEX_SKIP_COMPILE", None)
     return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    # Linux only; elsewhere the process group kill on cancel still applies.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _collect(web_dir: Path, staging: Path) -> list[str]:
@@ -129,50 +160,109 @@ def _collect(web_dir: Path, staging: Path) -> list[str]:
     return []
 
 
-def run_build(project: Project, cache: Cache, *, key: str, inputs: KeyInputs) -> Artifact:
+def _clean_stale_scratch(cache: Cache) -> None:
+    """Remove scratch dirs of dead builders on this host (never a live one's)."""
+    me = this_process()
+    try:
+        entries = list(cache.tmp_dir().iterdir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        parts = entry.name.split("-")
+        if len(parts) != 4 or parts[0] != "build" or not parts[2].isdigit():
+            continue
+        owner = {"pid": int(parts[2]), "host": me["host"], "pid_start": None}
+        if process_alive(owner) is False:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _run_export(src: Path, env: dict[str, str], log: Path, cancel: threading.Event | None) -> int:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"],
+            cwd=src,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        )
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    if cancel is not None and cancel.is_set():
+                        raise BuildCancelledError("superseded by a newer change") from None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def run_build(
+    project: Project,
+    cache: Cache,
+    *,
+    key: str,
+    inputs: KeyInputs,
+    cancel: threading.Event | None = None,
+) -> Artifact:
     """Build ``project`` (whose inputs are ``inputs``) and publish it as ``key``.
 
-    The caller holds the key's lock.
+    The caller holds the key's lock. The status record says ``building`` while
+    this runs, ``failed`` (with the log's tail) if it fails, and is removed
+    once the artifact is published.
 
     Raises:
-        BuildFailedError: If the export fails; the artifact is not published and
-            the log stays at ``cache.log_path(key)``.
+        BuildFailedError: If the export fails; nothing is published and the
+            log stays at ``cache.log_path(key)``.
+        BuildCancelledError: If ``cancel`` was set; nothing is published.
+        SourcesChangedError: If an input changed after keying.
     """
     cache.ensure()
-    scratch = cache.tmp_dir() / f"build-{key[:12]}-{uuid.uuid4().hex[:8]}"
+    _clean_stale_scratch(cache)
+    scratch = cache.tmp_dir() / f"build-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     src, staging = scratch / "src", scratch / "artifact"
     log = cache.log_path(key)
-    workspace = cache.work_dir(_project_id(project))
+    workspace = cache.work_dir(project_id(project.root))
     workspace.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
         _snapshot(project, inputs, src)
         staging.mkdir(parents=True)
-        # One build at a time per workspace: two keys of one project may be
-        # built at once by different processes, and they share node_modules.
-        with FileLock(str(workspace) + ".lock"), log.open("wb") as out:
-            web_dir = workspace / "web"
-            out.write(f"reflex-buildd: building {key} from {project.root}\n".encode())
-            out.flush()
-            proc = subprocess.run(
-                [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"],
-                cwd=src,
-                env=_build_env(web_dir, scratch),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-            if proc.returncode != 0:
-                raise BuildFailedError(
-                    f"build of {key} failed (reflex export exited {proc.returncode}); "
-                    f"log: {log}",
-                    key=key,
-                    log_tail=_tail(log),
-                )
-            routes = _collect(web_dir, staging)
-        runtime = resolve_runtime()
-        path = publish(
+        log.write_bytes(f"reflex-buildd: building {key} from {project.root}\n".encode())
+        write_record(cache, key, BuildState.BUILDING, log=str(log), project=str(project.root))
+        append_journal(cache, "start", key, project=str(project.root))
+        code: int | None = None
+        try:
+            # One build at a time per workspace: two keys of one project may be
+            # built at once by different processes, and they share node_modules.
+            with FileLock(str(workspace) + ".lock"):
+                web_dir = workspace / "web"
+                code = _run_export(src, _build_env(web_dir, scratch), log, cancel)
+                if code != 0:
+                    raise BuildFailedError(
+                        f"build of {key} failed (reflex export exited {code}); log: {log}",
+                        key=key,
+                        log_tail=_tail(log),
+                    )
+                routes = _collect(web_dir, staging)
+        except BuildCancelledError:
+            clear_record(cache, key)
+            append_journal(cache, "cancelled", key)
+            raise
+        except BuildFailedError as exc:
+            write_record(
+                cache, key, BuildState.FAILED,
+                log=str(log), tail=exc.log_tail, exit_code=code,
+                project=str(project.root),
+            )  # fmt: skip
+            append_journal(cache, "failed", key)
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        publish(
             cache,
             staging,
             key=key,
@@ -180,39 +270,54 @@ def run_build(project: Project, cache: Cache, *, key: str, inputs: KeyInputs) ->
             project={"root": str(project.root), "app_name": project.app_name},
             build={
                 "reflex": metadata.version("reflex"),
-                "js_runtime": runtime.identity,
-                "seconds": round(time.monotonic() - started, 3),
+                "js_runtime": resolve_runtime().identity,
+                "seconds": seconds,
                 "python": sys.version.split()[0],
             },
             routes=routes,
         )
+        clear_record(cache, key)
+        append_journal(cache, "published", key, seconds=seconds)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     artifact = cache.open(key)
-    assert artifact is not None, path  # we just published it
+    if artifact is None:  # pragma: no cover - we just published it
+        raise ReflexBuilddError(f"published {key} but cannot open it")
     return artifact
 
 
-def ensure_built(project: Project, cache: Cache, *, attempts: int = 3) -> BuildOutcome:
+def ensure_built(
+    project: Project,
+    cache: Cache,
+    *,
+    policy: StartupPolicy = StartupPolicy.BUILD,
+    timeout: float | None = None,
+    retry_failed: bool = True,
+    attempts: int = 3,
+    extra_inputs: tuple[str, ...] = (),
+    extra_env: tuple[str, ...] = (),
+) -> BuildOutcome:
     """Return the artifact for the project's current sources, building it if missing.
 
-    At most one process builds a key: the others block on its lock and then
-    find the artifact.
+    Any number of processes may call this at once for one key: one builds, the
+    others wait for it (and fail with its error if it fails).
     """
     started = time.monotonic()
-    cache.ensure()
     for attempt in range(attempts):
-        key, inputs = compute_key(project)
-        if (artifact := cache.open(key)) is not None:
-            return BuildOutcome(key, artifact, False, time.monotonic() - started)
-        with FileLock(str(cache.lock_path(key))):
-            if (artifact := cache.open(key)) is not None:
-                return BuildOutcome(key, artifact, False, time.monotonic() - started)
-            try:
-                artifact = run_build(project, cache, key=key, inputs=inputs)
-            except SourcesChangedError:
-                if attempt == attempts - 1:
-                    raise
-                continue
-            return BuildOutcome(key, artifact, True, time.monotonic() - started)
+        key, inputs = compute_key(
+            project, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+        )
+
+        def build(key: str = key, inputs: KeyInputs = inputs) -> Artifact:
+            return run_build(project, cache, key=key, inputs=inputs)
+
+        try:
+            artifact, built = obtain(
+                cache, key, policy=policy, build=build, timeout=timeout, retry_failed=retry_failed
+            )
+        except SourcesChangedError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        return BuildOutcome(key, artifact, built, time.monotonic() - started)
     raise AssertionError("unreachable")

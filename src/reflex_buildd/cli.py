@@ -1,13 +1,21 @@
 """The ``reflex-buildd`` command line (click + rich, like Reflex's own CLI).
 
-Exit codes: 0 success, 1 the build failed, 2 bad input (no project, bad path).
+Every command takes the project directory (default: the current directory)
+and ``--cache-dir`` (env ``REFLEX_BUILDD_CACHE_DIR``).
+
+Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
+bad option), 3 another daemon already watches the project.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -21,7 +29,8 @@ from . import __version__
 
 __all__ = ["main"]
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
 
 project_argument = click.argument(
     "project",
@@ -35,16 +44,41 @@ cache_dir_option = click.option(
     default=None,
     help="Cache directory [env: REFLEX_BUILDD_CACHE_DIR; default: the per-user cache].",
 )
+_extra_inputs_options = (
+    click.option(
+        "--input",
+        "extra_inputs",
+        multiple=True,
+        metavar="GLOB",
+        help="Extra input files (project-relative glob), beyond [tool.reflex-buildd] inputs.",
+    ),
+    click.option(
+        "--input-env",
+        "extra_env",
+        multiple=True,
+        metavar="NAME",
+        help="Extra input environment variable (name or pattern), beyond [tool.reflex-buildd] env.",
+    ),
+)
+
+
+def extra_inputs_options(command: F) -> F:
+    """Add ``--input`` and ``--input-env`` to a command."""
+    for option in reversed(_extra_inputs_options):
+        command = option(command)
+    return command
 
 
 def _fail(exc: ReflexBuilddError) -> None:
+    from .daemon import DaemonAlreadyRunningError
+
     if isinstance(exc, BuildFailedError):
-        if exc.log_tail:
+        if exc.log_tail and exc.log_tail not in str(exc):
             _err.print(exc.log_tail, markup=False)
-        _err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        _err.print(f"[red]error:[/red] {exc}")
         sys.exit(1)
-    _err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-    sys.exit(2)
+    _err.print(f"[red]error:[/red] {exc}")
+    sys.exit(3 if isinstance(exc, DaemonAlreadyRunningError) else 2)
 
 
 @click.group()
@@ -56,11 +90,19 @@ def main() -> None:
 @main.command()
 @project_argument
 @cache_dir_option
+@extra_inputs_options
 @click.option("--json", "as_json", is_flag=True, help="Print {key, path, built, seconds}.")
-def build(project: Path, cache_dir: Path | None, as_json: bool) -> None:
+def build(
+    project: Path,
+    cache_dir: Path | None,
+    extra_inputs: tuple[str, ...],
+    extra_env: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Build PROJECT into the cache unless its key is already there.
 
-    The last line of output is the key.
+    If another process is building the same key, wait for it instead. The
+    last line of output is the key.
     """
     from .build import ensure_built
 
@@ -68,7 +110,7 @@ def build(project: Path, cache_dir: Path | None, as_json: bool) -> None:
         proj = find_project(project)
         cache = Cache(cache_dir)
         with _err.status(f"building {proj.root.name}", spinner="dots"):
-            outcome = ensure_built(proj, cache)
+            outcome = ensure_built(proj, cache, extra_inputs=extra_inputs, extra_env=extra_env)
     except ReflexBuilddError as exc:
         _fail(exc)
         return
@@ -89,56 +131,29 @@ def build(project: Path, cache_dir: Path | None, as_json: bool) -> None:
         click.echo(outcome.key)
 
 
-extra_inputs_options = [
-    click.option(
-        "--input",
-        "extra_inputs",
-        multiple=True,
-        metavar="GLOB",
-        help="Extra input files (project-relative glob), beyond [tool.reflex-buildd] inputs.",
-    ),
-    click.option(
-        "--input-env",
-        "extra_env",
-        multiple=True,
-        metavar="NAME",
-        help="Extra input environment variable (name or pattern), beyond [tool.reflex-buildd] env.",
-    ),
-]
-
-
-def _with_extra_inputs(command):  # type: ignore[no-untyped-def]
-    for option in reversed(extra_inputs_options):
-        command = option(command)
-    return command
-
-
 @main.command()
 @project_argument
 @cache_dir_option
-@_with_extra_inputs
+@extra_inputs_options
 def key(
     project: Path, cache_dir: Path | None, extra_inputs: tuple[str, ...], extra_env: tuple[str, ...]
 ) -> None:
     """Print the key of PROJECT's current build inputs, without building."""
     try:
-        click.echo(
-            compute_key(
-                find_project(project),
-                cache_dir=cache_dir,
-                extra_inputs=extra_inputs,
-                extra_env=extra_env,
-            )[0]
+        found = compute_key(
+            find_project(project), cache_dir=cache_dir, extra_inputs=extra_inputs, extra_env=extra_env
         )
     except ReflexBuilddError as exc:
         _fail(exc)
+        return
+    click.echo(found[0])
 
 
 @main.command()
 @project_argument
 @cache_dir_option
 @click.option("--against", metavar="KEY", help="Key (or unique prefix) to compare with.")
-@_with_extra_inputs
+@extra_inputs_options
 def explain(
     project: Path,
     cache_dir: Path | None,
@@ -160,5 +175,53 @@ def explain(
             proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
         )
         click.echo(explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+
+
+@main.command()
+@project_argument
+@cache_dir_option
+@extra_inputs_options
+@click.option(
+    "--poll/--no-poll",
+    default=None,
+    help="Poll the filesystem instead of inotify (network mounts, some container "
+    "volumes) [env: REFLEX_BUILDD_POLL].",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(0.0, 60.0),
+    default=0.3,
+    show_default=True,
+    help="Seconds of quiet that end a burst of saves.",
+)
+def watch(
+    project: Path,
+    cache_dir: Path | None,
+    extra_inputs: tuple[str, ...],
+    extra_env: tuple[str, ...],
+    poll: bool | None,
+    debounce: float,
+) -> None:
+    """Watch PROJECT and keep its build current in the cache (a foreground daemon).
+
+    Builds the current key if missing, then rebuilds on every change to a
+    build input. Logs to stderr; stops cleanly on SIGTERM or SIGINT.
+    """
+    from .daemon import DaemonOptions, run_daemon
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    options = DaemonOptions(
+        poll=poll, debounce=debounce, extra_inputs=extra_inputs, extra_env=extra_env
+    )
+    try:
+        run_daemon(find_project(project), Cache(cache_dir), stop=stop, options=options)
     except ReflexBuilddError as exc:
         _fail(exc)

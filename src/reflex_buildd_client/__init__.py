@@ -14,8 +14,10 @@ from .errors import (
     JSRuntimeNotFoundError,
     ProjectNotFoundError,
     ReflexBuilddError,
+    WaitTimeoutError,
 )
 from .mount import ReflexMount, mount
+from .wait import StartupPolicy
 
 __all__ = [
     "ArtifactMissingError",
@@ -26,5 +28,7 @@ __all__ = [
     "ProjectNotFoundError",
     "ReflexBuilddError",
     "ReflexMount",
+    "StartupPolicy",
+    "WaitTimeoutError",
     "mount",
 ]

@@ -11,10 +11,12 @@ __all__ = [
     "ArtifactMissingError",
     "BuildFailedError",
     "CorruptArtifactError",
+    "InputsConfigError",
     "InvalidPathError",
     "JSRuntimeNotFoundError",
     "ProjectNotFoundError",
     "ReflexBuilddError",
+    "WaitTimeoutError",
 ]
 
 
@@ -53,3 +55,15 @@ class BuildFailedError(ReflexBuilddError, RuntimeError):
 
 class JSRuntimeNotFoundError(ReflexBuilddError, FileNotFoundError):
     """No JavaScript runtime that Reflex can build with was found."""
+
+
+class WaitTimeoutError(ReflexBuilddError, TimeoutError):
+    """No artifact arrived for a key within the configured time."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class InputsConfigError(ReflexBuilddError, ValueError):
+    """The declared extra inputs (pyproject.toml, env, arguments) are malformed."""

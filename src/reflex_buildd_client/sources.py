@@ -39,7 +39,7 @@ from pathlib import Path
 
 import blake3
 
-from .errors import ReflexBuilddError
+from .errors import InputsConfigError
 from .ignore import IgnoreRules, is_ignored, parse_ignore
 from .keys import KeyInputs, digest_env_value, key_of
 from .project import Project, config_literal
@@ -116,10 +116,6 @@ _NOT_BUILD_DISTS = frozenset({"reflex-buildd", "reflex-hosting-cli"})
 
 _READ_CHUNK = 1 << 20
 _WHOLE_READ = 16 << 20
-
-
-class InputsConfigError(ReflexBuilddError, ValueError):
-    """The declared extra inputs (pyproject.toml, env, arguments) are malformed."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ Layout (versioned so a future layout never reads this one by mistake)::
     <root>/v1/logs/<key>.log        build logs
     <root>/v1/tmp/                  build and publish scratch, same filesystem
     <root>/v1/work/<project-id>/    warm build workspaces (.web, node_modules)
+    <root>/v1/statcache/<project-id>.json   digests by stat identity (fast re-keying)
+    <root>/v1/status/<key>.json     build status records (building / failed)
+    <root>/v1/daemons/<project-id>.json     what each project's daemon is on
+    <root>/v1/journal.jsonl         one line per build start / publish / failure
 
 An artifact holds ``public/`` (the static frontend), ``web/backend/`` (the
 markers the Reflex backend reads from ``.web``) and ``manifest.json``. A
@@ -150,7 +154,9 @@ class Cache:
     """One cache root; all paths in it derive from here."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        # Absolute: builds run with another cwd, and records name paths in it.
+        chosen = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.root = chosen.absolute()
         self.base = self.root / LAYOUT
 
     def artifact_dir(self, key: str) -> Path:

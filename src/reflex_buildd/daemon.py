@@ -1,0 +1,202 @@
+"""The daemon: watch a project, key it, build and publish each new key.
+
+One thread watches and keys; one worker thread builds. A change that makes a
+new key while a build runs cancels that build (its export is killed, nothing
+is published) and the new key is built instead: a burst of edits costs one
+build of the last state, not one per save. Even an uncancelled build could
+never publish stale output under a newer key: each build works on a snapshot
+of exactly the inputs its key names.
+
+One daemon per (project, cache): a second one exits with the first's pid.
+Shutdown (SIGTERM/SIGINT, or ``stop``) cancels the running build and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
+from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.project import Project
+from reflex_buildd_client.sources import compute_key
+from reflex_buildd_client.status import project_id, read_daemon, write_daemon
+from reflex_buildd_client.store import Cache
+
+from .build import BuildCancelledError, SourcesChangedError, run_build
+from .report import Reporter
+from .watch import ChangeWatcher
+
+__all__ = ["DaemonAlreadyRunningError", "DaemonOptions", "run_daemon"]
+
+logger = logging.getLogger("reflex_buildd")
+
+
+class DaemonAlreadyRunningError(ReflexBuilddError, RuntimeError):
+    """Another daemon already watches this project with this cache."""
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """How the daemon watches.
+
+    Attributes:
+        poll: Poll the filesystem instead of inotify (None: ``REFLEX_BUILDD_POLL``).
+        debounce: Seconds of quiet that end a burst of saves.
+        extra_inputs: Declared extra input globs (as ``--input``).
+        extra_env: Declared extra environment variables (as ``--input-env``).
+    """
+
+    poll: bool | None = None
+    debounce: float = 0.3
+    extra_inputs: tuple[str, ...] = ()
+    extra_env: tuple[str, ...] = ()
+
+
+class _Job:
+    """One build of one key in a worker thread, cancellable."""
+
+    def __init__(self, project: Project, cache: Cache, key: str, inputs: KeyInputs,
+                 reporter: Reporter) -> None:  # fmt: skip
+        self.key = key
+        self.inputs = inputs
+        self.cancel = threading.Event()
+        self.outcome: str = "running"
+        self.recorded = False
+        self._project, self._cache, self._reporter = project, cache, reporter
+        self.thread = threading.Thread(target=self._run, name=f"build-{key[:8]}", daemon=True)
+
+    def _run(self) -> None:
+        cache, key = self._cache, self.key
+        lock = FileLock(str(cache.lock_path(key)))
+        started = time.monotonic()
+        try:
+            while not self.cancel.is_set():
+                if cache.open(key) is not None:
+                    self.outcome = "ready"
+                    return
+                try:
+                    lock.acquire(timeout=0.25)
+                except Timeout:
+                    continue  # a host or CLI builds it: wait for its artifact
+                try:
+                    if cache.open(key) is None:
+                        self._reporter.build_started(key)
+                        run_build(self._project, cache, key=key, inputs=self.inputs,
+                                  cancel=self.cancel)  # fmt: skip
+                        self._reporter.build_done(key, time.monotonic() - started)
+                    self.outcome = "ready"
+                    return
+                finally:
+                    lock.release()
+            self.outcome = "cancelled"
+        except BuildCancelledError:
+            self.outcome = "cancelled"
+            self._reporter.build_cancelled(key)
+        except SourcesChangedError:
+            self.outcome = "cancelled"  # the watcher sees the change and re-keys
+        except BuildFailedError as exc:
+            self.outcome = "failed"
+            self._reporter.build_failed(key, exc)
+        except Exception as exc:  # noqa: BLE001 - a daemon must outlive one bad build
+            self.outcome = "failed"
+            self._reporter.build_failed(key, BuildFailedError(repr(exc), key=key))
+
+
+def _acquire_daemon_lock(cache: Cache, project: Project) -> FileLock:
+    path = daemon_lock_path(cache, project.root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        other = read_daemon(cache, project.root)
+        who = f"pid {other.pid} on {other.host}" if other else "another process"
+        raise DaemonAlreadyRunningError(
+            f"a daemon ({who}) already watches {project.root} with cache {cache.root}"
+        ) from None
+    return lock
+
+
+def _maybe_start(
+    project: Project,
+    cache: Cache,
+    options: DaemonOptions,
+    reporter: Reporter,
+    job: _Job | None,
+    changed: set[str],
+) -> _Job | None:
+    """Re-key; if the key is new, cancel the running build and start the new one."""
+    try:
+        key, inputs = compute_key(project, cache_dir=cache.root,
+                                  extra_inputs=options.extra_inputs,
+                                  extra_env=options.extra_env)  # fmt: skip
+    except ReflexBuilddError as exc:
+        reporter.error(f"cannot key {project.root}: {exc}")
+        return job
+    if job is not None and job.key == key:
+        if changed:
+            reporter.unchanged(sorted(changed))
+        return job
+    if job is not None and job.thread.is_alive():
+        job.cancel.set()  # superseded: the newer key wins
+        job.thread.join(timeout=30)
+    reporter.key_changed(key, sorted(changed))
+    job = _Job(project, cache, key, inputs, reporter)
+    write_daemon(cache, project.root, key=key, state="building", inputs=inputs.to_json())
+    job.thread.start()
+    return job
+
+
+def run_daemon(
+    project: Project,
+    cache: Cache,
+    *,
+    stop: threading.Event,
+    options: DaemonOptions = DaemonOptions(),
+    reporter: Reporter | None = None,
+) -> None:
+    """Keep the cache current for ``project`` until ``stop`` is set.
+
+    Raises:
+        DaemonAlreadyRunningError: If another daemon watches this project and cache.
+    """
+    reporter = reporter or Reporter()
+    cache.ensure()
+    daemon_lock = _acquire_daemon_lock(cache, project)
+    watcher = ChangeWatcher(project.root, poll=options.poll, debounce=options.debounce,
+                            ignored_dirs=frozenset({cache.root.name}))  # fmt: skip
+    job: _Job | None = None
+    try:
+        watcher.start()
+        reporter.started(project, cache, polling=watcher.polling)
+        changed: set[str] = set()
+        need_key = True
+        while not stop.is_set():
+            if need_key:
+                job = _maybe_start(project, cache, options, reporter, job, changed)
+            batch = watcher.next_batch(stop, timeout=1.0)
+            if job is not None and not job.thread.is_alive() and not job.recorded:
+                write_daemon(cache, project.root, key=job.key, state=job.outcome,
+                             inputs=job.inputs.to_json())  # fmt: skip
+                job.recorded = True
+            # Events are hints; only a new key means a new build.
+            need_key = batch is not None
+            changed = batch or set()
+    finally:
+        if job is not None and job.thread.is_alive():
+            job.cancel.set()
+            job.thread.join(timeout=30)
+        watcher.stop()
+        daemon_lock.release()
+        reporter.stopped()
+
+
+def daemon_lock_path(cache: Cache, root: Path) -> Path:
+    """Where the one-daemon-per-project lock lives (for tools and tests)."""
+    return cache.base / "daemons" / f"{project_id(root)}.lock"

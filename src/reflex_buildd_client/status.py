@@ -1,0 +1,228 @@
+"""Build status records and the build journal, shared by daemons, CLIs and hosts.
+
+A key is in one of four states, and any process can tell which:
+
+- **ready**: ``artifacts/<key>/manifest.json`` exists (nothing else counts);
+- **building**: ``status/<key>.json`` says ``building`` and its writer is alive;
+- **failed**: ``status/<key>.json`` says ``failed`` (exit code, log path, tail);
+- **absent**: neither, or a ``building`` record whose writer died (SIGKILL,
+  power loss): a record is only as good as the process behind it.
+
+Liveness: on the writer's own host, its pid must exist with the same start
+time (pids are reused); from another host the key's lock is probed instead
+(the builder holds it for the whole build).
+
+Every build start and end is also appended to ``journal.jsonl``, one JSON
+object a line (``O_APPEND`` writes of one short line are atomic on local
+filesystems), so tools and tests can count builds instead of guessing from
+timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .store import Cache
+
+__all__ = [
+    "BuildState",
+    "DaemonRecord",
+    "KeyStatus",
+    "append_journal",
+    "clear_record",
+    "process_alive",
+    "project_id",
+    "read_daemon",
+    "read_journal",
+    "read_status",
+    "this_process",
+    "write_daemon",
+    "write_record",
+]
+
+
+class BuildState(str, Enum):
+    """Where a key stands."""
+
+    READY = "ready"
+    BUILDING = "building"
+    FAILED = "failed"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """The state of a key and the record behind it (if any)."""
+
+    state: BuildState
+    record: dict[str, Any] | None = None
+
+
+def _boot_time_of(pid: int) -> str | None:
+    # Field 22 of /proc/<pid>/stat: the start time in clock ticks since boot.
+    # Together with the pid it names one process, even after pid reuse.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def this_process() -> dict[str, Any]:
+    """Who is writing: pid, host, process start time."""
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "pid_start": _boot_time_of(os.getpid()),
+    }
+
+
+def process_alive(record: dict[str, Any]) -> bool | None:
+    """Whether the writer of ``record`` is alive; None if it runs on another host."""
+    if record.get("host") != socket.gethostname():
+        return None
+    pid = int(record.get("pid", 0))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    started = record.get("pid_start")
+    return started is None or _boot_time_of(pid) in (None, started)
+
+
+def _status_path(cache: Cache, key: str) -> Path:
+    return cache.base / "status" / f"{key}.json"
+
+
+def write_record(cache: Cache, key: str, state: BuildState, **fields: Any) -> None:
+    """Atomically replace the status record of ``key``."""
+    path = _status_path(cache, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"key": key, "state": state.value, "time": time.time(), **this_process(), **fields}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def clear_record(cache: Cache, key: str) -> None:
+    """Remove the status record of ``key`` (the artifact now speaks for it)."""
+    _status_path(cache, key).unlink(missing_ok=True)
+
+
+def _lock_held(cache: Cache, key: str) -> bool:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(cache.lock_path(key)))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def read_status(cache: Cache, key: str) -> KeyStatus:
+    """The current state of ``key`` (see the module doc)."""
+    if (cache.artifact_dir(key) / "manifest.json").is_file():
+        return KeyStatus(BuildState.READY)
+    try:
+        record = json.loads(_status_path(cache, key).read_text())
+    except (OSError, ValueError):
+        return KeyStatus(BuildState.ABSENT)
+    if record.get("state") == BuildState.FAILED.value:
+        return KeyStatus(BuildState.FAILED, record)
+    if record.get("state") == BuildState.BUILDING.value:
+        alive = process_alive(record)
+        if alive is None:
+            alive = _lock_held(cache, key)
+        if alive:
+            return KeyStatus(BuildState.BUILDING, record)
+    return KeyStatus(BuildState.ABSENT, record)
+
+
+def append_journal(cache: Cache, event: str, key: str, **fields: Any) -> None:
+    """Record one build event (``start``, ``published``, ``failed``, ``cancelled``)."""
+    line = json.dumps({"event": event, "key": key, "time": time.time(), **this_process(), **fields})
+    path = cache.base / "journal.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def read_journal(cache: Cache) -> list[dict[str, Any]]:
+    """Every journal event, oldest first (torn or foreign lines skipped)."""
+    try:
+        lines = (cache.base / "journal.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def project_id(root: Path) -> str:
+    """A short stable name for a project directory on this machine."""
+    import blake3
+
+    return blake3.blake3(str(root).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DaemonRecord:
+    """What the daemon watching a project last said about itself."""
+
+    pid: int
+    host: str
+    key: str
+    state: str
+    inputs: dict[str, Any]
+    alive: bool | None
+
+
+def _daemon_path(cache: Cache, root: Path) -> Path:
+    return cache.base / "daemons" / f"{project_id(root)}.json"
+
+
+def write_daemon(cache: Cache, root: Path, *, key: str, state: str, inputs: dict[str, Any]) -> None:
+    """Record the daemon's current key (and its inputs, to explain mismatches)."""
+    path = _daemon_path(cache, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"project": str(root), "key": key, "state": state, "inputs": inputs,
+              "time": time.time(), **this_process()}  # fmt: skip
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_daemon(cache: Cache, root: Path) -> DaemonRecord | None:
+    """The daemon record of the project at ``root``, if any."""
+    try:
+        record = json.loads(_daemon_path(cache, root).read_text())
+    except (OSError, ValueError):
+        return None
+    return DaemonRecord(
+        pid=int(record.get("pid", 0)),
+        host=str(record.get("host", "")),
+        key=str(record.get("key", "")),
+        state=str(record.get("state", "")),
+        inputs=dict(record.get("inputs", {})),
+        alive=process_alive(record),
+    )

@@ -1,0 +1,166 @@
+"""Wait until the artifact of a key exists: the startup protocol of every process.
+
+Hosts, CLIs and daemons all go through :func:`obtain`. Exactly one process
+builds a key: whoever takes the key's lock (non-blocking) builds; everyone
+else polls for the manifest, which also works where ``flock`` does not (NFS).
+Polling the status record as well makes failures fast: a recorded failure is
+seen within one poll interval, not after the timeout.
+
+If the builder dies, its lock goes with it and its ``building`` record is
+recognised as dead, so the next poller takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from enum import Enum
+
+from filelock import FileLock, Timeout
+
+from .errors import ArtifactMissingError, BuildFailedError, WaitTimeoutError
+from .status import BuildState, read_status
+from .store import Artifact, Cache
+
+__all__ = ["DEFAULT_TIMEOUT", "POLL_INTERVAL", "StartupPolicy", "obtain", "policy_from_env"]
+
+logger = logging.getLogger("reflex_buildd")
+
+POLL_INTERVAL = 0.25
+DEFAULT_TIMEOUT = 900.0
+_LOG_EVERY = 5.0
+
+
+class StartupPolicy(str, Enum):
+    """What a host does when nobody is building the key it needs.
+
+    Attributes:
+        BUILD: Build it here, under the lock (the default: development and
+            single-machine deployments just work).
+        WAIT: Wait for a daemon (or another process) to build it.
+        FAIL: Fail at once: production images that must ship prebuilt artifacts.
+    """
+
+    BUILD = "build"
+    WAIT = "wait"
+    FAIL = "fail"
+
+
+def policy_from_env(default: StartupPolicy = StartupPolicy.BUILD) -> StartupPolicy:
+    """``REFLEX_BUILDD_POLICY`` (build, wait or fail), else ``default``."""
+    value = os.environ.get("REFLEX_BUILDD_POLICY", "").strip().lower()
+    if not value:
+        return default
+    try:
+        return StartupPolicy(value)
+    except ValueError:
+        raise ValueError(
+            f"REFLEX_BUILDD_POLICY={value!r}: expected one of build, wait, fail"
+        ) from None
+
+
+def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
+    tail = str(record.get("tail", ""))
+    return BuildFailedError(
+        f"the build of {key} failed (by pid {record.get('pid')} on {record.get('host')}, "
+        f"exit code {record.get('exit_code')}); log: {record.get('log')}\n{tail}",
+        key=key,
+        log_tail=tail,
+    )
+
+
+def obtain(
+    cache: Cache,
+    key: str,
+    *,
+    policy: StartupPolicy,
+    build: Callable[[], Artifact] | None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    retry_failed: bool = False,
+    explain_missing: Callable[[], str] | None = None,
+) -> tuple[Artifact, bool]:
+    """Return the artifact of ``key``, building or waiting as ``policy`` says.
+
+    Args:
+        cache: The cache.
+        key: The key needed.
+        policy: What to do when nobody builds the key.
+        build: Builds the key (called with the key's lock held); required for
+            :attr:`StartupPolicy.BUILD`.
+        timeout: Seconds to wait in all; None waits forever.
+        retry_failed: Build again over a failure recorded before this call
+            (an explicit ``reflex-buildd build``); hosts fail fast instead.
+        explain_missing: Says why nobody builds this key (e.g. how it differs
+            from the key a daemon built), for the wait log and errors.
+
+    Returns:
+        The artifact and whether this call built it.
+
+    Raises:
+        BuildFailedError: The build failed (here or in another process).
+        ArtifactMissingError: Policy ``fail`` and no artifact.
+        WaitTimeoutError: Nothing arrived within ``timeout``.
+    """
+    started = time.time()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_log = 0.0
+    cache.ensure()
+    while True:
+        if (artifact := cache.open(key)) is not None:
+            return artifact, False
+        status = read_status(cache, key)
+        record = status.record or {}
+        stale_failure = retry_failed and float(record.get("time", 0)) < started  # type: ignore[arg-type]
+        if status.state is BuildState.FAILED and not stale_failure:
+            raise _failure(key, record)
+        waiting_for = "the build"
+        if status.state is not BuildState.BUILDING:
+            if policy is StartupPolicy.FAIL:
+                why = f"; {explain_missing()}" if explain_missing else ""
+                raise ArtifactMissingError(
+                    f"no artifact for key {key} in {cache.root} and the startup policy is "
+                    f"'fail'{why}; build it with: reflex-buildd build PROJECT "
+                    f"--cache-dir {cache.root}",
+                    key=key,
+                )
+            if policy is StartupPolicy.BUILD:
+                if build is None:
+                    raise ValueError("policy 'build' needs a build function")
+                lock = FileLock(str(cache.lock_path(key)))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    pass  # someone took it between our read and now: wait for them
+                else:
+                    try:
+                        if (artifact := cache.open(key)) is not None:
+                            return artifact, False
+                        fresh = read_status(cache, key)
+                        if fresh.state is BuildState.FAILED and not (
+                            retry_failed and float((fresh.record or {}).get("time", 0)) < started
+                        ):
+                            raise _failure(key, fresh.record or {})
+                        return build(), True
+                    finally:
+                        lock.release()
+            else:
+                waiting_for = "a daemon to build it"
+                if explain_missing is not None and time.monotonic() - last_log >= _LOG_EVERY:
+                    waiting_for += f" ({explain_missing()})"
+        now = time.monotonic()
+        if now - last_log >= _LOG_EVERY:
+            last_log = now
+            who = f" by pid {record.get('pid')} on {record.get('host')}" if record else ""
+            logger.warning(
+                "reflex-buildd: waiting %.0fs for key %s: %s%s",
+                time.time() - started, key, waiting_for, who if status.state is BuildState.BUILDING else "",
+            )
+        if deadline is not None and now >= deadline:
+            raise WaitTimeoutError(
+                f"gave up after {timeout:.0f}s waiting for key {key} in {cache.root} "
+                f"({status.state.value}); waited for {waiting_for}",
+                key=key,
+            )
+        time.sleep(POLL_INTERVAL)
