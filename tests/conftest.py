@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,18 +84,15 @@ class Host:
         return self.log.read_text(errors="replace")
 
 
-@contextlib.contextmanager
-def run_host(
+def spawn_host(
     app: str,
     *,
     cache_dir: Path,
     log_dir: Path,
-    ready_path: str = "/health",
-    timeout: float = 90,
     extra_args: tuple[str, ...] = (),
     **env: str,
-) -> Iterator[Host]:
-    """Start ``uvicorn APP`` on a free port; stop it (and wait) on exit.
+) -> Host:
+    """Start ``uvicorn APP`` on a free port without waiting for it.
 
     The host runs from ``log_dir``, not from the project, to prove that
     nothing depends on the host's working directory.
@@ -110,29 +108,81 @@ def run_host(
             cwd=log_dir,
             env=tool_env(REFLEX_BUILDD_CACHE_DIR=str(cache_dir), **env),
         )
-    host = Host(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"host exited with {process.returncode}:\n{host.output()}")
-            try:
-                with urllib.request.urlopen(host.url + ready_path, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"host not ready in {timeout}s:\n{host.output()}")
-            time.sleep(0.2)
-        yield host
-    finally:
+    return Host(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_ready(host: Host, path: str = "/health", timeout: float = 90) -> None:
+    """Poll ``path`` until it answers 200; fail with the host's log otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if host.process.poll() is not None:
+            raise RuntimeError(f"host exited with {host.process.returncode}:\n{host.output()}")
+        try:
+            with urllib.request.urlopen(host.url + path, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"host not ready in {timeout}s:\n{host.output()}")
+        time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 15 s; always reaps."""
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=10)
+    process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def run_host(
+    app: str,
+    *,
+    cache_dir: Path,
+    log_dir: Path,
+    ready_path: str = "/health",
+    timeout: float = 90,
+    extra_args: tuple[str, ...] = (),
+    **env: str,
+) -> Iterator[Host]:
+    """Start a host, wait until it serves, and stop it (and wait) on exit."""
+    host = spawn_host(app, cache_dir=cache_dir, log_dir=log_dir, extra_args=extra_args, **env)
+    try:
+        wait_ready(host, ready_path, timeout)
+        yield host
+    finally:
+        stop_process(host.process)
+
+
+@contextlib.contextmanager
+def run_daemon(project: Path, *, cache_dir: Path, log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``reflex-buildd watch PROJECT`` in the background; SIGTERM on exit."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reflex_buildd", "watch", str(project), "--cache-dir", str(cache_dir)],
+            stdout=out, stderr=subprocess.STDOUT, env=tool_env(**env), cwd=log.parent,
+        )
+    try:
+        yield process
+    finally:
+        stop_process(process)
+
+
+def wait_for(predicate: Any, *, timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,9 @@ from fastapi import FastAPI
 
 from reflex_buildd_client import mount
 
-PROJECT = Path(__file__).resolve().parent.parent / "showcase"
+PROJECT = Path(
+    os.environ.get("SHOWCASE_PROJECT", Path(__file__).resolve().parent.parent / "showcase")
+)
 MOUNT_PATH = os.environ.get("SHOWCASE_MOUNT_PATH", "/admin")
 
 events: list[str] = []

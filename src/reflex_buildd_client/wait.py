@@ -148,7 +148,7 @@ def obtain(
             else:
                 waiting_for = "a daemon to build it"
                 if explain_missing is not None and time.monotonic() - last_log >= _LOG_EVERY:
-                    waiting_for += f" ({explain_missing()})"
+                    waiting_for += f": {explain_missing()}"
         now = time.monotonic()
         if now - last_log >= _LOG_EVERY:
             last_log = now
@@ -158,9 +158,12 @@ def obtain(
                 time.time() - started, key, waiting_for, who if status.state is BuildState.BUILDING else "",
             )
         if deadline is not None and now >= deadline:
+            why = ""
+            if status.state is not BuildState.BUILDING and explain_missing is not None:
+                why = f"; {explain_missing()}"
             raise WaitTimeoutError(
                 f"gave up after {timeout:.0f}s waiting for key {key} in {cache.root} "
-                f"({status.state.value}); waited for {waiting_for}",
+                f"({status.state.value}): nobody built it{why}",
                 key=key,
             )
         time.sleep(POLL_INTERVAL)
