@@ -121,7 +121,10 @@ class ArtifactFiles:
                 raise CorruptArtifactError(
                     f"{artifact.path}: {rel!r} resolves outside the artifact ({path}); refusing to serve it"
                 )
-            return path.read_bytes()
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise CorruptArtifactError(f"{artifact.path}: cannot read {rel!r}: {exc}") from exc
 
         self.raw: dict[str, _Raw] = {}
         for rel, entry in files.items():
@@ -209,6 +212,7 @@ def _quality(params: bytes) -> float:
 
 
 _RANK = {_BR: 0, _GZ: 1, _IDENTITY: 2}
+_UNLISTED_IDENTITY = 1e-9
 
 
 @functools.lru_cache(maxsize=256)
@@ -216,7 +220,8 @@ def encoding_preferences(accept_encoding: bytes) -> tuple[bytes, ...]:
     """The acceptable codings among br, gzip and identity, best first.
 
     RFC 9110 §12.5.3: q-values rank; ``*`` covers codings not named; identity
-    is acceptable unless refused by ``identity;q=0`` or ``*;q=0``. Ties go to
+    is acceptable unless refused by ``identity;q=0`` or ``*;q=0``, and comes
+    after every accepted compression unless named with a higher q. Ties go to
     the smaller variant. Memoized: clients send few distinct values.
     """
     named: dict[bytes, float] = {}
@@ -233,7 +238,9 @@ def encoding_preferences(accept_encoding: bytes) -> tuple[bytes, ...]:
         if coding in named:
             return named[coding]
         if coding == _IDENTITY:
-            return 0.0 if star == 0.0 else 1.0
+            # Acceptable unless refused, but last: "gzip;q=0.8" is a client
+            # asking for gzip, not one preferring identity (q=1 by default).
+            return 0.0 if star == 0.0 else _UNLISTED_IDENTITY
         return star if star is not None else 0.0
 
     scored = [(quality(c), c) for c in _RANK]
