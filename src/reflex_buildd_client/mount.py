@@ -278,12 +278,15 @@ def mount(
     backend_url: str = "",
     trusted_proxies: str | Iterable[str] | None = None,
     public_url: str | None = None,
+    policy: StartupPolicy | str | None = None,
+    timeout: float | None = None,
 ) -> ReflexMount:
     """Mount a Reflex project on ``path`` of a Starlette or FastAPI app.
 
     The host's lifespan is wrapped, not replaced: Reflex's lifespan starts
     before the host's and stops after it. A root mount (``"/"``) matches every
-    path, so register it after the host's own routes.
+    path, so register it after the host's own routes. Keyword arguments are
+    those of :class:`ReflexMount`.
 
     Returns:
         The mounted :class:`ReflexMount`.
@@ -297,6 +300,8 @@ def mount(
         backend_url=backend_url,
         trusted_proxies=trusted_proxies,
         public_url=public_url,
+        policy=policy,
+        timeout=timeout,
     )
     host_app.router.routes.append(Mount(mount_path, app=reflex_mount))
     original = host_app.router.lifespan_context
