@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import functools
+import json
 import os
 import re
 import stat
@@ -428,10 +429,7 @@ def _dist_name(dist: metadata.Distribution) -> str:
     return (dist.metadata["Name"] or "").lower().replace("_", "-").replace(".", "-")
 
 
-@functools.lru_cache(maxsize=4)
-def _installed(state: tuple[tuple[str, int], ...]) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """(distribution -> version, top-level import name -> distributions)."""
-    del state  # only the cache key
+def _scan_installed() -> tuple[dict[str, str], dict[str, list[str]]]:
     versions: dict[str, str] = {}
     for dist in metadata.distributions():
         versions.setdefault(_dist_name(dist), dist.version)
@@ -439,6 +437,36 @@ def _installed(state: tuple[tuple[str, int], ...]) -> tuple[dict[str, str], dict
         name: sorted({n.lower().replace("_", "-").replace(".", "-") for n in dists})
         for name, dists in metadata.packages_distributions().items()
     }
+    return versions, tops
+
+
+@functools.lru_cache(maxsize=4)
+def _installed(
+    state: tuple[tuple[str, int], ...], index_dir: Path | None
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(distribution -> version, top-level import name -> distributions).
+
+    Parsing every distribution's metadata costs tens of milliseconds, more than
+    keying a warm project, so the result is kept on disk per site state (the
+    paths and mtimes of ``sys.path``): a host re-reads one small file.
+    """
+    if index_dir is None:
+        return _scan_installed()
+    digest = blake3.blake3(json.dumps([sys.executable, state]).encode()).hexdigest()[:24]
+    path = index_dir / f"site-{digest}.json"
+    try:
+        data = json.loads(path.read_text())
+        return dict(data["versions"]), {k: list(v) for k, v in data["tops"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # a missing or damaged index only means "scan"
+    versions, tops = _scan_installed()
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"versions": versions, "tops": tops}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache still keys correctly, only slower
     return versions, tops
 
 
@@ -476,8 +504,10 @@ def _external_imports(
     return external
 
 
-def _versions(external: Iterable[str], environ: Mapping[str, str]) -> dict[str, str]:
-    installed, tops = _installed(_site_state())
+def _versions(
+    external: Iterable[str], environ: Mapping[str, str], index_dir: Path | None = None
+) -> dict[str, str]:
+    installed, tops = _installed(_site_state(), index_dir)
     wanted = {name for name in installed if name.startswith("reflex")}
     plugin_modules = [p.strip().split(".")[0] for p in environ.get("REFLEX_EXTRA_PLUGINS", "").split(",")]
     for name in [*external, *plugin_modules]:
@@ -583,7 +613,9 @@ def collect_inputs(
     external = _external_imports(project, collected.files, collected.imports)
     return KeyInputs(
         files=dict(sorted(collected.files.items())),
-        versions=_versions(external, environ),
+        versions=_versions(
+            external, environ, stat_cache_path(cache_root, project).parent if stat_cache else None
+        ),
         js_runtime=runtime_identity(),
         env=_build_env(environ, declared.env),
         settings={
