@@ -134,7 +134,7 @@ class ReflexMount:
             explain_missing=lambda: explain_daemon_mismatch(self._cache, project.root, key, inputs),
         )
         self.artifact = artifact
-        self._files = ArtifactFiles(artifact)
+        self._files = _artifact_files(artifact)
         self.timings["open"] = time.perf_counter() - started
         return artifact
 
@@ -245,6 +245,18 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+# One artifact's files are read once per process, however many paths it is
+# mounted at: only the rewritten files cost memory per prefix.
+_files_by_artifact: dict[str, ArtifactFiles] = {}
+
+
+def _artifact_files(artifact: Artifact) -> ArtifactFiles:
+    key = str(artifact.path)
+    if (files := _files_by_artifact.get(key)) is None:
+        files = _files_by_artifact[key] = ArtifactFiles(artifact)
+    return files
 
 
 def _timeout_from_env() -> float:
