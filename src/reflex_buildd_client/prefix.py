@@ -65,8 +65,9 @@ _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 # Longest request path a page can have: Reflex's routes are short, and no
 # artifact file comes close; longer ones are refused before any lookup.
 _MAX_PATH = 2048
-# Control characters, backslashes, and "." or ".." as a whole segment.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]|(?:^|/)\.{1,2}(?:/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# "." or ".." as a whole segment (paths start with "/").
+_DOT_SEGMENT = re.compile(r"/\.{1,2}(?:/|$)")
 _FORWARDED = (b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forwarded-host")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -120,7 +121,9 @@ def is_safe_path(path: str) -> bool:
     also when encoded twice (``%252e%252e`` arrives as ``%2e%2e``), backslashes,
     NUL and other control characters, and overlong paths.
     """
-    if len(path) > _MAX_PATH or (path and path[0] != "/") or _UNSAFE.search(path):
+    if len(path) > _MAX_PATH or (path and path[0] != "/") or "\\" in path or _CONTROL.search(path):
+        return False
+    if "/." in path and _DOT_SEGMENT.search(path):
         return False
     if "%" in path:
         for segment in path.split("/"):
@@ -255,6 +258,12 @@ def _checked_root(root: str) -> str:
     return normalize_mount_path(root or "/", what="root_path")
 
 
+@functools.lru_cache(maxsize=64)
+def _plain_location(root: str, scheme: str, backend_url: str) -> Location:
+    prefix = _checked_root(prefix_of({"root_path": root}))
+    return Location(prefix, _backend(ProxyConfig(backend_url=backend_url), scheme, "", prefix))
+
+
 def _first(value: bytes) -> str:
     # Proxies append to these lists: the first item is what the client used.
     return value.decode("latin-1").split(",", 1)[0].strip()
@@ -301,9 +310,10 @@ def resolve_location(scope: Mapping[str, Any], config: ProxyConfig) -> Location:
         scheme, host, prefix = config.public_url
         origin = f"{scheme}://{host}"
         return Location(prefix, _backend(config, scheme, origin, prefix), origin)
-    prefix = _checked_root(prefix_of(scope))
     if config.plain:
-        return Location(prefix, _backend(config, scheme, "", prefix))
+        # The common case, memoized: a host has few roots.
+        return _plain_location(str(scope.get("root_path", "")), scheme, config.backend_url)
+    prefix = _checked_root(prefix_of(scope))
     forwarded: dict[bytes, bytes] = {}
     for name, value in scope.get("headers", ()):
         if name in _FORWARDED and name not in forwarded and value.strip():
