@@ -1,4 +1,6 @@
-"""Each documented host example, end to end in Chromium (the full check)."""
+"""Each documented host, end to end: the full Chromium check at /admin, the host's
+own routes and lifespan (or startup hook), and Reflex's lifespan stopping with it.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +12,110 @@ from pathlib import Path
 import pytest
 
 from browser_checks import check_showcase
-from conftest import Built, run_host
+from conftest import Built, run_host, spawn_host, stop_process, wait_for, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+HOSTS = {
+    "fastapi": "examples.hosts.fastapi_host:app",
+    "starlette": "examples.hosts.starlette_host:app",
+    "litestar": "examples.hosts.litestar_host:app",
+    "django": "examples.hosts.django_host.asgi:application",
+}
 
-def test_starlette_host(browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
-    with run_host(
-        "examples.hosts.starlette_host:app",
-        cache_dir=cache_dir,
-        log_dir=tmp_path,
-        REFLEX_BUILDD_POLICY="fail",  # the session's build must be found, not redone
-        REFLEX_UPLOADED_FILES_DIR=str(tmp_path / "uploads"),
-        REFLEX_STATES_WORKDIR=str(tmp_path / "states"),
-    ) as host:
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        # The session's build must be found, not redone.
+        "REFLEX_BUILDD_POLICY": "fail",
+        "REFLEX_UPLOADED_FILES_DIR": str(tmp_path / "uploads"),
+        "REFLEX_STATES_WORKDIR": str(tmp_path / "states"),
+        "SHOWCASE_LIFESPAN_LOG": str(tmp_path / "lifespan.log"),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("name", list(HOSTS))
+def test_host(name: str, browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
+    host = spawn_host(HOSTS[name], cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
+    try:
+        wait_ready(host, "/health")
         check_showcase(browser, host.url, "/admin", tmp_path)
-        with urllib.request.urlopen(host.url + "/health", timeout=5) as resp:
-            assert json.loads(resp.read())["events"] == ["host startup"]
-        # The host's catch-all still answers outside the mount.
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(host.url + "/elsewhere/x", timeout=5)
-        assert json.loads(info.value.read())["host"] == "catch-all"
+
+        # The host's own startup (lifespan or hook) ran, and its routes answer
+        # beside the mount: /health, its own /assets and /static, a catch-all.
+        status, body = _get(host.url + "/health")
+        assert status == 200 and "host startup" in json.loads(body)["events"]
+        for path in ("/assets/host.txt", "/static/host.txt"):
+            status, body = _get(host.url + path)
+            assert status == 200 and json.loads(body)["name"] == "host.txt", (path, body)
+        status, body = _get(host.url + "/elsewhere/x")
+        assert status == 404 and json.loads(body)["host"] == "catch-all"
+        # The bare mount path leads into the app.
+        status, body = _get(host.url + "/admin")
+        assert status == 200 and b'name="reflex-buildd"' in body
+    finally:
+        stop_process(host.process)
+    # Stopping the host stopped Reflex's lifespan tasks.
+    log = (tmp_path / "lifespan.log").read_text().split()
+    assert log == ["started", "stopped"], (log, host.output())
+
+
+def test_host_middleware_guards_the_mount(
+    browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with run_host("examples.hosts.auth_host:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path)) as host:
+        # Unauthenticated: the page and an asset are refused ...
+        assert _get(host.url + "/admin/")[0] == 401
+        assert _get(host.url + "/admin/favicon.ico")[0] == 401
+        context = browser.new_context()  # type: ignore[attr-defined]
+        try:
+            page = context.new_page()
+            response = page.goto(host.url + "/admin/")
+            assert response is not None and response.status == 401
+            # ... and so is the websocket, even from a page of the same origin.
+            closed = page.evaluate(
+                """(url) => new Promise((resolve) => {
+                    const ws = new WebSocket(url);
+                    ws.onopen = () => resolve("open");
+                    ws.onclose = () => resolve("closed");
+                    setTimeout(() => resolve("timeout"), 10000);
+                })""",
+                host.url.replace("http", "ws") + "/admin/_event/?EIO=4&transport=websocket",
+            )
+            assert closed == "closed"
+        finally:
+            context.close()
+
+        # Authenticated: everything works, websocket included.
+        context = browser.new_context()  # type: ignore[attr-defined]
+        try:
+            context.add_cookies([{"name": "session", "value": "letmein", "url": host.url}])
+            page = context.new_page()
+            page.goto(host.url + "/admin/")
+            expect(page.locator("#lifespan")).to_have_text("lifespan running", timeout=20_000)
+            page.locator("#increment").click()
+            expect(page.locator("#count")).to_have_text("1", timeout=20_000)
+        finally:
+            context.close()
+
+
+def test_host_shutdown_without_requests_stops_reflex(showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
+    host = spawn_host(HOSTS["fastapi"], cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
+    try:
+        wait_ready(host)
+        wait_for(lambda: (tmp_path / "lifespan.log").exists(), timeout=10, what="the lifespan task")
+    finally:
+        stop_process(host.process)
+    assert (tmp_path / "lifespan.log").read_text().split() == ["started", "stopped"]
+    assert "Application shutdown complete" in host.output()

@@ -40,4 +40,20 @@ async def health() -> dict[str, object]:
     return {"ok": True, "events": events}
 
 
+async def host_file(name: str) -> dict[str, str]:
+    """The host's own /assets and /static: the mount's assets live under its prefix."""
+    return {"host": "host-file", "name": name}
+
+
+if MOUNT_PATH.strip("/"):
+    # Under a root mount these paths belong to the app (its /assets/...).
+    app.add_api_route("/assets/{name}", host_file)
+    app.add_api_route("/static/{name}", host_file)
+
 mount(app, MOUNT_PATH, project=PROJECT)
+
+
+@app.api_route("/{path:path}", methods=["GET", "POST"], status_code=404)
+async def catch_all(path: str) -> dict[str, str]:
+    """The host's catch-all; routes match in order, so it comes after mount()."""
+    return {"host": "catch-all", "path": path}

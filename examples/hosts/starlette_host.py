@@ -38,12 +38,24 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, "events": events})
 
 
+async def host_file(request: Request) -> JSONResponse:
+    """The host's own /assets and /static: the mount's live under its prefix."""
+    return JSONResponse({"host": request.url.path.split("/")[1], "name": request.path_params["name"]})
+
+
 async def catch_all(request: Request) -> JSONResponse:
     """The host's catch-all: routes are matched in order, so it must come after
     the mount (mount() appends, so register catch-alls after calling it)."""
     return JSONResponse({"host": "catch-all", "path": request.url.path}, status_code=404)
 
 
-app = Starlette(routes=[Route("/health", health)], lifespan=lifespan)
+app = Starlette(
+    routes=[
+        Route("/health", health),
+        Route("/assets/{name}", host_file),
+        Route("/static/{name}", host_file),
+    ],
+    lifespan=lifespan,
+)
 mount(app, "/admin", project=PROJECT)
 app.router.routes.append(Route("/{path:path}", catch_all))

@@ -16,6 +16,7 @@ from .errors import (
     ReflexBuilddError,
     WaitTimeoutError,
 )
+from .dispatch import PathDispatcher, restore_mount_path
 from .mount import ReflexMount, mount
 from .wait import StartupPolicy
 
@@ -25,10 +26,12 @@ __all__ = [
     "CorruptArtifactError",
     "InvalidPathError",
     "JSRuntimeNotFoundError",
+    "PathDispatcher",
     "ProjectNotFoundError",
     "ReflexBuilddError",
     "ReflexMount",
     "StartupPolicy",
     "WaitTimeoutError",
     "mount",
+    "restore_mount_path",
 ]

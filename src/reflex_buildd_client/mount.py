@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,13 @@ def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInput
     )
 
 
+async def _add_slash(request: Any) -> Any:
+    from starlette.responses import RedirectResponse
+
+    url = request.url
+    return RedirectResponse(url.replace(path=url.path + "/"), status_code=307)
+
+
 def mount(
     host_app: Any,
     path: str,
@@ -292,8 +299,13 @@ def mount(
     public_url: str | None = None,
     policy: StartupPolicy | str | None = None,
     timeout: float | None = None,
+    middleware: Sequence[Any] | None = None,
 ) -> ReflexMount:
     """Mount a Reflex project on ``path`` of a Starlette or FastAPI app.
+
+    ``middleware`` (Starlette ``Middleware`` entries) wraps only the mount,
+    e.g. to require a login for ``/admin``: it sees page, asset, websocket
+    and upload requests alike.
 
     The host's lifespan is wrapped, not replaced: Reflex's lifespan starts
     before the host's and stops after it. A root mount (``"/"``) matches every
@@ -303,7 +315,7 @@ def mount(
     Returns:
         The mounted :class:`ReflexMount`.
     """
-    from starlette.routing import Mount
+    from starlette.routing import Mount, Route
 
     mount_path = normalize_mount_path(path)
     reflex_mount = ReflexMount(
@@ -315,7 +327,11 @@ def mount(
         policy=policy,
         timeout=timeout,
     )
-    host_app.router.routes.append(Mount(mount_path, app=reflex_mount))
+    if mount_path:
+        # "/admin" itself: Starlette's slash redirect only fires when no route
+        # matches, and a host catch-all would match first.
+        host_app.router.routes.append(Route(mount_path, _add_slash, methods=["GET", "HEAD"]))
+    host_app.router.routes.append(Mount(mount_path, app=reflex_mount, middleware=middleware))
     original = host_app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ sub-path: links and a dynamic route (client navigation, deep links), a counter
 """
 
 import asyncio
+import os
 import time
 
 import reflex as rx
@@ -17,12 +18,23 @@ import reflex as rx
 LIFESPAN = {"started_at": 0.0, "ticks": 0}
 
 
+def _lifespan_log(event: str) -> None:
+    # Tests point SHOWCASE_LIFESPAN_LOG at a file to see the task start and stop.
+    if path := os.environ.get("SHOWCASE_LIFESPAN_LOG"):
+        with open(path, "a") as log:
+            log.write(f"{event}\n")
+
+
 async def heartbeat() -> None:
     """Count while the backend runs: proof that the lifespan task started."""
     LIFESPAN["started_at"] = time.time()
-    while True:
-        LIFESPAN["ticks"] += 1
-        await asyncio.sleep(0.2)
+    _lifespan_log("started")
+    try:
+        while True:
+            LIFESPAN["ticks"] += 1
+            await asyncio.sleep(0.2)
+    finally:
+        _lifespan_log("stopped")
 
 
 class State(rx.State):
