@@ -38,4 +38,9 @@ if [ "${REFLEX_BUILDD_SKIP_BROWSER:-0}" != "1" ] && ! command -v chromium >/dev/
         exit 1
     fi
 fi
+# wrk, the load generator of benchmarks/bench_serve.py (not needed by the tests).
+if [ "${REFLEX_BUILDD_SKIP_BENCH_TOOLS:-0}" != "1" ] && ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+        || echo "setup: could not install wrk (only the serving benchmark needs it)" >&2
+fi
 echo "setup: ok ($(.venv/bin/python --version), bun $(.venv/bin/bun --version), $(chromium --version 2>/dev/null || echo 'no chromium'))"

@@ -9,6 +9,7 @@ on prepared prefixes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import gzip
 import shutil
@@ -113,7 +114,10 @@ def _get(site: StaticSite, path: str, headers: dict[str, str] | None = None, met
 
     scope = {"type": "http", "method": method,
              "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
-    asyncio.run(site(scope, None, send, path))  # type: ignore[arg-type]
+    # A thread of its own: Playwright's sync API (the session browser) keeps an
+    # event loop running in the main thread, where asyncio.run() refuses to run.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, site(scope, None, send, path)).result(timeout=30)  # type: ignore[arg-type]
     start, body = messages
     return start["status"], dict(start["headers"]), body["body"]
 

@@ -12,6 +12,7 @@ __all__ = [
     "BuildFailedError",
     "CorruptArtifactError",
     "InputsConfigError",
+    "InvalidConfigError",
     "InvalidPathError",
     "JSRuntimeNotFoundError",
     "ProjectNotFoundError",
@@ -67,3 +68,7 @@ class WaitTimeoutError(ReflexBuilddError, TimeoutError):
 
 class InputsConfigError(ReflexBuilddError, ValueError):
     """The declared extra inputs (pyproject.toml, env, arguments) are malformed."""
+
+
+class InvalidConfigError(ReflexBuilddError, ValueError):
+    """A setting (trusted proxies, public URL, backend URL) that cannot be used."""

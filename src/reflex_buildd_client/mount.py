@@ -71,7 +71,7 @@ class ReflexMount:
             ``REFLEX_BUILDD_TIMEOUT``, else 900).
 
     Raises:
-        InvalidPathError: If ``backend_url``, ``trusted_proxies`` or ``public_url``
+        InvalidConfigError: If ``backend_url``, ``trusted_proxies`` or ``public_url``
             is malformed.
     """
 
@@ -110,11 +110,19 @@ class ReflexMount:
 
         This blocks (polling); :meth:`startup` runs it in a thread.
 
+        The artifact is leased for this process until :meth:`shutdown` (gc
+        never removes it meanwhile) and its files are checked against the
+        manifest the first time this process opens it; a corrupt one is
+        quarantined, then rebuilt or waited for (policy ``build``/``wait``).
+
         Raises:
             ArtifactMissingError: Policy ``fail`` and no artifact.
             BuildFailedError: The build for the key failed (here or elsewhere).
+            CorruptArtifactError: The artifact is corrupt and the policy is ``fail``.
             WaitTimeoutError: No artifact within the timeout.
         """
+        from .checkout import checkout
+
         started = time.perf_counter()
         project = self.project = find_project(self._project_path)
         key, inputs = compute_key(project, cache_dir=self._cache.root)
@@ -125,14 +133,23 @@ class ReflexMount:
 
             return run_build(project, self._cache, key=key, inputs=inputs)
 
-        artifact, _built = obtain(
-            self._cache,
-            key,
-            policy=self._policy,
-            build=build,
-            timeout=self._timeout,
-            explain_missing=lambda: explain_daemon_mismatch(self._cache, project.root, key, inputs),
-        )
+        def wait() -> Artifact:
+            return obtain(
+                self._cache,
+                key,
+                policy=self._policy,
+                build=build,
+                timeout=self._timeout,
+                explain_missing=lambda: explain_daemon_mismatch(self._cache, project.root, key, inputs),
+            )[0]
+
+        done = checkout(self._cache, key, obtain=wait, policy=self._policy)
+        # Set here, not in __init__: the lease belongs to open_artifact/shutdown.
+        if (previous := getattr(self, "_lease", None)) is not None:
+            previous.release()
+        self._lease = done.lease
+        artifact = done.artifact
+        self.timings["verify"] = done.verify_seconds
         self.artifact = artifact
         self._files = _artifact_files(artifact)
         self.timings["open"] = time.perf_counter() - started
@@ -143,15 +160,24 @@ class ReflexMount:
         artifact = await asyncio.to_thread(self.open_artifact)
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
-        backend = load_backend(self.project, artifact)
-        await backend.acquire()
+        try:
+            backend = load_backend(self.project, artifact)
+            await backend.acquire()
+        except BaseException:
+            await self.shutdown()  # ends the lease: this process serves nothing
+            raise
         self._backend = backend
 
     async def shutdown(self) -> None:
-        """Stop the Reflex lifespan (its event processor and tasks)."""
-        if self._backend is not None:
-            backend, self._backend = self._backend, None
-            await backend.release()
+        """Stop the Reflex lifespan (its event processor and tasks), then end the lease."""
+        try:
+            if self._backend is not None:
+                backend, self._backend = self._backend, None
+                await backend.release()
+        finally:
+            if (lease := getattr(self, "_lease", None)) is not None:
+                self._lease = None
+                lease.release()
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import InvalidPathError
+from .errors import InvalidConfigError, InvalidPathError
 
 __all__ = [
     "Location",
@@ -171,7 +171,7 @@ def _parse_proxies(value: str | Iterable[str]) -> tuple[tuple[Network, ...], boo
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise InvalidPathError(f"trusted proxy {item!r:.80} is not an IP address or CIDR") from None
+            raise InvalidConfigError(f"trusted proxy {item!r:.80} is not an IP address or CIDR") from None
     return tuple(networks), trust_all
 
 
@@ -181,10 +181,10 @@ def _parse_url(url: str, what: str, schemes: Iterable[str]) -> tuple[str, str, s
         parts = urlsplit(url)
         port = parts.port  # raises on a bad port
     except ValueError:
-        raise InvalidPathError(f"{what} is not a URL: {url!r:.80}") from None
+        raise InvalidConfigError(f"{what} is not a URL: {url!r:.80}") from None
     scheme = parts.scheme.lower()
     if scheme not in schemes or not _HOST.match(parts.netloc) or parts.query or parts.fragment:
-        raise InvalidPathError(
+        raise InvalidConfigError(
             f"{what} must be {'/'.join(schemes)}://host[:port][/path] without "
             f"user, query or fragment: {url!r:.80}"
         )
