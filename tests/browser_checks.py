@@ -64,6 +64,10 @@ def check_showcase(browser: Any, origin: str, prefix: str, tmp_path: Path) -> Pa
 def _check(page: Any, rec: PageRecord, origin: str, base: str, prefix: str, tmp: Path) -> None:
     from playwright.sync_api import expect
 
+    # Playwright's assertions wait 5 s by default; a shared 2-core machine
+    # under load needs more (this is a bound on waiting, not a timing claim).
+    expect.set_options(timeout=TIMEOUT_MS)
+
     # Render, websocket and lifespan: on_mount asks the backend what the
     # lifespan task did; the answer arrives over the websocket.
     page.goto(base + "/")

@@ -1,15 +1,17 @@
 """A plain-ASGI static server over an artifact, prepared once per prefix.
 
 WhiteNoise's approach: every response is computed when a prefix is first
-served (sentinel rewrite, ``<meta>`` injection, compression, headers); a
-request is a dictionary lookup and a ``send``. Nothing is read from disk per
+served (sentinel rewrite, ``<meta>`` injection, headers); a request is a
+dictionary lookup and a ``send``. Compressed variants are made the first time
+a client asks for each (then kept), so neither startup nor a new prefix pays
+for brotli of files nobody requests compressed. Nothing is read from disk per
 request, so no request path can reach a file outside the artifact: only the
 keys of the dictionary exist, and :class:`ArtifactFiles` refuses an artifact
 whose listed files resolve outside it (a symlink pointing out, ``..`` in the
 manifest): an artifact is input, and a build never makes either.
 
 Artifacts are a few MB. The bytes of files without a sentinel (and their gzip
-and brotli variants) are loaded once per artifact and shared by every prefix;
+and brotli variants) are held once per artifact and shared by every prefix;
 only the rewritten files (HTML, the route manifest, a few chunks) and their
 recompressed variants cost memory and time per prefix.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import functools
 import gzip
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -93,14 +96,38 @@ def _brotli(data: bytes) -> bytes | None:
     return packed if len(packed) < len(data) * _WORTH else None
 
 
-@dataclass(frozen=True)
 class _Raw:
-    data: bytes
-    gz: bytes | None
-    br: bytes | None
-    digest: str
-    content_type: str
-    sentinels: int
+    """One public file of an artifact; compressed forms made on first use.
+
+    Reflex ships ``.gz`` sidecars; brotli (and gzip where no sidecar exists)
+    is computed the first time a client asks for it, then kept: startup
+    never pays for compression nobody requests.
+    """
+
+    __slots__ = ("_packed", "content_type", "data", "digest", "sentinels")
+
+    def __init__(
+        self, data: bytes, digest: str, content_type: str, sentinels: int, sidecars: dict[bytes, bytes]
+    ) -> None:
+        self.data = data
+        self.digest = digest
+        self.content_type = content_type
+        self.sentinels = sentinels
+        self._packed: dict[bytes, bytes | None] = dict(sidecars)
+
+    @property
+    def compressible(self) -> bool:
+        return _compressible(self.content_type, len(self.data))
+
+    def packed(self, coding: bytes) -> bytes | None:
+        """The file in ``coding`` (gzip or br), or None if not worth it."""
+        if coding not in self._packed:
+            self._packed[coding] = _compress(coding, self.data) if self.compressible else None
+        return self._packed[coding]
+
+
+def _compress(coding: bytes, data: bytes) -> bytes | None:
+    return _gzip(data) if coding == _GZ else _brotli(data)
 
 
 class ArtifactFiles:
@@ -131,14 +158,14 @@ class ArtifactFiles:
             if not rel.startswith(_PUBLIC) or rel.endswith((".gz", ".br")):
                 continue
             data = read(rel)
-            gz = br = None
+            sidecars: dict[bytes, bytes] = {}
             # Files with a sentinel are recompressed per prefix; HTML too (the <meta>).
             if not entry.sentinels and not entry.content_type.startswith(_HTML):
-                if _compressible(entry.content_type, len(data)):
-                    gz = read(rel + ".gz") if rel + ".gz" in files else _gzip(data)
-                    br = read(rel + ".br") if rel + ".br" in files else _brotli(data)
+                for coding, suffix in ((_GZ, ".gz"), (_BR, ".br")):
+                    if rel + suffix in files:
+                        sidecars[coding] = read(rel + suffix)
             url = "/" + rel[len(_PUBLIC) :]
-            self.raw[url] = _Raw(data, gz, br, entry.digest, entry.content_type, entry.sentinels)
+            self.raw[url] = _Raw(data, entry.digest, entry.content_type, entry.sentinels, sidecars)
         self.routes = RouteTable(artifact.manifest.routes)
 
 
@@ -150,53 +177,97 @@ class _Variant:
     etag: bytes
 
 
-@dataclass(frozen=True)
 class _Resource:
-    status: int
-    variants: dict[bytes, _Variant]  # by coding: b"br", b"gzip", b"identity"
-    range_headers: Headers  # of a 206, without Content-Length and Content-Range
+    """One response of a prefix: the identity variant now, compressed ones on demand."""
+
+    __slots__ = ("_common", "_content_type", "_made", "_pack", "_tag", "identity", "range_headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        digest: str,
+        content_type: bytes,
+        common: Headers,
+        pack: Callable[[bytes], bytes | None] | None,
+    ) -> None:
+        self.status = status
+        self._content_type = (b"content-type", content_type)
+        self._common = common
+        self._tag = digest[:32]
+        self._pack = pack
+        self._made: dict[bytes, _Variant | None] = {}
+        self.identity = self._variant(_IDENTITY, body)
+        self.range_headers: Headers = (
+            self._content_type, (b"etag", self.identity.etag), *common, (b"accept-ranges", b"bytes")
+        )  # fmt: skip
+
+    def _variant(self, coding: bytes, body: bytes) -> _Variant:
+        suffix = "" if coding == _IDENTITY else "-" + coding.decode()
+        etag = f'"{self._tag}{suffix}"'.encode("ascii")
+        headers = [self._content_type, (b"content-length", str(len(body)).encode("ascii")), (b"etag", etag)]
+        headers += self._common
+        if coding == _IDENTITY:
+            if self.status == 200:
+                headers.append((b"accept-ranges", b"bytes"))
+        else:
+            headers.append((b"content-encoding", coding))
+        return _Variant(body, tuple(headers), ((b"etag", etag), *self._common), etag)
 
     @property
-    def identity(self) -> _Variant:
-        return self.variants[_IDENTITY]
+    def compressible(self) -> bool:
+        """Whether compressed variants may exist (then responses vary on Accept-Encoding)."""
+        return self._pack is not None
+
+    def variant(self, coding: bytes) -> _Variant | None:
+        """The variant in ``coding``; compressed once, on first request, then kept."""
+        if coding == _IDENTITY:
+            return self.identity
+        if self._pack is None:
+            return None
+        if coding not in self._made:
+            body = self._pack(coding)
+            self._made[coding] = None if body is None else self._variant(coding, body)
+        return self._made[coding]
+
+    @property
+    def variants(self) -> dict[bytes, _Variant]:
+        """Every variant that exists (computing the missing ones): for tests and tools."""
+        found = {_IDENTITY: self.identity}
+        for coding in (_GZ, _BR):
+            if (variant := self.variant(coding)) is not None:
+                found[coding] = variant
+        return found
 
 
 def _resource(
     url: str, raw: _Raw, prefix: str, head: bytes, status: int = 200
 ) -> _Resource:
     is_html = raw.content_type.startswith(_HTML)
-    data, gz, br, digest = raw.data, raw.gz, raw.br, raw.digest
+    pack: Callable[[bytes], bytes | None] | None
     if raw.sentinels or is_html:
-        data = replace_sentinel(data, prefix)
+        data = replace_sentinel(raw.data, prefix)
         if is_html:
             data = inject_meta(data, head)
-        gz = br = None
-        if _compressible(raw.content_type, len(data)):
-            gz, br = _gzip(data), _brotli(data)
         digest = blake3.blake3(data).hexdigest()
+        rewritten = data
+        memo: dict[bytes, bytes | None] = {}
+
+        def pack(coding: bytes) -> bytes | None:
+            if coding not in memo:
+                memo[coding] = _compress(coding, rewritten)
+            return memo[coding]
+
+        if not _compressible(raw.content_type, len(data)):
+            pack = None
+    else:
+        data, digest = raw.data, raw.digest
+        pack = raw.packed if raw.compressible else None
     cache = _IMMUTABLE if status == 200 and not is_html and _HASHED.match(url) else _REVALIDATE
-    vary = gz is not None or br is not None
-    common = [(b"cache-control", cache)]
-    if vary:
-        common.append((b"vary", b"Accept-Encoding"))
-    content_type = (b"content-type", raw.content_type.encode("latin-1"))
-    base = digest[:32]
-    variants: dict[bytes, _Variant] = {}
-    for coding, body, suffix in ((_IDENTITY, data, ""), (_GZ, gz, "-gz"), (_BR, br, "-br")):
-        if body is None:
-            continue
-        etag = f'"{base}{suffix}"'.encode("ascii")
-        headers = [content_type, (b"content-length", str(len(body)).encode("ascii")), (b"etag", etag)]
-        headers += common
-        if coding == _IDENTITY:
-            if status == 200:
-                headers.append((b"accept-ranges", b"bytes"))
-        else:
-            headers.append((b"content-encoding", coding))
-        variants[coding] = _Variant(body, tuple(headers), ((b"etag", etag), *common), etag)
-    identity_etag = variants[_IDENTITY].etag
-    range_headers = (content_type, (b"etag", identity_etag), *common, (b"accept-ranges", b"bytes"))
-    return _Resource(status, variants, range_headers)
+    common: Headers = ((b"cache-control", cache),)
+    if pack is not None:
+        common += ((b"vary", b"Accept-Encoding"),)
+    return _Resource(status, data, digest, raw.content_type.encode("latin-1"), common, pack)
 
 
 def _quality(params: bytes) -> float:
@@ -371,12 +442,11 @@ class StaticSite:
                 ranges = value
             elif name == b"if-range":
                 if_range = value
-        variants = resource.variants
-        variant = variants[_IDENTITY]
-        if accept is not None and len(variants) > 1 and not (ranges is not None and method == "GET"):
+        variant = resource.identity
+        if accept is not None and resource.compressible and not (ranges is not None and method == "GET"):
             for coding in encoding_preferences(bytes(accept)):
-                if coding in variants:
-                    variant = variants[coding]
+                if (found := resource.variant(coding)) is not None:
+                    variant = found
                     break
         status = resource.status
         if status == 200 and inm is not None and _etag_matches(inm, variant.etag):
