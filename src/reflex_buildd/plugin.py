@@ -11,16 +11,26 @@ backend would answer ``CONNECT_ERROR``.
 Where no tag exists (prerendering in Node, or a page served by plain Reflex),
 the original function runs unchanged.
 
+After the vite build (``post_build``, before Reflex relocates and compresses
+the output) it gives the prefix sentinel to root-absolute references to the
+app's own ``assets/`` files (``rx.image(src="/logo.png")``); see
+:mod:`reflex_buildd.assets` for the rule and why it lives there.
+
 Any change to this file changes every key (it is hashed as a build recipe).
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
+from reflex_base.constants import Dirs
 from reflex_base.plugins.base import Plugin
 
-__all__ = ["BuilddPlugin", "PatchError", "patch_state_js"]
+from .assets import REWRITE_SUFFIXES, asset_paths, rewrite_asset_refs
+
+__all__ = ["BuilddPlugin", "PatchError", "patch_state_js", "rewrite_static_dir"]
 
 STATE_JS = "utils/state.js"
 _MARKER = "/* reflex-buildd: runtime backend discovery */"
@@ -104,3 +114,44 @@ class BuilddPlugin(Plugin):
             context: The pre-compile context Reflex passes to plugins.
         """
         context["add_modify_task"](STATE_JS, patch_state_js)
+
+    def post_build(self, **context: Any) -> None:
+        """Prefix the output's root-absolute references to the app's asset files.
+
+        Args:
+            context: The post-build context; ``static_dir`` is vite's output.
+        """
+        # The export runs with the project (our snapshot of it) as its cwd.
+        assets = asset_paths(Path.cwd() / Dirs.APP_ASSETS)
+        counts = rewrite_static_dir(Path(context["static_dir"]), assets)
+        if counts:
+            total = sum(counts.values())
+            # Goes to the build log: what the build changed, file by file.
+            print(f"reflex-buildd: prefixed {total} asset reference(s) in {len(counts)} file(s)")
+            for rel, count in sorted(counts.items()):
+                print(f"reflex-buildd:   {rel}: {count}")
+            sys.stdout.flush()
+
+
+def rewrite_static_dir(static_dir: Path, assets: frozenset[str]) -> dict[str, int]:
+    """Apply :func:`~reflex_buildd.assets.rewrite_asset_refs` to every text file.
+
+    Returns:
+        How many references were rewritten, per file (relative path).
+    """
+    counts: dict[str, int] = {}
+    if not assets:
+        return counts
+    for path in sorted(static_dir.rglob("*")):
+        if path.suffix.lower() not in REWRITE_SUFFIXES or not path.is_file():
+            continue
+        try:
+            # Bytes, not read_text: universal newlines would turn CRLF into LF.
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # not text after all: leave it as vite wrote it
+        result = rewrite_asset_refs(text, assets)
+        if result.rewritten:
+            path.write_bytes(result.text.encode("utf-8"))
+            counts[path.relative_to(static_dir).as_posix()] = len(result.rewritten)
+    return counts
