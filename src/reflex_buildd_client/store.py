@@ -10,11 +10,19 @@ Layout (versioned so a future layout never reads this one by mistake)::
     <root>/v1/statcache/<project-id>.json   digests by stat identity (fast re-keying)
     <root>/v1/status/<key>.json     build status records (building / failed)
     <root>/v1/daemons/<project-id>.json     what each project's daemon is on
-    <root>/v1/journal.jsonl         one line per build start / publish / failure
+    <root>/v1/journal.jsonl         one line per build start / publish / failure / eviction
+    <root>/v1/blobs/<d[:2]>/<digest>        each file's bytes once; artifacts hard-link here
+    <root>/v1/leases/<key>/<host>-<pid>-<rand>.json   live hosts serving <key> (lease.py)
+    <root>/v1/used/<key>            mtime: when <key> was last leased (gc's LRU order)
+    <root>/v1/quarantine/<key>-<time>-<pid>/  corrupt artifacts moved aside (verify.py)
 
 An artifact holds ``public/`` (the static frontend), ``web/backend/`` (the
 markers the Reflex backend reads from ``.web``) and ``manifest.json``. A
-directory without a readable manifest is not an artifact.
+directory without a readable manifest is not an artifact. Artifact files are
+hard links shared with other artifacts (publish.py): read them, never write
+them. :meth:`Cache.open` checks sizes only; the full re-hash against the
+manifest is :mod:`.verify` (hosts run it once per artifact, through
+:mod:`.checkout`).
 """
 
 from __future__ import annotations

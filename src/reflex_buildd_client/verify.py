@@ -1,0 +1,198 @@
+"""Check an artifact against its manifest, and move corrupt ones out of the way.
+
+Every file the manifest lists is read and hashed (blake3) and compared with
+its recorded digest and size. A host does this once per artifact and process,
+when it first opens it (a few MB: milliseconds); ``reflex-buildd verify``
+does it on demand for the whole cache.
+
+A corrupt artifact is **quarantined**: its directory is renamed out of
+``artifacts/`` into ``<root>/v1/quarantine/<key>-<time>-<pid>/`` (one atomic
+rename, under the key's lock, so readers see either the whole artifact or no
+artifact) with a ``QUARANTINE.json`` saying why. The key is then missing, so
+the next demand rebuilds it. A corrupt file that is also the blob store's copy
+of its digest (a hard link to the same inode) leaves the blob store too, so
+no later publish links the bad bytes into a new artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import blake3
+from filelock import FileLock, Timeout
+
+from .errors import CorruptArtifactError
+from .store import MANIFEST_NAME, Artifact, Cache, Manifest
+
+__all__ = [
+    "blob_path",
+    "find_problems",
+    "quarantine",
+    "verify_artifact",
+    "verify_once",
+]
+
+_LOCK_TIMEOUT = 30.0
+# Artifacts verified by this process: (directory, inode, manifest mtime).
+_verified: set[tuple[str, int, int]] = set()
+
+
+def blob_path(cache: Cache, digest: str) -> Path:
+    """Where the blob store keeps the one copy of the bytes with ``digest``."""
+    return cache.base / "blobs" / digest[:2] / digest
+
+
+def find_problems(artifact: Artifact) -> dict[str, str]:
+    """Every file of ``artifact`` that does not match its manifest, with why."""
+    root = artifact.path
+    problems: dict[str, str] = {}
+    for rel, entry in sorted(artifact.manifest.files.items()):
+        path = root / rel
+        try:
+            if path.is_symlink():
+                problems[rel] = "is a symlink"
+                continue
+            data = path.read_bytes()
+        except FileNotFoundError:
+            problems[rel] = "is missing"
+            continue
+        except OSError as exc:
+            problems[rel] = f"cannot be read ({exc.strerror})"
+            continue
+        if len(data) != entry.size:
+            problems[rel] = f"has {len(data)} bytes, the manifest says {entry.size}"
+        elif blake3.blake3(data).hexdigest() != entry.digest:
+            problems[rel] = "does not match its digest"
+    return problems
+
+
+def verify_artifact(artifact: Artifact) -> None:
+    """Re-hash every file of ``artifact``.
+
+    Raises:
+        CorruptArtifactError: If any file is missing or differs from the manifest.
+    """
+    problems = find_problems(artifact)
+    if problems:
+        listed = "; ".join(f"{rel} {why}" for rel, why in list(problems.items())[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise CorruptArtifactError(
+            f"artifact {artifact.key} at {artifact.path} is corrupt: {listed}{more}"
+        )
+
+
+def verify_once(artifact: Artifact) -> bool:
+    """:func:`verify_artifact`, once per artifact in this process.
+
+    Returns:
+        Whether it hashed (False: this process had already verified it).
+
+    Raises:
+        CorruptArtifactError: If the artifact is corrupt.
+    """
+    try:
+        ident = (
+            str(artifact.path),
+            artifact.path.stat().st_ino,
+            (artifact.path / MANIFEST_NAME).stat().st_mtime_ns,
+        )
+    except OSError as exc:
+        raise CorruptArtifactError(f"artifact {artifact.key} vanished: {exc}") from exc
+    if ident in _verified:
+        return False
+    verify_artifact(artifact)
+    _verified.add(ident)
+    return True
+
+
+def _same_artifact(cache: Cache, key: str, expected: Manifest | None) -> bool:
+    """Whether ``artifacts/<key>`` is still the one found corrupt (not a rebuild)."""
+    try:
+        data = json.loads((cache.artifact_dir(key) / MANIFEST_NAME).read_bytes())
+        current = Manifest.from_json(data)
+    except FileNotFoundError:
+        return cache.artifact_dir(key).exists()  # a directory without manifest: junk
+    except (OSError, ValueError, CorruptArtifactError):
+        return True  # its manifest is broken: corrupt whoever made it
+    return expected is None or current.created == expected.created
+
+
+def _drop_bad_blobs(cache: Cache, moved: Path, manifest: Manifest | None, bad: list[str]) -> None:
+    if manifest is None:
+        return
+    for rel in bad:
+        entry = manifest.files.get(rel)
+        if entry is None:
+            continue
+        blob = blob_path(cache, entry.digest)
+        try:
+            if os.path.samefile(blob, moved / rel):
+                blob.unlink()
+        except OSError:
+            continue
+
+
+def quarantine(
+    cache: Cache,
+    key: str,
+    *,
+    reason: str,
+    manifest: Manifest | None = None,
+    bad_files: list[str] | None = None,
+    lock_timeout: float = _LOCK_TIMEOUT,
+) -> Path | None:
+    """Move the artifact of ``key`` out of ``artifacts/`` because it is corrupt.
+
+    Args:
+        cache: The cache.
+        key: The key whose artifact is corrupt.
+        reason: Why (stored beside it).
+        manifest: The manifest of the artifact found corrupt; if the key's
+            artifact has been replaced since (another process quarantined and
+            rebuilt it), nothing is moved.
+        bad_files: The files that did not match (their blobs are dropped too).
+        lock_timeout: Seconds to wait for the key's lock.
+
+    Returns:
+        Where it went, or None if there was nothing (left) to move.
+    """
+    lock = FileLock(str(cache.lock_path(key)))
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout:
+        return None
+    try:
+        if not _same_artifact(cache, key, manifest):
+            return None
+        target = cache.base / "quarantine" / f"{key}-{int(time.time())}-{os.getpid()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(cache.artifact_dir(key), target)
+        except FileNotFoundError:
+            return None
+        _fsync_dir(target.parent)
+        _fsync_dir(cache.artifact_dir(key).parent)
+    finally:
+        lock.release()
+    _drop_bad_blobs(cache, target, manifest, bad_files or [])
+    try:
+        (target / "QUARANTINE.json").write_text(
+            json.dumps({"key": key, "time": time.time(), "reason": reason, "pid": os.getpid()})
+        )
+    except OSError:
+        pass
+    return target
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
