@@ -225,3 +225,39 @@ def watch(
         run_daemon(find_project(project), Cache(cache_dir), stop=stop, options=options)
     except ReflexBuilddError as exc:
         _fail(exc)
+
+
+@main.command()
+@project_argument
+@cache_dir_option
+@click.option("--strict", is_flag=True, help="Exit with status 4 when anything is found (for CI).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
+def doctor(project: Path, cache_dir: Path | None, strict: bool, as_json: bool) -> None:
+    """List root-absolute URLs in PROJECT's build that will leave the mount prefix.
+
+    Builds the current key first if it is missing. Each finding names the
+    file, the component or element and the source line when it can, and what
+    to do (see docs/assets.md). Exit status: 0, or 4 with --strict when
+    anything was found; 1 if the build fails, 2 on bad input.
+    """
+    from .build import ensure_built
+    from .doctor import diagnose, format_findings
+
+    try:
+        proj = find_project(project)
+        outcome = ensure_built(proj, Cache(cache_dir))
+        findings = diagnose(outcome.artifact, proj.root)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps([f.to_json() for f in findings], indent=1))
+    elif findings:
+        click.echo(format_findings(findings))
+    _err.print(
+        f"{len(findings)} reference(s) will leave the mount prefix in {outcome.key}"
+        if findings
+        else f"nothing leaves the mount prefix in {outcome.key}"
+    )
+    if strict and findings:
+        sys.exit(4)

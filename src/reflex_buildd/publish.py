@@ -5,6 +5,15 @@ the cache's own ``tmp/`` (same filesystem), the manifest last, every file and
 directory fsynced, then one ``rename`` makes it visible. A reader sees either
 no ``<key>/`` or a complete one; a crash at any instant leaves only a temp
 directory behind.
+
+Each file is stored once: before the rename, every staged file becomes a hard
+link to ``blobs/<digest[:2]>/<digest>`` (an existing blob, re-hashed first so
+that bad bytes never spread, or the staged file itself as the new blob).
+Successive builds of one project share their unchanged chunks, and a blob whose
+link count drops to 1 is referenced by no artifact (gc removes it). Linked
+files are made read-only: nobody may modify one in place, since every artifact
+holding those bytes would change with it. Where hard links are impossible
+(another filesystem, no support), files simply stay unshared.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import json
 import mimetypes
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,7 @@ from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
 from reflex_buildd_client.store import MANIFEST_NAME, Cache, FileEntry, Manifest
 
-__all__ = ["content_type_of", "describe_files", "publish"]
+__all__ = ["content_type_of", "dedup_files", "describe_files", "publish"]
 
 # mimetypes misses or varies on these across platforms; pin what browsers need.
 _TYPES = {
@@ -65,6 +75,62 @@ def describe_files(root: Path) -> dict[str, FileEntry]:
             sentinels=data.count(SENTINEL_BYTES),
         )
     return entries
+
+
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def _blob_ok(blob: Path, entry: FileEntry) -> bool:
+    """Whether an existing blob holds exactly the bytes its name says."""
+    try:
+        data = blob.read_bytes()
+    except OSError:
+        return False
+    return len(data) == entry.size and blake3.blake3(data).hexdigest() == entry.digest
+
+
+def _link_one(blob: Path, staged: Path, entry: FileEntry) -> bool:
+    """Make ``staged`` share its inode with ``blob``; return whether it does."""
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(staged, _READ_ONLY)
+    for _attempt in range(3):
+        try:
+            # The staged file becomes the blob: one atomic link, never a partial blob.
+            os.link(staged, blob)
+            return True
+        except FileExistsError:
+            pass
+        if not _blob_ok(blob, entry):
+            # Bad bytes under a good name (bit rot, a hand edit): take it out
+            # of the store; our fresh copy replaces it on the next attempt.
+            blob.unlink(missing_ok=True)
+            continue
+        tmp = staged.with_name(f".{staged.name}.link")
+        try:
+            os.link(blob, tmp)
+        except FileNotFoundError:
+            continue  # gc removed it (link count 1) just now: become the blob
+        os.replace(tmp, staged)
+        return True
+    return False
+
+
+def dedup_files(cache: Cache, staging: Path, files: dict[str, FileEntry]) -> int:
+    """Hard-link every staged file to its blob; return the bytes shared with earlier artifacts."""
+    from reflex_buildd_client.verify import blob_path
+
+    shared = 0
+    for rel, entry in files.items():
+        staged = staging / rel
+        blob = blob_path(cache, entry.digest)
+        try:
+            before = os.stat(blob).st_ino if blob.exists() else None
+            if _link_one(blob, staged, entry) and before is not None:
+                shared += entry.size if os.stat(staged).st_ino == before else 0
+        except OSError:
+            # No hard links here (EXDEV, EPERM, EMLINK): this file stays unshared.
+            continue
+    return shared
 
 
 def _fsync_tree(root: Path) -> None:
@@ -111,6 +177,7 @@ def publish(
         files=files,
         routes=routes,
     )
+    dedup_files(cache, staging, files)
     # Nobody reads staging, so the manifest can go straight in; the rename
     # below is what publishes, after everything is on disk.
     (staging / MANIFEST_NAME).write_text(
