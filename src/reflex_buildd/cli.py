@@ -4,7 +4,8 @@ Every command takes the project directory (default: the current directory)
 and ``--cache-dir`` (env ``REFLEX_BUILDD_CACHE_DIR``).
 
 Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
-bad option), 3 another daemon already watches the project.
+bad option, unknown key), 3 another daemon already watches the project, 4
+``verify`` found (and quarantined) a corrupt artifact.
 """
 
 from __future__ import annotations
@@ -225,6 +226,176 @@ def watch(
         run_daemon(find_project(project), Cache(cache_dir), stop=stop, options=options)
     except ReflexBuilddError as exc:
         _fail(exc)
+
+
+# -- cache lifecycle: ls, status, verify, gc (see docs/cache.md) -------------
+
+
+def _parse_with(name: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    """A click callback parsing with ``units.<name>`` (imported when used)."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        from . import units
+
+        if value is None:
+            return None
+        try:
+            return getattr(units, name)(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+
+    return callback
+
+
+def _when(epoch: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+@main.command(name="ls")
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of artifacts.")
+def ls_command(cache_dir: Path | None, as_json: bool) -> None:
+    """List the artifacts in the cache, most recently used first.
+
+    For each: key, project, size (every file counted, and the bytes no other
+    artifact shares: what evicting it frees), when it was created and last
+    used, and how many live hosts hold a lease on it.
+    """
+    from .inventory import list_artifacts
+    from .units import format_size
+
+    rows = list_artifacts(Cache(cache_dir))
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=1))
+        return
+    if not rows:
+        _err.print(f"no artifacts in {Cache(cache_dir).root}")
+        return
+    click.echo(f"{'KEY':<32}  {'SIZE':>10}  {'UNIQUE':>10}  {'CREATED':<19}  {'LAST USED':<19}  HOSTS  PROJECT")
+    for r in rows:
+        click.echo(
+            f"{r.key:<32}  {format_size(r.apparent):>10}  {format_size(r.unique):>10}  "
+            f"{_when(r.created):<19}  {_when(r.last_used):<19}  {r.live_hosts:>5}  {r.project}"
+        )
+
+
+@main.command()
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+def status(cache_dir: Path | None, as_json: bool) -> None:
+    """Show daemons, builds in progress or failed, leases and disk use of the cache."""
+    from .inventory import cache_status
+    from .units import format_size
+
+    info = cache_status(Cache(cache_dir))
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    alive = {True: "alive", False: "dead", None: "other host"}
+    click.echo(f"cache: {info['cache']}")
+    click.echo(f"artifacts: {info['artifacts']}, leased: "
+               + (", ".join(f"{k[:12]} x{n}" for k, n in info["leases"].items()) or "none"))  # fmt: skip
+    click.echo("daemons:" + ("" if info["daemons"] else " none"))
+    for d in info["daemons"]:
+        click.echo(f"  pid {d['pid']} on {d['host']} ({alive[d['alive']]}): {d['project']} "
+                   f"key {str(d['key'])[:12]} {d['state']}")  # fmt: skip
+    click.echo("builds:" + ("" if info["builds"] else " none in progress or failed"))
+    for b in info["builds"]:
+        click.echo(f"  {b['key']} {b['state']} (pid {b['pid']} on {b['host']}) {b['project']}; log: {b['log']}")
+    sizes = info["sizes"]
+    click.echo(
+        "disk: " + ", ".join(f"{name} {format_size(sizes[name])}" for name in
+                             ("artifacts", "work", "tmp", "quarantine", "logs", "total"))
+        + f" (artifacts without sharing: {format_size(sizes['artifacts_apparent'])})"
+    )  # fmt: skip
+
+
+@main.command()
+@click.argument("key", required=False)
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of verdicts.")
+def verify(key: str | None, cache_dir: Path | None, as_json: bool) -> None:
+    """Re-hash artifacts against their manifests (all, or the one KEY names).
+
+    KEY may be a unique prefix. A corrupt artifact is moved into
+    <cache>/v1/quarantine/ (so the next demand rebuilds it) and the command
+    exits with code 4.
+    """
+    from .inventory import resolve_key, verify_cache
+
+    cache = Cache(cache_dir)
+    try:
+        keys = [resolve_key(cache, key)] if key else None
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return
+    results = verify_cache(cache, keys)
+    if as_json:
+        click.echo(json.dumps([vars(r) for r in results], indent=1))
+    for r in results:
+        if r.ok:
+            if not as_json:
+                click.echo(f"ok       {r.key}")
+            continue
+        if not as_json:
+            click.echo(f"CORRUPT  {r.key}")
+        for rel, why in r.problems.items():
+            _err.print(f"  {rel} {why}", markup=False)
+        _err.print(f"  quarantined: {r.quarantined or 'already moved by another process'}", markup=False)
+    if any(not r.ok for r in results):
+        sys.exit(4)
+
+
+@main.command()
+@cache_dir_option
+@click.option("--max-size", metavar="SIZE", callback=_parse_with("parse_size"),
+    help="Evict least recently used artifacts until the cache fits (500M, 2G, 1.5GiB). "
+    "Without --max-size and --max-age: REFLEX_BUILDD_GC_MAX_SIZE / REFLEX_BUILDD_GC_MAX_AGE, "
+    "else 2 GiB.")  # fmt: skip
+@click.option("--max-age", metavar="AGE", callback=_parse_with("parse_age"),
+    help="Evict artifacts not used for longer than AGE (30m, 12h, 7d, 2w).")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def gc(
+    cache_dir: Path | None, max_size: int | None, max_age: float | None, dry_run: bool, as_json: bool
+) -> None:
+    """Collect garbage: evict least recently used artifacts, then unshared blobs.
+
+    Never removes an artifact leased by a live host or the current key of a
+    live daemon, nor a temp directory a live process may still write. Also
+    removes blobs no artifact links, scratch of dead builders, stale leases
+    and quarantined artifacts older than a week.
+    """
+    from .gc import DEFAULT_MAX_SIZE, GcPolicy, collect, policy_from_env
+    from .units import format_size
+
+    if max_size is None and max_age is None:
+        try:
+            policy = policy_from_env() or GcPolicy(max_size=DEFAULT_MAX_SIZE)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    else:
+        policy = GcPolicy(max_size=max_size, max_age=max_age)
+    report = collect(Cache(cache_dir), policy, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+        return
+    verb = "would evict" if dry_run else "evicted"
+    done = report.plan.evict if dry_run else report.evicted
+    for key in done:
+        click.echo(f"{verb} {key} ({report.plan.reasons[key]})")
+    for key, why in report.skipped.items():
+        click.echo(f"kept {key}: {why}")
+    for key in report.plan.kept_pinned:
+        click.echo(f"kept {key}: pinned (leased by a live host or a live daemon's key)")
+    click.echo(
+        f"artifacts: {format_size(report.plan.size_before)} -> {format_size(report.plan.size_after)}"
+        f"{' (planned)' if dry_run else ''}; blobs {'to remove' if dry_run else 'removed'}: "
+        f"{report.blobs_removed} ({format_size(report.blob_bytes)}); scratch dirs: "
+        f"{len(report.scratch_removed)}; stale leases: {report.leases_removed}"
+    )
 
 
 @main.command()

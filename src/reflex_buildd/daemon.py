@@ -29,6 +29,7 @@ from reflex_buildd_client.status import project_id, read_daemon, write_daemon
 from reflex_buildd_client.store import Cache
 
 from .build import BuildCancelledError, SourcesChangedError, run_build
+from .gc import auto_gc
 from .report import Reporter
 from .watch import ChangeWatcher
 
@@ -90,6 +91,9 @@ class _Job:
                         run_build(self._project, cache, key=key, inputs=self.inputs,
                                   cancel=self.cancel)  # fmt: skip
                         self._reporter.build_done(key, time.monotonic() - started)
+                        # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
+                        # fed by a daemon must not grow without bound.
+                        auto_gc(cache)
                     self.outcome = "ready"
                     return
                 finally:

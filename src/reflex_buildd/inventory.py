@@ -1,0 +1,189 @@
+"""What the cache holds: ``ls``, ``status`` and ``verify`` behind the CLI.
+
+Read-only except :func:`verify_cache`, which quarantines what it finds corrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
+from reflex_buildd_client.lease import live_leases
+from reflex_buildd_client.status import process_alive, read_status
+from reflex_buildd_client.store import MANIFEST_NAME, Artifact, Cache, Manifest
+from reflex_buildd_client.verify import find_problems, quarantine
+
+from .gc import exclusive_sizes, scan, unique_size
+
+__all__ = [
+    "ArtifactRow",
+    "VerifyResult",
+    "cache_status",
+    "list_artifacts",
+    "resolve_key",
+    "tree_size",
+    "verify_cache",
+]
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    """One line of ``reflex-buildd ls``."""
+
+    key: str
+    project: str
+    app_name: str
+    apparent: int
+    unique: int
+    created: float
+    last_used: float
+    live_hosts: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as ``ls --json`` prints it."""
+        return {
+            "key": self.key, "project": self.project, "app_name": self.app_name,
+            "size": self.apparent, "unique_size": self.unique, "created": self.created,
+            "last_used": self.last_used, "live_hosts": self.live_hosts,
+        }  # fmt: skip
+
+
+def list_artifacts(cache: Cache) -> list[ArtifactRow]:
+    """Every artifact, most recently used first.
+
+    ``unique`` is what evicting the artifact alone would free (bytes it shares
+    with no other artifact); ``apparent`` counts every file in full.
+    """
+    infos = scan(cache)
+    exclusive = exclusive_sizes([i.candidate() for i in infos])
+    rows = [
+        ArtifactRow(i.key, i.project, i.app_name, i.apparent, exclusive[i.key], i.created,
+                    i.last_used, i.live_hosts)  # fmt: skip
+        for i in infos
+    ]
+    return sorted(rows, key=lambda r: (-r.last_used, r.key))
+
+
+def tree_size(root: Path) -> int:
+    """Bytes of the regular files under ``root``, each inode once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _json_records(directory: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def cache_status(cache: Cache) -> dict[str, Any]:
+    """Daemons, builds in progress or failed, leases and disk use of the cache."""
+    daemons = [
+        {"project": r.get("project"), "pid": r.get("pid"), "host": r.get("host"),
+         "key": r.get("key"), "state": r.get("state"), "alive": process_alive(r)}  # fmt: skip
+        for r in _json_records(cache.base / "daemons")
+    ]
+    builds = []
+    for record in _json_records(cache.base / "status"):
+        key = str(record.get("key", ""))
+        status = read_status(cache, key)
+        if status.state.value in ("building", "failed"):
+            builds.append({"key": key, "state": status.state.value, "pid": record.get("pid"),
+                           "host": record.get("host"), "project": record.get("project"),
+                           "log": record.get("log"), "time": record.get("time")})  # fmt: skip
+    infos = scan(cache)
+    artifacts = unique_size(i.candidate() for i in infos)
+    sizes = {
+        "artifacts": artifacts,
+        "artifacts_apparent": sum(i.apparent for i in infos),
+        "work": tree_size(cache.base / "work"),
+        "tmp": tree_size(cache.base / "tmp"),
+        "quarantine": tree_size(cache.base / "quarantine"),
+        "logs": tree_size(cache.base / "logs"),
+    }
+    # Blobs are the same inodes as artifact files; only unreferenced ones add.
+    sizes["total"] = tree_size(cache.base)
+    return {
+        "cache": str(cache.root),
+        "artifacts": len(infos),
+        "leases": live_leases(cache),
+        "daemons": daemons,
+        "builds": builds,
+        "sizes": sizes,
+    }
+
+
+def resolve_key(cache: Cache, prefix: str) -> str:
+    """The one artifact key starting with ``prefix``.
+
+    Raises:
+        ArtifactMissingError: If none or several match.
+    """
+    try:
+        keys = [p.name for p in (cache.base / "artifacts").iterdir() if p.name.startswith(prefix)]
+    except FileNotFoundError:
+        keys = []
+    if len(keys) != 1:
+        what = "no artifact" if not keys else f"{len(keys)} artifacts"
+        raise ArtifactMissingError(f"{what} in {cache.root} with a key starting {prefix!r}", key=prefix)
+    return keys[0]
+
+
+@dataclass
+class VerifyResult:
+    """The verdict on one artifact."""
+
+    key: str
+    ok: bool
+    problems: dict[str, str] = field(default_factory=dict)
+    quarantined: str | None = None
+
+
+def verify_cache(cache: Cache, keys: list[str] | None = None) -> list[VerifyResult]:
+    """Re-hash artifacts (all, or ``keys``) and quarantine the corrupt ones."""
+    if keys is None:
+        try:
+            keys = sorted(p.name for p in (cache.base / "artifacts").iterdir())
+        except FileNotFoundError:
+            keys = []
+    results = []
+    for key in keys:
+        path = cache.artifact_dir(key)
+        manifest: Manifest | None = None
+        try:
+            manifest = Manifest.from_json(json.loads((path / MANIFEST_NAME).read_bytes()))
+            if manifest.key != key:
+                raise CorruptArtifactError(f"holds the manifest of {manifest.key}")
+        except FileNotFoundError:
+            if not path.exists():
+                continue  # evicted while we looked
+            problems = {MANIFEST_NAME: "is missing"}
+        except (OSError, ValueError) as exc:  # CorruptArtifactError is a ValueError
+            problems = {MANIFEST_NAME: str(exc)}
+        else:
+            problems = find_problems(Artifact(path=path, manifest=manifest))
+        if not problems:
+            results.append(VerifyResult(key, True))
+            continue
+        reason = "; ".join(f"{rel} {why}" for rel, why in problems.items())
+        where = quarantine(cache, key, reason=reason, manifest=manifest, bad_files=list(problems))
+        results.append(VerifyResult(key, False, problems, str(where) if where else None))
+    return results
