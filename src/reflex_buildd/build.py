@@ -54,6 +54,7 @@ from reflex_buildd_client.status import (
 from reflex_buildd_client.store import Artifact, Cache
 from reflex_buildd_client.wait import StartupPolicy, obtain
 
+from .doctor import warn_escapes
 from .publish import publish
 
 __all__ = [
@@ -283,6 +284,8 @@ def run_build(
     artifact = cache.open(key)
     if artifact is None:  # pragma: no cover - we just published it
         raise ReflexBuilddError(f"published {key} but cannot open it")
+    # Root-absolute URLs the build could not prefix: say so once, on stderr.
+    warn_escapes(artifact, project.root)
     return artifact
 
 
