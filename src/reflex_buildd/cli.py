@@ -5,7 +5,8 @@ and ``--cache-dir`` (env ``REFLEX_BUILDD_CACHE_DIR``).
 
 Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
 bad option, unknown key), 3 another daemon already watches the project, 4
-``verify`` found (and quarantined) a corrupt artifact.
+problems found: ``verify`` (a corrupt artifact, quarantined) or
+``doctor --strict`` (URLs that leave the prefix).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ BUILD_SETTINGS_VERSION = "1"
 
 # The files whose content defines how we build; their digest is a key input so
 # that a change to the frontend patch invalidates every artifact.
-_RECIPE_FILES = ("plugin.py", "build.py")
+_RECIPE_FILES = ("plugin.py", "build.py", "assets.py", "app.py")
 
 # Distributions that never change a build's output (ours is in the recipe).
 _NOT_BUILD_DISTS = frozenset({"reflex-buildd", "reflex-hosting-cli"})
