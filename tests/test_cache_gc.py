@@ -22,6 +22,7 @@ import pytest
 
 from conftest import SHOWCASE, Built, run_cli, spawn_host, stop_process, tool_env, wait_for, wait_ready
 from reflex_buildd.publish import publish
+from reflex_buildd.scratch import host_tag
 from reflex_buildd_client.lease import live_leases, read_leases
 from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
@@ -190,21 +191,27 @@ def test_gc_never_touches_scratch_of_a_live_process(tmp_path: Path) -> None:
     cache.ensure()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     try:
-        live = cache.tmp_dir() / f"build-{'a' * 12}-{sleeper.pid}-0000aaaa"
+        here = host_tag()
+        live = cache.tmp_dir() / f"build-{'a' * 12}-{sleeper.pid}-0000aaaa-{here}"
         live.mkdir()
         # A dead builder's scratch, quiet for long enough.
-        dead = cache.tmp_dir() / f"build-{'b' * 12}-{_dead_pid()}-0000bbbb"
+        dead = cache.tmp_dir() / f"build-{'b' * 12}-{_dead_pid()}-0000bbbb-{here}"
         dead.mkdir()
         old = time.time() - 3600
         os.utime(dead, (old, old))
-        recent = cache.tmp_dir() / f"gc-{'c' * 12}-{_dead_pid()}-0000cccc"
+        recent = cache.tmp_dir() / f"gc-{'c' * 12}-{_dead_pid()}-0000cccc-{here}"
         recent.mkdir()
+        # Another machine sharing the cache: its pids mean nothing here.
+        elsewhere = cache.tmp_dir() / f"build-{'d' * 12}-{_dead_pid()}-0000dddd-{host_tag('other-machine')}"
+        elsewhere.mkdir()
+        os.utime(elsewhere, (old, old))
         other = cache.tmp_dir() / "someone-elses-dir"
         other.mkdir()
         os.utime(other, (old, old))
         report = _gc(cache, "--max-size", "1")
         assert report["scratch_removed"] == [dead.name]
         assert live.exists() and recent.exists() and other.exists() and not dead.exists()
+        assert elsewhere.exists()
     finally:
         sleeper.kill()
         sleeper.wait(timeout=10)

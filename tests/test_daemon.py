@@ -113,6 +113,20 @@ def test_edit_publishes_a_new_key_and_non_inputs_build_nothing(
             context.close()
 
 
+def test_daemon_rebuilds_its_key_when_the_artifact_vanishes(tmp_path: Path) -> None:
+    project, cache = _copy(tmp_path), tmp_path / "cache"
+    with run_daemon(project, cache_dir=cache, log=tmp_path / "daemon.log"):
+        key = _key(project, cache)
+        manifest = cache / "v1" / "artifacts" / key / "manifest.json"
+        wait_for(manifest.exists, timeout=180, what="the first build")
+        wait_for(lambda: "published" in json.dumps(_events(cache)), timeout=30, what="the journal")
+        # What verify's quarantine does: move the artifact out of artifacts/.
+        (cache / "v1" / "quarantine").mkdir(parents=True, exist_ok=True)
+        (cache / "v1" / "artifacts" / key).rename(cache / "v1" / "quarantine" / key)
+        wait_for(manifest.exists, timeout=180, what="the daemon to rebuild the vanished key")
+    assert len(_events(cache, "published")) == 2
+
+
 def test_second_daemon_is_refused_with_the_first_ones_pid(tmp_path: Path) -> None:
     project, cache = _copy(tmp_path), tmp_path / "cache"
     with run_daemon(project, cache_dir=cache, log=tmp_path / "d1.log") as first:

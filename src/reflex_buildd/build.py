@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -46,9 +45,7 @@ from reflex_buildd_client.status import (
     BuildState,
     append_journal,
     clear_record,
-    process_alive,
     project_id,
-    this_process,
     write_record,
 )
 from reflex_buildd_client.store import Artifact, Cache
@@ -56,6 +53,7 @@ from reflex_buildd_client.wait import StartupPolicy, obtain
 
 from .doctor import warn_escapes
 from .publish import publish
+from .scratch import owner_of, scratch_name
 
 __all__ = [
     "BuildCancelledError",
@@ -162,18 +160,14 @@ def _collect(web_dir: Path, staging: Path) -> list[str]:
 
 
 def _clean_stale_scratch(cache: Cache) -> None:
-    """Remove scratch dirs of dead builders on this host (never a live one's)."""
-    me = this_process()
+    """Remove scratch dirs of dead builders of this machine (never a live one's)."""
     try:
         entries = list(cache.tmp_dir().iterdir())
     except FileNotFoundError:
         return
     for entry in entries:
-        parts = entry.name.split("-")
-        if len(parts) != 4 or parts[0] != "build" or not parts[2].isdigit():
-            continue
-        owner = {"pid": int(parts[2]), "host": me["host"], "pid_start": None}
-        if process_alive(owner) is False:
+        owner = owner_of(entry.name)
+        if owner is not None and owner.kind == "build" and owner.dead():
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -224,7 +218,7 @@ def run_build(
     """
     cache.ensure()
     _clean_stale_scratch(cache)
-    scratch = cache.tmp_dir() / f"build-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    scratch = cache.tmp_dir() / scratch_name("build", key)
     src, staging = scratch / "src", scratch / "artifact"
     log = cache.log_path(key)
     workspace = cache.work_dir(project_id(project.root))

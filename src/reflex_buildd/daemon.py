@@ -68,6 +68,7 @@ class _Job:
         self.inputs = inputs
         self.cancel = threading.Event()
         self.outcome: str = "running"
+        self.last_outcome = ""
         self.recorded = False
         self._project, self._cache, self._reporter = project, cache, reporter
         self.thread = threading.Thread(target=self._run, name=f"build-{key[:8]}", daemon=True)
@@ -127,6 +128,15 @@ def _acquire_daemon_lock(cache: Cache, project: Project) -> FileLock:
     return lock
 
 
+def _lost(job: _Job, cache: Cache) -> bool:
+    """Whether the artifact this job published is gone (quarantined or evicted)."""
+    return (
+        not job.thread.is_alive()
+        and job.last_outcome == "ready"
+        and not (cache.artifact_dir(job.key) / "manifest.json").exists()
+    )
+
+
 def _maybe_start(
     project: Project,
     cache: Cache,
@@ -143,7 +153,7 @@ def _maybe_start(
     except ReflexBuilddError as exc:
         reporter.error(f"cannot key {project.root}: {exc}")
         return job
-    if job is not None and job.key == key:
+    if job is not None and job.key == key and not _lost(job, cache):
         if changed:
             reporter.unchanged(sorted(changed))
         return job
@@ -189,8 +199,11 @@ def run_daemon(
                 write_daemon(cache, project.root, key=job.key, state=job.outcome,
                              inputs=job.inputs.to_json())  # fmt: skip
                 job.recorded = True
-            # Events are hints; only a new key means a new build.
-            need_key = batch is not None
+                job.last_outcome = job.outcome
+            # Events are hints; only a new key means a new build (or the
+            # current key's artifact vanishing: verify quarantined it, or
+            # someone's gc evicted it).
+            need_key = batch is not None or (job is not None and _lost(job, cache))
             changed = batch or set()
     finally:
         if job is not None and job.thread.is_alive():

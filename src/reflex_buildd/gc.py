@@ -24,9 +24,7 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
-import uuid
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from reflex_buildd_client.lease import clean_stale_leases, last_used, live_lease
 from reflex_buildd_client.status import append_journal, process_alive
 from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
 
+from .scratch import owner_of, scratch_name
 from .units import parse_age, parse_size
 
 __all__ = [
@@ -70,7 +69,6 @@ DEFAULT_MAX_SIZE = 2 * 1024**3
 SCRATCH_GRACE = 600.0
 # Quarantined artifacts are kept this long for a post-mortem.
 QUARANTINE_KEEP = 7 * 86400.0
-_SCRATCH_KINDS = ("build", "gc")
 
 
 # -- the decision (pure) --------------------------------------------------
@@ -286,10 +284,6 @@ class GcReport:
         }
 
 
-def _scratch_name(key: str) -> str:
-    return f"gc-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -312,7 +306,7 @@ def evict(cache: Cache, key: str) -> str:
     try:
         if any(r.alive for r in read_leases(cache, key)):
             return "leased by a live host"
-        trash = cache.tmp_dir() / _scratch_name(key)
+        trash = cache.tmp_dir() / scratch_name("gc", key)
         trash.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(cache.artifact_dir(key), trash)
@@ -365,22 +359,18 @@ def _quiet_since(path: Path) -> float:
 def clean_scratch(cache: Cache, *, now: float, dry_run: bool = False) -> list[str]:
     """Remove scratch directories of dead builders and gc runs on this host.
 
-    Names are ``<kind>-<key12>-<pid>-<random>``; anything else, anything of a
-    live pid and anything written to within :data:`SCRATCH_GRACE` stays.
+    Names are those of :mod:`reflex_buildd.scratch`; anything else, anything
+    of a live pid or of another machine, and anything written to within
+    :data:`SCRATCH_GRACE` stays.
     """
     removed = []
-    host = socket.gethostname()
     try:
         entries = list(cache.tmp_dir().iterdir())
     except FileNotFoundError:
         return []
     for entry in entries:
-        parts = entry.name.split("-")
-        if len(parts) != 4 or parts[0] not in _SCRATCH_KINDS or not parts[2].isdigit():
-            continue
-        if int(parts[2]) == os.getpid():
-            continue
-        if process_alive({"pid": int(parts[2]), "host": host, "pid_start": None}) is not False:
+        owner = owner_of(entry.name)
+        if owner is None or not owner.dead():
             continue
         try:
             if now - _quiet_since(entry) < SCRATCH_GRACE:

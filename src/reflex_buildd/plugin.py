@@ -39,6 +39,15 @@ _ORIGINAL_DEF = "export const getBackendURL = (url_str) => {"
 _RENAMED_DEF = "const __rxbOriginalBackendURL = (url_str) => {"
 _SOCKET_CALL = "io(endpoint.href, {"
 _PATCHED_SOCKET_CALL = "io(__rxbNamespaceURL(endpoint), {"
+# Reflex bundles all of .web/reflex.json into the state chunk, and that file
+# holds the time of the last run: every build then renames the chunk and
+# everything importing it, and no two builds share those bytes. Only the
+# version is read, so import only it (vite tree-shakes JSON named imports).
+_ENV_IMPORT = 'import reflexEnvironment from "$/reflex.json";'
+_PATCHED_ENV_IMPORT = (
+    'import { version as __rxbReflexVersion } from "$/reflex.json";\n'
+    "const reflexEnvironment = { version: __rxbReflexVersion };"
+)
 
 _RUNTIME_JS = _MARKER + r"""
 const __rxbMeta = () => {
@@ -90,18 +99,28 @@ class PatchError(RuntimeError):
 
 
 def patch_state_js(source: str) -> str:
-    """Patch ``utils/state.js``; idempotent, so a warm workspace can be reused."""
-    if _MARKER in source:
-        return source
-    for anchor in (_ORIGINAL_DEF, _SOCKET_CALL):
-        if source.count(anchor) != 1:
+    """Patch ``utils/state.js``; idempotent, so a warm workspace can be reused.
+
+    Raises:
+        PatchError: If Reflex's template lacks the code patched here.
+    """
+    expected = (
+        (_ORIGINAL_DEF, _RENAMED_DEF),
+        (_SOCKET_CALL, _PATCHED_SOCKET_CALL),
+        (_ENV_IMPORT, _PATCHED_ENV_IMPORT),
+    )
+    for original, patched in expected:
+        if patched in source:
+            continue
+        if source.count(original) != 1:
             raise PatchError(
-                f"reflex-buildd cannot patch {STATE_JS}: expected one {anchor!r}; "
+                f"reflex-buildd cannot patch {STATE_JS}: expected one {original!r}; "
                 "this Reflex version is not supported"
             )
-    source = source.replace(_ORIGINAL_DEF, _RENAMED_DEF)
-    source = source.replace(_SOCKET_CALL, _PATCHED_SOCKET_CALL)
-    return source + "\n" + _RUNTIME_JS
+        source = source.replace(original, patched)
+    if _MARKER not in source:
+        source += "\n" + _RUNTIME_JS
+    return source
 
 
 class BuilddPlugin(Plugin):

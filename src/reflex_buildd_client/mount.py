@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import ReflexBackend, load_backend
-from .errors import ArtifactMissingError, InvalidPathError, ReflexBuilddError
+from .errors import InvalidPathError, ReflexBuilddError
 from .prefix import (
     is_safe_path,
     normalize_mount_path,
@@ -34,6 +34,7 @@ from .prefix import (
 )
 from .diff import diff_inputs
 from .keys import KeyInputs
+from .lease import Lease
 from .project import Project, find_project
 from .sources import compute_key
 from .static import ArtifactFiles, StaticSite
@@ -100,6 +101,7 @@ class ReflexMount:
         self.artifact: Artifact | None = None
         self._files: ArtifactFiles | None = None
         self._backend: ReflexBackend | None = None
+        self._lease: Lease | None = None
         self._sites: OrderedDict[tuple[str, str], StaticSite] = OrderedDict()
         self.timings: dict[str, float] = {}
 
@@ -145,7 +147,7 @@ class ReflexMount:
 
         done = checkout(self._cache, key, obtain=wait, policy=self._policy)
         # Set here, not in __init__: the lease belongs to open_artifact/shutdown.
-        if (previous := getattr(self, "_lease", None)) is not None:
+        if (previous := self._lease) is not None:
             previous.release()
         self._lease = done.lease
         artifact = done.artifact
@@ -175,7 +177,7 @@ class ReflexMount:
                 backend, self._backend = self._backend, None
                 await backend.release()
         finally:
-            if (lease := getattr(self, "_lease", None)) is not None:
+            if (lease := self._lease) is not None:
                 self._lease = None
                 lease.release()
 
@@ -275,11 +277,13 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
 
 # One artifact's files are read once per process, however many paths it is
 # mounted at: only the rewritten files cost memory per prefix.
-_files_by_artifact: dict[str, ArtifactFiles] = {}
+_files_by_artifact: dict[tuple[str, float], ArtifactFiles] = {}
 
 
 def _artifact_files(artifact: Artifact) -> ArtifactFiles:
-    key = str(artifact.path)
+    # The manifest's creation time tells a rebuilt artifact (same key, after a
+    # quarantine) from the one held in memory.
+    key = (str(artifact.path), artifact.manifest.created)
     if (files := _files_by_artifact.get(key)) is None:
         files = _files_by_artifact[key] = ArtifactFiles(artifact)
     return files

@@ -253,13 +253,12 @@ def _resource(
         rewritten = data
         memo: dict[bytes, bytes | None] = {}
 
-        def pack(coding: bytes) -> bytes | None:
+        def pack_rewritten(coding: bytes) -> bytes | None:
             if coding not in memo:
                 memo[coding] = _compress(coding, rewritten)
             return memo[coding]
 
-        if not _compressible(raw.content_type, len(data)):
-            pack = None
+        pack = pack_rewritten if _compressible(raw.content_type, len(data)) else None
     else:
         data, digest = raw.data, raw.digest
         pack = raw.packed if raw.compressible else None
