@@ -61,11 +61,13 @@ def host_startup(cache: Path, workdir: Path) -> float:
         REFLEX_UPLOADED_FILES_DIR=str(workdir / "uploads"),
         REFLEX_STATES_WORKDIR=str(workdir / "states"),
     )
+    log = workdir / "host.log"
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "examples.hosts.fastapi_host:app", "--port", str(port)],
-        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "examples.hosts.fastapi_host:app", "--port", str(port)],
+            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
     try:
         deadline = started + 120
         while time.perf_counter() < deadline:
@@ -75,7 +77,7 @@ def host_startup(cache: Path, workdir: Path) -> float:
                         return time.perf_counter() - started
             except OSError:
                 time.sleep(0.02)
-        raise TimeoutError("host did not start")
+        raise TimeoutError(f"host did not start:\n{log.read_text(errors='replace')[-3000:]}")
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -33,7 +33,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHOWCASE = REPO / "examples" / "showcase"
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import stop_process, wait_listening  # noqa: E402
+
 SERVERS = ("ours", "starlette", "servestatic", "memory")
 # Servers on one core, wrk on the other: they do not steal each other's CPU.
 _PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
@@ -181,23 +184,10 @@ def server(kind: str, cache_dir: Path, docroot: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{kind} server exited with {process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{kind} server did not start")
-            time.sleep(0.1)
+        wait_listening(port, process, timeout=60, what=f"{kind} server")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

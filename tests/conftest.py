@@ -128,6 +128,19 @@ def wait_ready(host: Host, path: str = "/health", timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
+def wait_listening(port: int, process: subprocess.Popen[Any], *, timeout: float, what: str) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not listening in {timeout}s")
+        time.sleep(0.1)
+
+
 def stop_process(process: subprocess.Popen[Any]) -> None:
     """SIGTERM, then SIGKILL after 15 s; always reaps."""
     if process.poll() is None:

@@ -18,7 +18,6 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,24 +225,16 @@ def run_proxy(
             stdout=out, stderr=subprocess.STDOUT,
         )
     running = RunningProxy(f"http://127.0.0.1:{port}", prefix, process, log)
+    from conftest import stop_process, wait_listening  # the test-side helpers
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"proxy exited: {log.read_text(errors='replace')}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"proxy not listening in {timeout}s")
-            time.sleep(0.1)
+        try:
+            wait_listening(port, process, timeout=timeout, what="proxy")
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}: {log.read_text(errors='replace')}") from None
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 if __name__ == "__main__":

@@ -194,9 +194,9 @@ def explain(
 @click.option(
     "--debounce",
     type=click.FloatRange(0.0, 60.0),
-    default=0.3,
+    default=0.1,
     show_default=True,
-    help="Seconds of quiet that end a burst of saves.",
+    help="Seconds of quiet that end a burst of saves (a change during a build cancels it).",
 )
 def watch(
     project: Path,

@@ -54,7 +54,7 @@ class DaemonOptions:
     """
 
     poll: bool | None = None
-    debounce: float = 0.3
+    debounce: float = 0.1
     extra_inputs: tuple[str, ...] = ()
     extra_env: tuple[str, ...] = ()
 

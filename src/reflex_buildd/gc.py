@@ -35,7 +35,7 @@ from filelock import FileLock, Timeout
 from reflex_buildd_client.errors import CorruptArtifactError
 from reflex_buildd_client.lease import clean_stale_leases, last_used, live_leases, read_leases
 from reflex_buildd_client.status import append_journal, process_alive
-from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
+from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest, fsync_dir, key_lock
 
 from .scratch import owner_of, scratch_name
 from .units import parse_age, parse_size
@@ -284,26 +284,15 @@ class GcReport:
         }
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def evict(cache: Cache, key: str) -> str:
     """Remove the artifact of ``key`` unless it is busy or leased.
 
     Returns:
         "" if it was removed, else why not.
     """
-    lock = FileLock(str(cache.lock_path(key)))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return "its lock is held (a build or a host taking a lease)"
-    try:
+    with key_lock(cache, key, 0) as held:
+        if not held:
+            return "its lock is held (a build or a host taking a lease)"
         if any(r.alive for r in read_leases(cache, key)):
             return "leased by a live host"
         trash = cache.tmp_dir() / scratch_name("gc", key)
@@ -312,12 +301,10 @@ def evict(cache: Cache, key: str) -> str:
             os.rename(cache.artifact_dir(key), trash)
         except FileNotFoundError:
             return "already gone"
-        _fsync_dir(cache.artifact_dir(key).parent)
+        fsync_dir(cache.artifact_dir(key).parent)
         # Stale lease files only (live ones were ruled out under this lock).
         shutil.rmtree(cache.base / "leases" / key, ignore_errors=True)
         (cache.base / "used" / key).unlink(missing_ok=True)
-    finally:
-        lock.release()
     shutil.rmtree(trash, ignore_errors=True)
     cache.log_path(key).unlink(missing_ok=True)
     append_journal(cache, "evicted", key)

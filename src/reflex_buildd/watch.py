@@ -73,7 +73,7 @@ class ChangeWatcher:
         root: Path,
         *,
         poll: bool | None = None,
-        debounce: float = 0.3,
+        debounce: float = 0.1,
         max_delay: float = 2.0,
         ignored_dirs: frozenset[str] = frozenset(),
     ) -> None:

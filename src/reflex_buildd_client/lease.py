@@ -36,10 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
 
 from .status import process_alive, this_process
-from .store import MANIFEST_NAME, Cache
+from .store import MANIFEST_NAME, Cache, key_lock
 
 try:  # flock keeps a lease alive exactly as long as its holder; POSIX only.
     import fcntl
@@ -132,13 +131,8 @@ def take_lease(cache: Cache, key: str, *, lock_timeout: float = _LOCK_TIMEOUT) -
         busy: obtain the artifact again, then retry.
     """
     directory = _leases_dir(cache, key)
-    lock = FileLock(str(cache.lock_path(key)))
-    try:
-        lock.acquire(timeout=lock_timeout)
-    except Timeout:
-        return None
-    try:
-        if not (cache.artifact_dir(key) / MANIFEST_NAME).is_file():
+    with key_lock(cache, key, lock_timeout) as held:
+        if not held or not (cache.artifact_dir(key) / MANIFEST_NAME).is_file():
             return None
         # Under the lock: gc removes the directory of an evicted key under it too.
         directory.mkdir(parents=True, exist_ok=True)
@@ -158,8 +152,6 @@ def take_lease(cache: Cache, key: str, *, lock_timeout: float = _LOCK_TIMEOUT) -
             raise
         mark_used(cache, key)
         return Lease(key, directory / name, fd)
-    finally:
-        lock.release()
 
 
 def _flock_held(path: Path) -> bool:

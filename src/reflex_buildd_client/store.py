@@ -27,8 +27,10 @@ manifest is :mod:`.verify` (hosts run it once per artifact, through
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "default_cache_dir",
+    "fsync_dir",
+    "key_lock",
 ]
 
 LAYOUT = "v1"
@@ -219,3 +223,36 @@ class Cache:
                     f"{path}: {rel} has {size} bytes, the manifest says {entry.size}"
                 )
         return Artifact(path=path, manifest=manifest)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable (a vanished ``path`` has nothing to sync)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def key_lock(cache: Cache, key: str, timeout: float) -> Iterator[bool]:
+    """Hold the build lock of ``key`` if it can be had within ``timeout``.
+
+    Yields whether it is held: publish, lease, quarantine and eviction of one
+    key all happen under it, so a caller that did not get it backs off.
+    """
+    from filelock import FileLock, Timeout  # the client imports it lazily elsewhere too
+
+    lock = FileLock(str(cache.lock_path(key)))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()

@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 import blake3
-from filelock import FileLock, Timeout
 
 from .errors import CorruptArtifactError
-from .store import MANIFEST_NAME, Artifact, Cache, Manifest
+from .store import MANIFEST_NAME, Artifact, Cache, Manifest, fsync_dir, key_lock
 
 __all__ = [
     "blob_path",
@@ -159,13 +158,8 @@ def quarantine(
     Returns:
         Where it went, or None if there was nothing (left) to move.
     """
-    lock = FileLock(str(cache.lock_path(key)))
-    try:
-        lock.acquire(timeout=lock_timeout)
-    except Timeout:
-        return None
-    try:
-        if not _same_artifact(cache, key, manifest):
+    with key_lock(cache, key, lock_timeout) as held:
+        if not held or not _same_artifact(cache, key, manifest):
             return None
         target = cache.base / "quarantine" / f"{key}-{int(time.time())}-{os.getpid()}"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -173,10 +167,8 @@ def quarantine(
             os.rename(cache.artifact_dir(key), target)
         except FileNotFoundError:
             return None
-        _fsync_dir(target.parent)
-        _fsync_dir(cache.artifact_dir(key).parent)
-    finally:
-        lock.release()
+        fsync_dir(target.parent)
+        fsync_dir(cache.artifact_dir(key).parent)
     _drop_bad_blobs(cache, target, manifest, bad_files or [])
     try:
         (target / "QUARANTINE.json").write_text(
@@ -185,14 +177,3 @@ def quarantine(
     except OSError:
         pass
     return target
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
