@@ -69,6 +69,10 @@ class CacheEntry:
         )
 
 
+# path -> (stat signature of the file, its entries): see StatCache._load.
+_loaded: dict[str, tuple[tuple[int, int, int], dict[str, list[Any]]]] = {}
+
+
 class StatCache:
     """The stat cache of one project, loaded from and saved to ``path``.
 
@@ -90,6 +94,17 @@ class StatCache:
             self._load(path)
 
     def _load(self, path: Path) -> None:
+        # A daemon re-keys the same project again and again: reuse what this
+        # process last read or wrote while the file on disk is unchanged.
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        remembered = _loaded.get(str(path))
+        if remembered is not None and remembered[0] == signature:
+            self._raw = dict(remembered[1])
+            return
         try:
             data = json.loads(path.read_bytes())
             if data.get("format") != _FORMAT:
@@ -104,6 +119,8 @@ class StatCache:
             }
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self._raw = {}
+            return
+        _loaded[str(path)] = (signature, dict(self._raw))
 
     @property
     def entries(self) -> dict[str, CacheEntry]:
@@ -165,6 +182,8 @@ class StatCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            st = self.path.stat()
         except OSError:
             return
+        _loaded[str(self.path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), dict(self._raw))
         self.dirty = False
