@@ -113,6 +113,27 @@ def test_edit_publishes_a_new_key_and_non_inputs_build_nothing(
             context.close()
 
 
+def test_a_change_during_a_build_supersedes_it(tmp_path: Path) -> None:
+    project, cache = _copy(tmp_path), tmp_path / "cache"
+    page = project / "showcase" / "showcase.py"
+    with run_daemon(project, cache_dir=cache, log=tmp_path / "daemon.log"):
+        first = _key(project, cache)
+        wait_for((cache / "v1" / "artifacts" / first / "manifest.json").exists,
+                 timeout=180, what="the first build")  # fmt: skip
+        page.write_text(page.read_text() + "\n# edit one\n")
+        second = _key(project, cache)
+        wait_for(lambda: any(e["key"] == second for e in _events(cache, "start")),
+                 timeout=60, what="the build of the first edit to start")  # fmt: skip
+        page.write_text(page.read_text() + "\n# edit two\n")
+        third = _key(project, cache)
+        wait_for((cache / "v1" / "artifacts" / third / "manifest.json").exists,
+                 timeout=180, what="the build of the last edit")  # fmt: skip
+    by_key = [(e["event"], e["key"]) for e in _events(cache)]
+    assert ("cancelled", second) in by_key, by_key
+    assert ("published", second) not in by_key, by_key
+    assert not (cache / "v1" / "artifacts" / second).exists()
+
+
 def test_daemon_rebuilds_its_key_when_the_artifact_vanishes(tmp_path: Path) -> None:
     project, cache = _copy(tmp_path), tmp_path / "cache"
     with run_daemon(project, cache_dir=cache, log=tmp_path / "daemon.log"):
