@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .backend import ReflexBackend, load_backend
 from .errors import InvalidPathError, ReflexBuilddError
@@ -146,8 +147,7 @@ class ReflexMount:
             )[0]
 
         done = checkout(self._cache, key, obtain=wait, policy=self._policy)
-        # Set here, not in __init__: the lease belongs to open_artifact/shutdown.
-        if (previous := self._lease) is not None:
+        if (previous := self._lease) is not None:  # opened again: one lease at a time
             previous.release()
         self._lease = done.lease
         artifact = done.artifact
@@ -232,7 +232,8 @@ class ReflexMount:
             child = dict(scope)
             child["root_path"] = ""
             child["path"] = path or "/"
-            child["raw_path"] = (path or "/").encode("utf-8")
+            # raw_path is what the client sent: percent-encoded again.
+            child["raw_path"] = quote(path or "/", safe="/:@!$&'()*+,;=-._~").encode("ascii")
             await self._backend.asgi(child, receive, send)
             return
         if scope["type"] != "http":
