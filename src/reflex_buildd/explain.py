@@ -62,7 +62,7 @@ def diff_inputs(old: KeyInputs, new: KeyInputs) -> InputsDiff:
     removed = sorted(old.files.keys() - new.files.keys())
     added = sorted(new.files.keys() - old.files.keys())
     renamed: list[tuple[str, str]] = []
-    by_digest = {}
+    by_digest: dict[str, list[str]] = {}
     for rel in removed:
         by_digest.setdefault(old.files[rel], []).append(rel)
     for rel in list(added):

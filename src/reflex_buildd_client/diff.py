@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .keys import KeyInputs
@@ -41,7 +42,9 @@ class InputsDiff:
         return "; ".join(lines[:limit]) + more if lines else "no difference in inputs"
 
 
-def _mapping_diff(kind: str, ours: dict[str, str], theirs: dict[str, str]) -> list[str]:
+def _mapping_diff(
+    kind: str, ours: Mapping[str, str | None], theirs: Mapping[str, str | None]
+) -> list[str]:
     out = []
     for name in sorted(set(ours) | set(theirs)):
         if name not in theirs:

@@ -528,8 +528,8 @@ def _build_env(environ: Mapping[str, str], declared: Iterable[str] = ()) -> dict
                 if fnmatch.fnmatchcase(name, pattern):
                     selected[name] = digest_env_value(name, environ[name])
         else:
-            value = environ.get(pattern)
-            selected[pattern] = None if value is None else digest_env_value(pattern, value)
+            found = environ.get(pattern)
+            selected[pattern] = None if found is None else digest_env_value(pattern, found)
     return selected
 
 

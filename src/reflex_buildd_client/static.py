@@ -50,7 +50,7 @@ from .types import Receive, Scope, Send
 
 brotli: ModuleType | None
 try:
-    import brotli
+    import brotli  # type: ignore[no-redef]
 except ImportError:  # optional: gzip alone is fine
     brotli = None
 
@@ -457,7 +457,7 @@ class StaticSite:
                 try:
                     span = byte_range(ranges, len(body))
                 except RangeNotSatisfiable:
-                    headers = (
+                    headers: Headers = (
                         (b"content-range", f"bytes */{len(body)}".encode()),
                         (b"content-length", b"0"),
                         (b"accept-ranges", b"bytes"),
