@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from reflex_buildd.cli import main
-from reflex_buildd.explain import diff_inputs, render
+from reflex_buildd.explain import render
+from reflex_buildd_client.diff import diff_inputs
 from reflex_buildd_client.keys import KeyInputs, digest_env_value
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.sources import compute_key

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reflex_buildd.explain import diff_inputs
+from reflex_buildd_client.diff import diff_inputs
 from reflex_buildd_client import sources
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import find_project

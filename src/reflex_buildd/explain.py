@@ -1,16 +1,17 @@
 """Why two keys differ: a readable diff of their recorded inputs.
 
-:func:`diff_inputs` and :func:`render` are pure (inputs in, text out);
-:func:`find_manifest` and :func:`explain` read the cache.
+The diff itself lives in :mod:`reflex_buildd_client.diff` (hosts use it to
+explain a mismatch with the daemon); :func:`render` is pure (diff in, text
+out); :func:`find_manifest` and :func:`explain` read the cache.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from reflex_buildd_client.diff import ABSENT, InputsDiff, diff_inputs
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
@@ -18,83 +19,8 @@ from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
 
 __all__ = ["InputsDiff", "diff_inputs", "explain", "find_manifest", "render"]
 
-# An env entry is one of: not an input (absent), declared but unset (None), or
-# set (the digest of its value).
-_ABSENT = object()
-
-Change = tuple[str, "str | None", "str | None"]
-
-
-@dataclass(frozen=True)
-class InputsDiff:
-    """What differs between an old and a new set of inputs (old -> new)."""
-
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str]] = field(default_factory=list)
-    versions: list[Change] = field(default_factory=list)
-    env: list[tuple[str, object, object]] = field(default_factory=list)
-    js_runtime: tuple[str, str] | None = None
-    settings: list[Change] = field(default_factory=list)
-    schema: tuple[int, int] | None = None
-
-    @property
-    def empty(self) -> bool:
-        """True when the inputs are the same (so are the keys)."""
-        return not (
-            self.added or self.removed or self.changed or self.renamed or self.versions
-            or self.env or self.js_runtime or self.settings or self.schema
-        )  # fmt: skip
-
-
-def _mapping_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
-    return [
-        (name, old.get(name), new.get(name))
-        for name in sorted(old.keys() | new.keys())
-        if old.get(name) != new.get(name)
-    ]
-
-
-def diff_inputs(old: KeyInputs, new: KeyInputs) -> InputsDiff:
-    """Compare two input sets; a file removed and one added with the same
-    content are reported as a rename."""
-    removed = sorted(old.files.keys() - new.files.keys())
-    added = sorted(new.files.keys() - old.files.keys())
-    renamed: list[tuple[str, str]] = []
-    by_digest: dict[str, list[str]] = {}
-    for rel in removed:
-        by_digest.setdefault(old.files[rel], []).append(rel)
-    for rel in list(added):
-        sources = by_digest.get(new.files[rel])
-        if sources:
-            source = sources.pop(0)
-            renamed.append((source, rel))
-            added.remove(rel)
-            removed.remove(source)
-    changed = sorted(
-        rel for rel in old.files.keys() & new.files.keys() if old.files[rel] != new.files[rel]
-    )
-    env = [
-        (name, old.env.get(name, _ABSENT), new.env.get(name, _ABSENT))
-        for name in sorted(old.env.keys() | new.env.keys())
-        if old.env.get(name, _ABSENT) != new.env.get(name, _ABSENT)
-    ]
-    return InputsDiff(
-        added=added,
-        removed=removed,
-        changed=changed,
-        renamed=renamed,
-        versions=_mapping_changes(old.versions, new.versions),
-        env=env,
-        js_runtime=(old.js_runtime, new.js_runtime) if old.js_runtime != new.js_runtime else None,
-        settings=_mapping_changes(old.settings, new.settings),
-        schema=(old.schema, new.schema) if old.schema != new.schema else None,
-    )
-
-
 def _env_state(value: object) -> str:
-    if value is _ABSENT:
+    if value is ABSENT:
         return "not an input"
     if value is None:
         return "unset"

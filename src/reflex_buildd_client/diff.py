@@ -1,82 +1,122 @@
-"""Pure: why two sets of build inputs (two keys) differ, for people to read."""
+"""Pure: why two sets of build inputs (two keys) differ.
+
+Used by ``reflex-buildd explain`` (rendered in full) and by hosts, whose
+startup message says in one line why the key they need differs from the one
+the project's daemon built (for instance an environment variable set in one
+process and not the other).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .keys import KeyInputs
 
-__all__ = ["InputsDiff", "diff_inputs"]
+__all__ = ["ABSENT", "InputsDiff", "diff_inputs"]
+
+# An env entry is one of: not an input (absent), declared but unset (None), or
+# set (the digest of its value).
+ABSENT = object()
+
+Change = tuple[str, "str | None", "str | None"]
 
 
 @dataclass(frozen=True)
 class InputsDiff:
-    """The differences between two input sets, by kind."""
+    """What differs between an old and a new set of inputs (old -> new)."""
 
-    files_added: list[str] = field(default_factory=list)
-    files_removed: list[str] = field(default_factory=list)
-    files_changed: list[str] = field(default_factory=list)
-    versions: list[str] = field(default_factory=list)
-    env: list[str] = field(default_factory=list)
-    other: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    versions: list[Change] = field(default_factory=list)
+    env: list[tuple[str, object, object]] = field(default_factory=list)
+    js_runtime: tuple[str, str] | None = None
+    settings: list[Change] = field(default_factory=list)
+    schema: tuple[int, int] | None = None
 
-    def __bool__(self) -> bool:
-        return any(
-            (self.files_added, self.files_removed, self.files_changed,
-             self.versions, self.env, self.other)
+    def summary(self, *, old_label: str = "there", new_label: str = "here", limit: int = 6) -> str:
+        """At most ``limit`` differences on one line, most telling first."""
+        lines = [_env_line(name, old, new, old_label, new_label) for name, old, new in self.env]
+        lines += [f"version of {n}: {o or 'absent'} {old_label}, {v or 'absent'} {new_label}"
+                  for n, o, v in self.versions]  # fmt: skip
+        if self.js_runtime:
+            lines.append(f"JS runtime: {self.js_runtime[0]} {old_label}, {self.js_runtime[1]} {new_label}")
+        if self.schema or self.settings:
+            lines.append("reflex-buildd builds differently (another version of it?)")
+        lines += [f"file added: {rel}" for rel in self.added]
+        lines += [f"file removed: {rel}" for rel in self.removed]
+        lines += [f"file changed: {rel}" for rel in self.changed]
+        lines += [f"file renamed: {a} -> {b}" for a, b in self.renamed]
+        if not lines:
+            return "no difference in inputs"
+        more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
+        return "; ".join(lines[:limit]) + more
+
+    @property
+    def empty(self) -> bool:
+        """True when the inputs are the same (so are the keys)."""
+        return not (
+            self.added or self.removed or self.changed or self.renamed or self.versions
+            or self.env or self.js_runtime or self.settings or self.schema
         )  # fmt: skip
 
-    def lines(self) -> list[str]:
-        """One line per difference, most telling first (env, versions, files)."""
-        out = list(self.env) + list(self.versions) + list(self.other)
-        out += [f"file added: {p}" for p in self.files_added]
-        out += [f"file removed: {p}" for p in self.files_removed]
-        out += [f"file changed: {p}" for p in self.files_changed]
-        return out
 
-    def summary(self, limit: int = 6) -> str:
-        """At most ``limit`` lines joined with '; '."""
-        lines = self.lines()
-        more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
-        return "; ".join(lines[:limit]) + more if lines else "no difference in inputs"
+def _mapping_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
+    return [
+        (name, old.get(name), new.get(name))
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
 
 
-def _mapping_diff(
-    kind: str, ours: Mapping[str, str | None], theirs: Mapping[str, str | None]
-) -> list[str]:
-    out = []
-    for name in sorted(set(ours) | set(theirs)):
-        if name not in theirs:
-            out.append(f"{kind} {name} is set here only")
-        elif name not in ours:
-            out.append(f"{kind} {name} is set there only")
-        elif ours[name] != theirs[name]:
-            out.append(f"{kind} {name} differs")
-    return out
-
-
-def diff_inputs(ours: KeyInputs, theirs: KeyInputs) -> InputsDiff:
-    """What makes ``ours`` (here) differ from ``theirs`` (another process or build)."""
-    files_ours, files_theirs = ours.files, theirs.files
-    versions = []
-    for name in sorted(set(ours.versions) | set(theirs.versions)):
-        a, b = ours.versions.get(name), theirs.versions.get(name)
-        if a != b:
-            versions.append(f"version of {name}: {a or 'absent'} here, {b or 'absent'} there")
-    other = []
-    if ours.js_runtime != theirs.js_runtime:
-        other.append(f"JS runtime: {ours.js_runtime} here, {theirs.js_runtime} there")
-    for name in sorted(set(ours.settings) | set(theirs.settings)):
-        if ours.settings.get(name) != theirs.settings.get(name):
-            other.append(f"build setting {name} differs (another reflex-buildd version?)")
-    return InputsDiff(
-        files_added=sorted(set(files_ours) - set(files_theirs)),
-        files_removed=sorted(set(files_theirs) - set(files_ours)),
-        files_changed=sorted(
-            p for p in set(files_ours) & set(files_theirs) if files_ours[p] != files_theirs[p]
-        ),
-        versions=versions,
-        env=_mapping_diff("environment variable", ours.env, theirs.env),
-        other=other,
+def diff_inputs(old: KeyInputs, new: KeyInputs) -> InputsDiff:
+    """Compare two input sets; a file removed and one added with the same
+    content are reported as a rename."""
+    removed = sorted(old.files.keys() - new.files.keys())
+    added = sorted(new.files.keys() - old.files.keys())
+    renamed: list[tuple[str, str]] = []
+    by_digest: dict[str, list[str]] = {}
+    for rel in removed:
+        by_digest.setdefault(old.files[rel], []).append(rel)
+    for rel in list(added):
+        sources = by_digest.get(new.files[rel])
+        if sources:
+            source = sources.pop(0)
+            renamed.append((source, rel))
+            added.remove(rel)
+            removed.remove(source)
+    changed = sorted(
+        rel for rel in old.files.keys() & new.files.keys() if old.files[rel] != new.files[rel]
     )
+    env = [
+        (name, old.env.get(name, ABSENT), new.env.get(name, ABSENT))
+        for name in sorted(old.env.keys() | new.env.keys())
+        if old.env.get(name, ABSENT) != new.env.get(name, ABSENT)
+    ]
+    return InputsDiff(
+        added=added,
+        removed=removed,
+        changed=changed,
+        renamed=renamed,
+        versions=_mapping_changes(old.versions, new.versions),
+        env=env,
+        js_runtime=(old.js_runtime, new.js_runtime) if old.js_runtime != new.js_runtime else None,
+        settings=_mapping_changes(old.settings, new.settings),
+        schema=(old.schema, new.schema) if old.schema != new.schema else None,
+    )
+
+
+
+
+def _env_line(name: str, old: object, new: object, old_label: str, new_label: str) -> str:
+    def state(value: object) -> str:
+        return "not an input" if value is ABSENT else "unset" if value is None else "set"
+
+    if state(old) == "set" and state(new) == "set":
+        return f"environment variable {name} differs"
+    if state(new) == "set":
+        return f"environment variable {name} is set {new_label} only"
+    if state(old) == "set":
+        return f"environment variable {name} is set {old_label} only"
+    return f"environment variable {name}: {state(old)} {old_label}, {state(new)} {new_label}"

@@ -305,7 +305,7 @@ def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInput
         return "no daemon is watching this project (start one: reflex-buildd watch PROJECT)"
     if daemon.key == key:
         return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
-    why = diff_inputs(inputs, KeyInputs.from_json(daemon.inputs)).summary()
+    why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
     return (
         f"the daemon (pid {daemon.pid} on {daemon.host}) has key {daemon.key}, this process "
         f"computes {key}: {why}"
