@@ -119,3 +119,17 @@ def test_host_shutdown_without_requests_stops_reflex(showcase_build: Built, cach
         stop_process(host.process)
     assert (tmp_path / "lifespan.log").read_text().split() == ["started", "stopped"]
     assert "Application shutdown complete" in host.output()
+
+
+def test_reflex_mount_as_the_whole_app(showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
+    """uvicorn speaks the lifespan protocol to ReflexMount itself."""
+    host = spawn_host("examples.hosts.raw_asgi:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
+    try:
+        wait_ready(host, "/ping")
+        status, body = _get(host.url + "/")
+        assert status == 200 and b'data-prefix=""' in body
+        assert _get(host.url + "/post/7")[0] == 200
+        assert _get(host.url + "/no/such/page")[0] == 404
+    finally:
+        stop_process(host.process)
+    assert (tmp_path / "lifespan.log").read_text().split() == ["started", "stopped"]

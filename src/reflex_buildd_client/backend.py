@@ -22,6 +22,7 @@ second, different project raises instead of mixing states.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
@@ -31,9 +32,9 @@ from typing import Any
 from .errors import ReflexBuilddError
 from .project import Project
 from .store import Artifact
-from .types import ASGIApp, Message
+from .types import ASGIApp, Message, Receive, Send
 
-__all__ = ["LifespanDriver", "ReflexBackend", "load_backend"]
+__all__ = ["LifespanDriver", "ReflexBackend", "load_backend", "serve_lifespan"]
 
 _lock = threading.Lock()
 _loaded: dict[str, ReflexBackend] = {}
@@ -203,3 +204,25 @@ class LifespanDriver:
             await asyncio.wait({task}, timeout=10)
             if not task.done():
                 task.cancel()
+
+
+async def serve_lifespan(
+    lifespan: contextlib.AbstractAsyncContextManager[None], receive: Receive, send: Send
+) -> None:
+    """Answer the ASGI lifespan protocol for ``lifespan`` (the other side of
+    :class:`LifespanDriver`): enter it on startup, exit it on shutdown."""
+    message = await receive()
+    if message["type"] != "lifespan.startup":
+        return
+    try:
+        await lifespan.__aenter__()
+    except Exception as exc:
+        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        raise
+    await send({"type": "lifespan.startup.complete"})
+    message = await receive()
+    try:
+        await lifespan.__aexit__(None, None, None)
+    finally:
+        if message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})

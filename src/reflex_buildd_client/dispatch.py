@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import unquote
 
-from .backend import LifespanDriver
+from .backend import LifespanDriver, serve_lifespan
 from .mount import ReflexMount
 from .prefix import normalize_mount_path
 from .types import ASGIApp, Receive, Scope, Send
@@ -63,7 +63,7 @@ class PathDispatcher:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _serve_lifespan(self.lifespan(), receive, send)
+            await serve_lifespan(self.lifespan(), receive, send)
             return
         root = str(scope.get("root_path", "")).rstrip("/")
         path = str(scope.get("path", ""))
@@ -86,26 +86,6 @@ async def _driven(app: ASGIApp) -> AsyncIterator[None]:
         yield
     finally:
         await driver.shutdown()
-
-
-async def _serve_lifespan(
-    lifespan: contextlib.AbstractAsyncContextManager[None], receive: Receive, send: Send
-) -> None:
-    message = await receive()
-    if message["type"] != "lifespan.startup":
-        return
-    try:
-        await lifespan.__aenter__()
-    except Exception as exc:
-        await send({"type": "lifespan.startup.failed", "message": str(exc)})
-        raise
-    await send({"type": "lifespan.startup.complete"})
-    message = await receive()
-    try:
-        await lifespan.__aexit__(None, None, None)
-    finally:
-        if message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
 
 
 def restore_mount_path(app: ASGIApp, mount_path: str) -> ASGIApp:

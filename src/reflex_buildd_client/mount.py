@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .backend import ReflexBackend, load_backend
+from .backend import ReflexBackend, load_backend, serve_lifespan
 from .errors import InvalidPathError, ReflexBuilddError
 from .prefix import (
     is_safe_path,
@@ -216,7 +216,8 @@ class ReflexMount:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._serve_lifespan(receive, send)
+            # For hosts that do forward lifespan to raw ASGI apps.
+            await serve_lifespan(self.lifespan(), receive, send)
             return
         if self._backend is None:
             await _plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")
@@ -246,22 +247,6 @@ class ReflexMount:
             await _plain(send, 400, b"Bad forwarded prefix, proto or host\n")
             return
         await self.site(location.prefix, location.backend)(scope, receive, send, path)
-
-    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
-        # For hosts that do forward lifespan to raw ASGI apps.
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    raise
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:
