@@ -34,6 +34,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -133,9 +134,12 @@ class Declared:
     env: tuple[str, ...] = ()
 
 
-@dataclass
-class _Walk:
-    """One file the walk found (before hashing)."""
+class _Walk(NamedTuple):
+    """One file the walk found (before hashing).
+
+    A named tuple: a warm key makes one per input file, and this is the
+    cheapest record Python has.
+    """
 
     rel: str
     path: str
@@ -293,7 +297,8 @@ def _walk(
             if _is_excluded_file(entry.name):
                 continue
             if (
-                ignoring
+                ignores  # no ignore file above: nothing to check
+                and ignoring
                 and rel not in always_files
                 and not entry.name.endswith(".py")
                 and is_ignored(rel, is_dir=False, stack=ignores)
