@@ -32,8 +32,16 @@ def test_a_burst_of_saves_is_one_batch(watcher: ChangeWatcher) -> None:
         (watcher.root / "app" / "page.py").write_text(f"x = {i}\n")
         time.sleep(0.02)
     (watcher.root / "rxconfig.py").write_text("config = 1\n")
-    batch = watcher.next_batch(stop, timeout=10)
-    assert batch is not None and {"app/page.py", "rxconfig.py"} <= batch
+    # Six writes make one batch (inotify) or two (a polling sweep, or a slow
+    # scheduler, may land inside the burst): debouncing, not one per save.
+    seen: set[str] = set()
+    batches = 0
+    while not {"app/page.py", "rxconfig.py"} <= seen:
+        batch = watcher.next_batch(stop, timeout=10)
+        assert batch is not None, seen
+        seen |= batch
+        batches += 1
+    assert batches <= 2
     # Settled: nothing more arrives.
     assert watcher.next_batch(stop, timeout=1.5) is None
 
