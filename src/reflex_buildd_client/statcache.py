@@ -135,20 +135,38 @@ class StatCache:
 
     def lookup(self, rel: str, identity: StatIdentity) -> CacheEntry | None:
         """The entry of ``rel`` if it can be trusted for a file with ``identity``."""
+        hit = self.trusted(rel, identity)
+        if hit is None:
+            return None
+        digest, imports = hit
+        recorded_ns = self._raw[rel][4]
+        return CacheEntry(identity, recorded_ns, digest, None if imports is None else tuple(imports))
+
+    def trusted(self, rel: str, identity: StatIdentity) -> tuple[str, list[str] | None] | None:
+        """:meth:`lookup` without building an entry: (digest, imports) or None.
+
+        The warm-key hot path: it runs once per input file.
+        """
         raw = self._raw.get(rel)
-        if raw is None or tuple(raw[:4]) != identity:
+        # Field by field: no temporary list or tuple per file.
+        if (
+            raw is None
+            or raw[0] != identity[0]
+            or raw[1] != identity[1]
+            or raw[2] != identity[2]
+            or raw[3] != identity[3]
+        ):
             self.misses += 1
             return None
-        recorded_ns, digest, imports = raw[4], raw[5], raw[6]
+        recorded_ns, digest = raw[4], raw[5]
         if not (isinstance(recorded_ns, int) and isinstance(digest, str)):
             self.misses += 1
             return None
-        _, mtime_ns, _, ctime_ns = identity
-        if max(mtime_ns, ctime_ns) >= recorded_ns - RACY_WINDOW_NS:
+        if max(identity[1], identity[3]) >= recorded_ns - RACY_WINDOW_NS:
             self.racy += 1
             return None
         self.hits += 1
-        return CacheEntry(identity, recorded_ns, digest, None if imports is None else tuple(imports))
+        return digest, raw[6]
 
     def record(self, rel: str, entry: CacheEntry) -> None:
         """Remember (or replace) the entry of ``rel``."""
