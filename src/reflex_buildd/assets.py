@@ -99,6 +99,10 @@ def asset_paths(assets_dir: Path) -> frozenset[str]:
     return frozenset(paths)
 
 
+# A JSON scalar runs to the next "," "}" or "]".
+_SCALAR = re.compile(r"[^,}\]]*")
+
+
 def string_end(text: str, i: int) -> int:
     """Index just past the JS string literal that opens at ``text[i]``."""
     quote_char = text[i]
@@ -120,7 +124,7 @@ def _value_end(text: str, i: int) -> int:
     if text[i] in "\"'`":
         return string_end(text, i)
     if text[i] not in _OPENERS:
-        match = re.compile(r"[^,}\]]*").match(text, i)
+        match = _SCALAR.match(text, i)
         return match.end() if match else i
     depth = 0
     while i < len(text):

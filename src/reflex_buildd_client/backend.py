@@ -85,17 +85,14 @@ class ReflexBackend:
 
 
 def _route_paths(app: Any) -> set[str]:
-    paths: set[str] = set()
-    api = getattr(app, "_api", None)
-    for route in getattr(api, "routes", ()) or ():
-        path = getattr(route, "path", "")
-        if path:
-            paths.add(path.split("{", 1)[0].rstrip("/") or path)
+    """The top-level paths of Reflex's backend and of its ``api_transformer`` apps."""
     transformers = getattr(app, "api_transformer", None)
-    for transformer in transformers if isinstance(transformers, list | tuple) else [transformers]:
-        for route in getattr(transformer, "routes", ()) or ():
-            path = getattr(route, "path", "")
-            if path:
+    if not isinstance(transformers, list | tuple):
+        transformers = [transformers]
+    paths: set[str] = set()
+    for routed in (getattr(app, "_api", None), *transformers):
+        for route in getattr(routed, "routes", ()) or ():
+            if path := getattr(route, "path", ""):
                 paths.add(path.split("{", 1)[0].rstrip("/") or path)
     return {p for p in paths if p not in ("", "/")}
 

@@ -419,18 +419,17 @@ class StaticSite:
         return self._spa if self._routes.match(path) else self._not_found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        """Serve ``path`` (already made relative to the prefix) for an HTTP scope."""
+        """Serve ``path`` for an HTTP scope.
+
+        ``path`` is relative to the prefix and already checked by the caller
+        (:class:`ReflexMount` answers unsafe paths with 400 before any routing);
+        :meth:`resolve` would still map one to nothing but the 404 page.
+        """
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             await _send(send, 405, ((b"allow", b"GET, HEAD"), (b"content-length", b"0")), b"")
             return
-        # Every key of the table is a safe path: check only the others.
-        resource = self._files.get(path)
-        if resource is None:
-            if not is_safe_path(path):
-                await _send(send, 400, _BAD_HEADERS, _BAD_BODY)
-                return
-            resource = self.resolve(path)
+        resource = self._files.get(path) or self.resolve(path)
         accept = inm = ranges = if_range = None
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
@@ -475,10 +474,6 @@ class StaticSite:
                     await _send(send, 206, headers, part)
                     return
         await _send(send, status, variant.headers, b"" if method == "HEAD" else variant.body)
-
-
-_BAD_BODY = b"Bad request path\n"
-_BAD_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(_BAD_BODY)).encode()))
 
 
 async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
