@@ -29,7 +29,6 @@ SHOWCASE = REPO / "examples" / "showcase"
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import free_port, tool_env  # noqa: E402
-
 from reflex_buildd_client.runtime import resolve_runtime  # noqa: E402
 
 REPEAT = 3
@@ -65,8 +64,18 @@ def host_startup(cache: Path, workdir: Path) -> float:
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "examples.hosts.fastapi_host:app", "--port", str(port)],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "examples.hosts.fastapi_host:app",
+                "--port",
+                str(port),
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = started + 120
@@ -98,7 +107,11 @@ def client_work(cache: Path) -> float:
     """The client's own startup work in a fresh process (no warm memo)."""
     out = subprocess.run(
         [sys.executable, "-c", _CLIENT_WORK, str(SHOWCASE), str(cache)],
-        check=True, capture_output=True, text=True, timeout=120, env=tool_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=tool_env(),
     ).stdout
     return float(json.loads(out.strip().splitlines()[-1])["seconds"])
 
@@ -113,7 +126,9 @@ def main() -> None:
         plain_export(project, tmp / "warmup-web")
 
         export_cold = plain_export(project, tmp / "web-cold")
-        export_warm = statistics.median(plain_export(project, tmp / "web-cold") for _ in range(REPEAT))
+        export_warm = statistics.median(
+            plain_export(project, tmp / "web-cold") for _ in range(REPEAT)
+        )
 
         cache = tmp / "cache"
         miss_cold = buildd(SHOWCASE, cache)
@@ -149,10 +164,14 @@ def main() -> None:
     print()
     export_then_start = export_warm + start_hit
     print(f"export (warm) / client's own work       = {export_warm / client:7.1f}x  (goal >= 50x)")
-    print(f"export-then-start / host start on a hit = {export_then_start / start_hit:7.1f}x  (goal >= 5x)")
+    print(
+        f"export-then-start / host start on a hit = {export_then_start / start_hit:7.1f}x  (goal >= 5x)"
+    )
     print(f"build miss (warm) / plain export (warm) = {miss_warm / export_warm:7.2f}x")
     print(f"build hit / plain export (warm)         = {hit / export_warm:7.3f}x")
-    print(f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus, runtime {resolve_runtime().identity}]")
+    print(
+        f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus, runtime {resolve_runtime().identity}]"
+    )
 
 
 if __name__ == "__main__":

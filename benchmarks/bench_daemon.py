@@ -26,7 +26,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_build import buildd, plain_export  # noqa: E402
 from conftest import SHOWCASE, spawn_host, stop_process, tool_env, wait_ready  # noqa: E402
-
 from reflex_buildd_client.project import find_project  # noqa: E402
 from reflex_buildd_client.sources import compute_key  # noqa: E402
 
@@ -37,8 +36,18 @@ def edit_to_publish(project: Path, cache: Path, log: Path) -> list[float]:
     page = project / "showcase" / "showcase.py"
     with log.open("wb") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "reflex_buildd", "watch", str(project), "--cache-dir", str(cache)],
-            stdout=out, stderr=subprocess.STDOUT, env=tool_env(),
+            [
+                sys.executable,
+                "-m",
+                "reflex_buildd",
+                "watch",
+                str(project),
+                "--cache-dir",
+                str(cache),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=tool_env(),
         )
     try:
         proj = find_project(project)
@@ -69,8 +78,10 @@ def workers_until_serving(n: int, tmp: Path) -> float:
         "REFLEX_STATES_WORKDIR": str(tmp / "states"),
     }
     started = time.perf_counter()
-    hosts = [spawn_host("examples.hosts.fastapi_host:app", cache_dir=cache, log_dir=tmp, **env)
-             for _ in range(n)]  # fmt: skip
+    hosts = [
+        spawn_host("examples.hosts.fastapi_host:app", cache_dir=cache, log_dir=tmp, **env)
+        for _ in range(n)
+    ]
     try:
         for host in hosts:
             wait_ready(host, "/admin/", timeout=600)
@@ -97,7 +108,9 @@ def main() -> None:
     print(f"  ratio edit->publish / export        {latency / export:7.2f}x  (goal <= 1.1x)")
     print(f"one reflex-buildd build, empty cache  {one_build:7.3f} s")
     for n, seconds in workers.items():
-        print(f"{n} host(s) all serving, empty cache  {seconds:7.3f} s  = {seconds / one_build:5.2f}x one build")
+        print(
+            f"{n} host(s) all serving, empty cache  {seconds:7.3f} s  = {seconds / one_build:5.2f}x one build"
+        )
 
 
 if __name__ == "__main__":

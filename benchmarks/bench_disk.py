@@ -29,7 +29,6 @@ SHOWCASE = REPO / "examples" / "showcase"
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import tool_env  # noqa: E402
-
 from reflex_buildd_client.store import Cache  # noqa: E402
 from reflex_buildd_client.verify import verify_artifact  # noqa: E402
 
@@ -50,10 +49,22 @@ def disk_used(*roots: Path) -> int:
 
 def build(project: Path, cache: Path) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "reflex_buildd", "build", str(project), "--json",
-         "--cache-dir", str(cache)],
-        check=True, capture_output=True, text=True, timeout=600, env=tool_env(),
-    ).stdout  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "reflex_buildd",
+            "build",
+            str(project),
+            "--json",
+            "--cache-dir",
+            str(cache),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=tool_env(),
+    ).stdout
     return str(json.loads(out.strip().splitlines()[-1])["key"])
 
 
@@ -97,8 +108,10 @@ def main() -> None:
     print(f"{count} artifacts without sharing:       {count * one / 1024:9.0f} KiB")
     print(f"{count} artifacts with the blob store:   {together / 1024:9.0f} KiB")
     print(f"ratio: {together / (count * one):.3f}  (goal <= 0.3)")
-    print(f"client verify (full blake3 re-hash) of {files} files, {size / 1024:.0f} KiB: "
-          f"{statistics.median(hashes) * 1000:.1f} ms (median of {len(hashes)})")  # fmt: skip
+    print(
+        f"client verify (full blake3 re-hash) of {files} files, {size / 1024:.0f} KiB: "
+        f"{statistics.median(hashes) * 1000:.1f} ms (median of {len(hashes)})"
+    )
 
 
 if __name__ == "__main__":

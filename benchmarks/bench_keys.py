@@ -113,8 +113,12 @@ def main() -> None:
             warm_s.append(timed(warm))
         floor, cold_t, warm_t = (statistics.median(x) for x in (floor_s, cold_s, warm_s))
         print(f"cat floor : {floor * 1000:8.1f} ms")
-        print(f"cold key  : {cold_t * 1000:8.1f} ms   cold/floor = {cold_t / floor:.2f}x (goal <= 1.5)")
-        print(f"warm key  : {warm_t * 1000:8.1f} ms   cold/warm  = {cold_t / warm_t:.1f}x (goal >= 20)")
+        print(
+            f"cold key  : {cold_t * 1000:8.1f} ms   cold/floor = {cold_t / floor:.2f}x (goal <= 1.5)"
+        )
+        print(
+            f"warm key  : {warm_t * 1000:8.1f} ms   cold/warm  = {cold_t / warm_t:.1f}x (goal >= 20)"
+        )
         if _can_drop_caches():
             floor_d, cold_d = [], []
             for _ in range(args.repeat):
@@ -127,8 +131,12 @@ def main() -> None:
             floor_c, cold_c = statistics.median(floor_d), statistics.median(cold_d)
             print("page cache dropped before each cat and cold key:")
             print(f"cat floor : {floor_c * 1000:8.1f} ms")
-            print(f"cold key  : {cold_c * 1000:8.1f} ms   cold/floor = {cold_c / floor_c:.2f}x (goal <= 1.5)")
-            print(f"warm key  : {warm_d * 1000:8.1f} ms   cold/warm  = {cold_c / warm_d:.1f}x (goal >= 20)")
+            print(
+                f"cold key  : {cold_c * 1000:8.1f} ms   cold/floor = {cold_c / floor_c:.2f}x (goal <= 1.5)"
+            )
+            print(
+                f"warm key  : {warm_d * 1000:8.1f} ms   cold/warm  = {cold_c / warm_d:.1f}x (goal >= 20)"
+            )
         else:
             print("(not root: the page-cache-dropped pass is skipped)")
     finally:

@@ -41,8 +41,18 @@ def settle(pid: int, seconds: float = 2.0) -> float:
 def daemon_rss(project: Path, cache: Path, log: Path) -> float:
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reflex_buildd", "watch", str(project), "--cache-dir", str(cache)],
-            stdout=out, stderr=subprocess.STDOUT, env=tool_env(),
+            [
+                sys.executable,
+                "-m",
+                "reflex_buildd",
+                "watch",
+                str(project),
+                "--cache-dir",
+                str(cache),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=tool_env(),
         )
     try:
         deadline = time.monotonic() + 300
@@ -70,11 +80,15 @@ def floor_rss() -> float:
 
 def host_rss(paths: list[str], cache: Path, tmp: Path) -> float:
     host = spawn_host(
-        "memory_host:app", cache_dir=cache, log_dir=tmp,
-        PYTHONPATH=f"{REPO / 'benchmarks'}:{REPO}", MOUNT_PATHS=",".join(paths),
-        REFLEX_UPLOADED_FILES_DIR=str(tmp / "uploads"), REFLEX_STATES_WORKDIR=str(tmp / "states"),
+        "memory_host:app",
+        cache_dir=cache,
+        log_dir=tmp,
+        PYTHONPATH=f"{REPO / 'benchmarks'}:{REPO}",
+        MOUNT_PATHS=",".join(paths),
+        REFLEX_UPLOADED_FILES_DIR=str(tmp / "uploads"),
+        REFLEX_STATES_WORKDIR=str(tmp / "states"),
         REFLEX_BUILDD_POLICY="fail",
-    )  # fmt: skip
+    )
     try:
         wait_ready(host, "/health", timeout=120)
         for path in paths:  # serve each prefix once: that prepares it
@@ -109,14 +123,22 @@ def main() -> None:
         served = {n: host_rss([f"/p{i}" for i in range(n)], cache, tmp) for n in (1, 2, 4, 8)}
 
     print(f"python floor (daemon modules imported)     {floor:7.1f} MB")
-    print(f"daemon idle, showcase                      {small:7.1f} MB  = {small / floor:4.2f}x floor")
-    print(f"daemon idle, showcase + 5,000 files        {large:7.1f} MB  = {large / floor:4.2f}x floor")
+    print(
+        f"daemon idle, showcase                      {small:7.1f} MB  = {small / floor:4.2f}x floor"
+    )
+    print(
+        f"daemon idle, showcase + 5,000 files        {large:7.1f} MB  = {large / floor:4.2f}x floor"
+    )
     print(f"host without a mount (baseline)            {base:7.1f} MB")
     for n, rss in served.items():
-        print(f"host, showcase mounted, {n} prefix(es) served {rss:7.1f} MB  = {rss / base:4.2f}x baseline")
+        print(
+            f"host, showcase mounted, {n} prefix(es) served {rss:7.1f} MB  = {rss / base:4.2f}x baseline"
+        )
     per_prefix = (served[8] - served[1]) / 7
-    print(f"first mount adds {served[1] - base:.1f} MB (Reflex, the app, the artifact); "
-          f"each further prefix adds {per_prefix:.2f} MB")
+    print(
+        f"first mount adds {served[1] - base:.1f} MB (Reflex, the app, the artifact); "
+        f"each further prefix adds {per_prefix:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

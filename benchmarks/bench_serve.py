@@ -89,10 +89,17 @@ def memory_app(cache_dir: str) -> Any:
         found = table.get(path)
         if found is None:  # first request of a path: take our bytes once
             variant = site.resolve("" if path == "/" else path).identity
-            found = table[path] = (variant.headers, variant.body, variant.etag, variant.not_modified)
+            found = table[path] = (
+                variant.headers,
+                variant.body,
+                variant.etag,
+                variant.not_modified,
+            )
         for name, value in scope["headers"]:
             if name == b"if-none-match" and value == found[2]:
-                await send({"type": "http.response.start", "status": 304, "headers": list(found[3])})
+                await send(
+                    {"type": "http.response.start", "status": 304, "headers": list(found[3])}
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
         await send({"type": "http.response.start", "status": 200, "headers": list(found[0])})
@@ -126,7 +133,9 @@ def serve(kind: str, port: int, cache_dir: str, docroot: str) -> None:
         "starlette": lambda: starlette_app(docroot),
         "servestatic": lambda: servestatic_app(docroot),
     }[kind]()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+    )
 
 
 # -- the driver ----------------------------------------------------------------
@@ -150,8 +159,22 @@ def _env() -> dict[str, str]:
 
 def build(cache_dir: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "reflex_buildd", "build", str(SHOWCASE), "--json", "--cache-dir", str(cache_dir)],
-        capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "reflex_buildd",
+            "build",
+            str(SHOWCASE),
+            "--json",
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=600,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"build failed:\n{result.stdout}\n{result.stderr}")
@@ -167,7 +190,9 @@ def write_docroot(cache_dir: Path, docroot: Path) -> dict[str, str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(site.resolve(url).identity.body)
     scripts = sorted(
-        (len(site.resolve(u).identity.body), u) for u in mount._files.raw if u.startswith("/assets/") and u.endswith(".js")
+        (len(site.resolve(u).identity.body), u)
+        for u in mount._files.raw
+        if u.startswith("/assets/") and u.endswith(".js")
     )
     big = next(u for size, u in reversed(scripts) if size <= 600_000)
     small = next(u for size, u in scripts if size >= 2_000)
@@ -178,9 +203,21 @@ def write_docroot(cache_dir: Path, docroot: Path) -> dict[str, str]:
 def server(kind: str, cache_dir: Path, docroot: Path) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [*_PIN_SERVER, sys.executable, __file__, "--serve", kind, "--port", str(port),
-         "--cache-dir", str(cache_dir), "--docroot", str(docroot)],
-        env=_env(), cwd=REPO,
+        [
+            *_PIN_SERVER,
+            sys.executable,
+            __file__,
+            "--serve",
+            kind,
+            "--port",
+            str(port),
+            "--cache-dir",
+            str(cache_dir),
+            "--docroot",
+            str(docroot),
+        ],
+        env=_env(),
+        cwd=REPO,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -203,7 +240,9 @@ def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> f
     args = [*_PIN_LOAD, "wrk", "-t1", f"-c{connections}", f"-d{duration}s"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration + 30, check=True).stdout
+    out = subprocess.run(
+        [*args, url], capture_output=True, text=True, timeout=duration + 30, check=True
+    ).stdout
     if "Non-2xx or 3xx" in out:
         raise SystemExit(f"errors from {url}:\n{out}")
     match = re.search(r"Requests/sec:\s*([\d.]+)", out)
@@ -213,13 +252,17 @@ def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--docroot", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help="cache to build into / read from (default: a temp dir)")
     parser.add_argument("--duration", type=int, default=1, help="seconds per measurement (whole)")
-    parser.add_argument("--rounds", type=int, default=5, help="measurements per cell (the best counts)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="measurements per cell (the best counts)"
+    )
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     if args.serve:
@@ -247,8 +290,10 @@ def main() -> None:
                 etag = headers.get("etag", "")
                 status, _, _ = fetch(url + rows["big"], {"If-None-Match": etag})
                 assert status == 304, (kind, status, etag)
-                plans[kind] = {**{row: (path, {}) for row, path in rows.items()},
-                               "304": (rows["big"], {"If-None-Match": etag})}
+                plans[kind] = {
+                    **{row: (path, {}) for row, path in rows.items()},
+                    "304": (rows["big"], {"If-None-Match": etag}),
+                }
                 for path, extra in plans[kind].values():
                     wrk(url + path, 1, args.connections, extra)  # warm up
             # Servers take turns, row by row, for several rounds; the best of
@@ -263,11 +308,19 @@ def main() -> None:
                         print(f"round {round_ + 1} {kind:12} {row:6} {rate:9.0f} req/s", flush=True)
         sizes = {row: len(body) for row, body in reference.items()}
         print()
-        print(f"rows: big = {rows['big']} ({sizes['big']} B), small = {rows['small']} ({sizes['small']} B), "
-              f"index = / ({sizes['index']} B), 304 = big with If-None-Match")
-        print(f"wrk -t1 -c{args.connections} -d{args.duration}s, best of {args.rounds} interleaved rounds, "
-              "one uvicorn worker each, 127.0.0.1")
-        header = f"{'row':6} " + " ".join(f"{k:>12}" for k in SERVERS) + "   ours/starlette  ours/servestatic  ours/memory"
+        print(
+            f"rows: big = {rows['big']} ({sizes['big']} B), small = {rows['small']} ({sizes['small']} B), "
+            f"index = / ({sizes['index']} B), 304 = big with If-None-Match"
+        )
+        print(
+            f"wrk -t1 -c{args.connections} -d{args.duration}s, best of {args.rounds} interleaved rounds, "
+            "one uvicorn worker each, 127.0.0.1"
+        )
+        header = (
+            f"{'row':6} "
+            + " ".join(f"{k:>12}" for k in SERVERS)
+            + "   ours/starlette  ours/servestatic  ours/memory"
+        )
         print(header)
         ratios: dict[str, dict[str, float]] = {}
         for row in ("big", "small", "index", "304"):
@@ -277,8 +330,11 @@ def main() -> None:
                 "servestatic": r["ours"] / r["servestatic"],
                 "memory": r["ours"] / r["memory"],
             }
-            print(f"{row:6} " + " ".join(f"{r[k]:12.0f}" for k in SERVERS)
-                  + f"   {ratios[row]['starlette']:14.2f}x {ratios[row]['servestatic']:16.2f}x {ratios[row]['memory']:11.2f}x")
+            print(
+                f"{row:6} "
+                + " ".join(f"{r[k]:12.0f}" for k in SERVERS)
+                + f"   {ratios[row]['starlette']:14.2f}x {ratios[row]['servestatic']:16.2f}x {ratios[row]['memory']:11.2f}x"
+            )
         print(json.dumps({"requests_per_second": results, "ratios": ratios}))
 
 

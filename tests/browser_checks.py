@@ -36,7 +36,9 @@ def _record(page: Any) -> PageRecord:
     page.on("response", lambda r: rec.statuses.__setitem__(r.url, r.status))
     page.on(
         "console",
-        lambda m: rec.console_errors.append(f"{m.text} @ {m.location}") if m.type == "error" else None,
+        lambda m: (
+            rec.console_errors.append(f"{m.text} @ {m.location}") if m.type == "error" else None
+        ),
     )
     page.on("pageerror", lambda e: rec.console_errors.append(f"pageerror: {e}"))
     return rec

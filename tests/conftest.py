@@ -53,7 +53,9 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cache_dir: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cache_dir: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``reflex-buildd ARGS`` in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "reflex_buildd", *args, "--cache-dir", str(cache_dir)],
@@ -101,8 +103,17 @@ def spawn_host(
     log = log_dir / f"host-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-             *extra_args],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *extra_args,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=log_dir,
@@ -173,12 +184,25 @@ def run_host(
 
 
 @contextlib.contextmanager
-def run_daemon(project: Path, *, cache_dir: Path, log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+def run_daemon(
+    project: Path, *, cache_dir: Path, log: Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """``reflex-buildd watch PROJECT`` in the background; SIGTERM on exit."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "reflex_buildd", "watch", str(project), "--cache-dir", str(cache_dir)],
-            stdout=out, stderr=subprocess.STDOUT, env=tool_env(**env), cwd=log.parent,
+            [
+                sys.executable,
+                "-m",
+                "reflex_buildd",
+                "watch",
+                str(project),
+                "--cache-dir",
+                str(cache_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=tool_env(**env),
+            cwd=log.parent,
         )
     try:
         yield process

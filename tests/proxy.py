@@ -39,7 +39,9 @@ _HOP_BY_HOP = {
 class Proxy:
     """The proxy's ASGI app."""
 
-    def __init__(self, upstream: str, prefix: str, proto: str = "http", forward: bool = True) -> None:
+    def __init__(
+        self, upstream: str, prefix: str, proto: str = "http", forward: bool = True
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.prefix = prefix.rstrip("/").encode()
         self.proto = proto
@@ -61,7 +63,11 @@ class Proxy:
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
-            if name in _HOP_BY_HOP or name.startswith(b"x-forwarded-") or name.startswith(b"sec-websocket-"):
+            if (
+                name in _HOP_BY_HOP
+                or name.startswith(b"x-forwarded-")
+                or name.startswith(b"sec-websocket-")
+            ):
                 continue
             headers.append((name.decode("latin-1"), value.decode("latin-1")))
         if self.forward:
@@ -98,8 +104,13 @@ class Proxy:
         target = self._target(scope)
         if target is None:
             body = b"not under the proxy's prefix\n"
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         chunks = []
@@ -112,13 +123,21 @@ class Proxy:
         if not any(name == "accept-encoding" for name, _ in headers):
             headers.append(("accept-encoding", "identity"))  # else httpx asks for gzip
         request = self.client.build_request(
-            scope["method"], self.upstream + target.decode("latin-1"), headers=headers,
+            scope["method"],
+            self.upstream + target.decode("latin-1"),
+            headers=headers,
             content=b"".join(chunks),
         )
         response = await self.client.send(request, stream=True)
         try:
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP - {b"content-length"}]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+            out = [
+                (k, v)
+                for k, v in response.headers.raw
+                if k.lower() not in _HOP_BY_HOP - {b"content-length"}
+            ]
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": out}
+            )
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
@@ -142,9 +161,13 @@ class Proxy:
         assert message["type"] == "websocket.connect"
         try:
             upstream = await connect(
-                url, additional_headers=headers, origin=origin,  # type: ignore[arg-type]
-                subprotocols=scope.get("subprotocols") or None, open_timeout=10,
-                max_size=None, compression=None,
+                url,
+                additional_headers=headers,
+                origin=origin,  # type: ignore[arg-type]
+                subprotocols=scope.get("subprotocols") or None,
+                open_timeout=10,
+                max_size=None,
+                compression=None,
             )
         except Exception:
             await send({"type": "websocket.close", "code": 1011})
@@ -156,7 +179,11 @@ class Proxy:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                data = message.get("bytes") if message.get("bytes") is not None else message.get("text")
+                data = (
+                    message.get("bytes")
+                    if message.get("bytes") is not None
+                    else message.get("text")
+                )
                 await upstream.send(data)
 
         async def upstream_to_downstream() -> None:
@@ -164,7 +191,10 @@ class Proxy:
                 key = "bytes" if isinstance(data, bytes) else "text"
                 await send({"type": "websocket.send", key: data})
 
-        tasks = {asyncio.create_task(downstream_to_upstream()), asyncio.create_task(upstream_to_downstream())}
+        tasks = {
+            asyncio.create_task(downstream_to_upstream()),
+            asyncio.create_task(upstream_to_downstream()),
+        }
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -220,9 +250,20 @@ def run_proxy(
     log = log_dir / f"proxy-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, __file__, "--port", str(port), "--upstream", upstream,
-             "--prefix", prefix, "--proto", proto],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                __file__,
+                "--port",
+                str(port),
+                "--upstream",
+                upstream,
+                "--prefix",
+                prefix,
+                "--proto",
+                proto,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     running = RunningProxy(f"http://127.0.0.1:{port}", prefix, process, log)
     from conftest import stop_process, wait_listening  # the test-side helpers

@@ -36,7 +36,10 @@ S = SENTINEL
         ("background:url(/bg.png)", f"background:url({S}/bg.png)"),
         ('background:url("/bg.png")', f'background:url("{S}/bg.png")'),
         ("background:url( '/bg.png' )", f"background:url( '{S}/bg.png' )"),
-        ("{backgroundImage:`url(/bg.png) no-repeat`}", f"{{backgroundImage:`url({S}/bg.png) no-repeat`}}"),
+        (
+            "{backgroundImage:`url(/bg.png) no-repeat`}",
+            f"{{backgroundImage:`url({S}/bg.png) no-repeat`}}",
+        ),
         ('@import "/app.js";', f'@import "{S}/app.js";'),
     ],
 )
@@ -147,13 +150,20 @@ def test_asset_url_resolves_against_the_meta_tag_or_the_baked_prefix(tmp_path: P
         "out.plain = exprs();\n"
         "console.log(JSON.stringify(out));\n"
     )
-    run = subprocess.run([_bun(), str(script)], capture_output=True, text=True, timeout=60, check=True)
+    run = subprocess.run(
+        [_bun(), str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
     out = json.loads(run.stdout)
     # Outside a build, frontend_path is "" (this process's config).
     assert out["ssr"] == out["plain"] == cases
     assert out["browser"] == [
-        "/admin/avatar.png", "avatar.png", "//cdn/a.png", "https://x/a.png", "/admin/a.png", "",
-    ]  # fmt: skip
+        "/admin/avatar.png",
+        "avatar.png",
+        "//cdn/a.png",
+        "https://x/a.png",
+        "/admin/a.png",
+        "",
+    ]
 
 
 def test_asset_url_keeps_the_var_data_of_a_state_var() -> None:

@@ -25,7 +25,10 @@ PROJECT = REPO / "tests" / "fixtures" / "asset_refs"
 
 def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
     return {
-        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns)
+        p.relative_to(root).as_posix(): (
+            p.read_bytes() if p.is_file() else b"",
+            p.stat().st_mtime_ns,
+        )
         for p in sorted(root.rglob("*"))
     }
 
@@ -159,7 +162,9 @@ def test_build_warns_and_doctor_names_what_cannot_be_fixed(fixture_build: Fixtur
     assert ("not-an-asset", "/missing.png") in named
     # Every finding is on the /late page; nothing the build fixed is reported.
     assert all("late" in f["file"] or "img-" in f["context"] for f in findings), findings
-    assert not any(u in f["url"] for f in findings for u in ("logo", "bg", "hero", "app.js", "avatar"))
+    assert not any(
+        u in f["url"] for f in findings for u in ("logo", "bg", "hero", "app.js", "avatar")
+    )
     late = next(f for f in findings if f["kind"] == "state-default")
     assert "'late'" in late["context"] and "#img-late" in late["context"]
     assert late["sources"] == ["asset_refs/asset_refs.py:18"]

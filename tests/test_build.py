@@ -61,7 +61,9 @@ def test_key_does_not_build(tmp_path: Path) -> None:
     result = run_cli("key", str(SHOWCASE), cache_dir=cache)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip()) == 32
-    assert not (cache / "v1" / "artifacts").exists() or not any((cache / "v1" / "artifacts").iterdir())
+    assert not (cache / "v1" / "artifacts").exists() or not any(
+        (cache / "v1" / "artifacts").iterdir()
+    )
 
 
 def test_manifest_describes_the_artifact(showcase_build: Built) -> None:
@@ -115,7 +117,9 @@ def test_bad_project_paths_exit_2(tmp_path: Path, make: object, message: str) ->
         assert "Traceback" not in result.stderr
 
 
-def test_build_runs_from_any_cwd_with_env_cache_dir(tmp_path: Path, showcase_build: Built, cache_dir: Path) -> None:
+def test_build_runs_from_any_cwd_with_env_cache_dir(
+    tmp_path: Path, showcase_build: Built, cache_dir: Path
+) -> None:
     import subprocess
     import sys
 

@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHOWCASE, Built, run_cli, spawn_host, stop_process, tool_env, wait_for, wait_ready
+from conftest import (
+    SHOWCASE,
+    Built,
+    run_cli,
+    spawn_host,
+    stop_process,
+    tool_env,
+    wait_for,
+    wait_ready,
+)
 from reflex_buildd.publish import publish
 from reflex_buildd.scratch import host_tag
 from reflex_buildd_client.lease import live_leases, read_leases
@@ -50,8 +59,15 @@ def publish_copy(cache: Cache, source: Path, key: str, *, change: bytes = b"") -
     shutil.copytree(source, staging, ignore=shutil.ignore_patterns(MANIFEST_NAME))
     if change:
         (staging / "public" / "changed.txt").write_bytes(change)
-    return publish(cache, staging, key=key, inputs=manifest.inputs, project=manifest.project,
-                   build=manifest.build, routes=manifest.routes)  # fmt: skip
+    return publish(
+        cache,
+        staging,
+        key=key,
+        inputs=manifest.inputs,
+        project=manifest.project,
+        build=manifest.build,
+        routes=manifest.routes,
+    )
 
 
 def _set_last_used(cache: Cache, key: str, when: float) -> None:
@@ -72,8 +88,12 @@ def _gc(cache: Cache, *args: str) -> dict[str, object]:
 
 
 def _hold_lease(cache: Cache, key: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, str(cache.root), key],
-                            stdout=subprocess.PIPE, text=True, env=tool_env())  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LEASE_HOLDER, str(cache.root), key],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=tool_env(),
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "leased"
     return proc
@@ -97,7 +117,9 @@ def test_publish_stores_each_file_once(showcase_build: Built, tmp_path: Path) ->
     assert by_key["a" * 32]["unique_size"] < by_key["a" * 32]["size"] / 10
 
 
-def test_a_corrupt_blob_is_never_linked_into_a_new_artifact(showcase_build: Built, tmp_path: Path) -> None:
+def test_a_corrupt_blob_is_never_linked_into_a_new_artifact(
+    showcase_build: Built, tmp_path: Path
+) -> None:
     cache = Cache(tmp_path / "cache")
     a = publish_copy(cache, showcase_build.path, "a" * 32)
     index = a / "public" / "index.html"
@@ -123,16 +145,21 @@ def test_gc_evicts_lru_first_and_never_what_a_live_host_serves(
     for i, key in enumerate(others):
         publish_copy(cache, showcase_build.path, key, change=os.urandom(200_000))
         _set_last_used(cache, key, now - 1000 + i * 100)  # others[0] is the oldest
-    env = {"SHOWCASE_PROJECT": str(SHOWCASE), "REFLEX_BUILDD_POLICY": "fail",
-           "REFLEX_UPLOADED_FILES_DIR": str(tmp_path / "uploads"),
-           "REFLEX_STATES_WORKDIR": str(tmp_path / "states")}  # fmt: skip
+    env = {
+        "SHOWCASE_PROJECT": str(SHOWCASE),
+        "REFLEX_BUILDD_POLICY": "fail",
+        "REFLEX_UPLOADED_FILES_DIR": str(tmp_path / "uploads"),
+        "REFLEX_STATES_WORKDIR": str(tmp_path / "states"),
+    }
     host = spawn_host(HOST, cache_dir=cache.root, log_dir=tmp_path, **env)
     try:
         wait_ready(host, "/admin/")
         # The served artifact is the least recently used of all on paper.
         _set_last_used(cache, showcase_build.key, now - 5000)
         assert live_leases(cache) == {showcase_build.key: 1}
-        row = {r["key"]: r for r in json.loads(run_cli("ls", "--json", cache_dir=cache.root).stdout)}
+        row = {
+            r["key"]: r for r in json.loads(run_cli("ls", "--json", cache_dir=cache.root).stdout)
+        }
         assert row[showcase_build.key]["live_hosts"] == 1
 
         # Each extra artifact holds ~200 kB of its own: a cap that forces two out.
@@ -166,12 +193,18 @@ def test_gc_evicts_lru_first_and_never_what_a_live_host_serves(
     assert not any(p.is_file() for p in (cache.base / "blobs").rglob("*"))
 
 
-def test_leases_of_live_processes_pin_and_end_with_them(showcase_build: Built, tmp_path: Path) -> None:
+def test_leases_of_live_processes_pin_and_end_with_them(
+    showcase_build: Built, tmp_path: Path
+) -> None:
     cache = Cache(tmp_path / "cache")
     keys = [f"{i:032x}" for i in range(1, 4)]
     for key in keys:
         publish_copy(cache, showcase_build.path, key, change=key.encode())
-    holders = [_hold_lease(cache, keys[0]), _hold_lease(cache, keys[0]), _hold_lease(cache, keys[2])]
+    holders = [
+        _hold_lease(cache, keys[0]),
+        _hold_lease(cache, keys[0]),
+        _hold_lease(cache, keys[2]),
+    ]
     try:
         assert live_leases(cache) == {keys[0]: 2, keys[2]: 1}
         assert _gc(cache, "--max-age", "0s")["evicted"] == [keys[1]]
@@ -202,7 +235,9 @@ def test_gc_never_touches_scratch_of_a_live_process(tmp_path: Path) -> None:
         recent = cache.tmp_dir() / f"gc-{'c' * 12}-{_dead_pid()}-0000cccc-{here}"
         recent.mkdir()
         # Another machine sharing the cache: its pids mean nothing here.
-        elsewhere = cache.tmp_dir() / f"build-{'d' * 12}-{_dead_pid()}-0000dddd-{host_tag('other-machine')}"
+        elsewhere = (
+            cache.tmp_dir() / f"build-{'d' * 12}-{_dead_pid()}-0000dddd-{host_tag('other-machine')}"
+        )
         elsewhere.mkdir()
         os.utime(elsewhere, (old, old))
         other = cache.tmp_dir() / "someone-elses-dir"

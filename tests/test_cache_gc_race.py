@@ -40,8 +40,13 @@ def test_gc_in_a_loop_never_breaks_concurrent_builds(tmp_path: Path) -> None:
     page = project / "showcase" / "showcase.py"
     base = page.read_text()
     stop = tmp_path / "stop"
-    gc = subprocess.Popen([sys.executable, "-c", GC_LOOP, str(cache.root), str(stop)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=tool_env())  # fmt: skip
+    gc = subprocess.Popen(
+        [sys.executable, "-c", GC_LOOP, str(cache.root), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=tool_env(),
+    )
     try:
         keys = []
         for i in range(3):

@@ -40,10 +40,16 @@ def _flip_a_byte(artifact: Path) -> str:
 
 
 def _quarantined(cache: Cache) -> list[Path]:
-    return sorted((cache.base / "quarantine").glob("*")) if (cache.base / "quarantine").exists() else []
+    return (
+        sorted((cache.base / "quarantine").glob("*"))
+        if (cache.base / "quarantine").exists()
+        else []
+    )
 
 
-def test_verify_catches_a_flipped_byte_and_quarantines(showcase_build: Built, tmp_path: Path) -> None:
+def test_verify_catches_a_flipped_byte_and_quarantines(
+    showcase_build: Built, tmp_path: Path
+) -> None:
     cache = _private_copy(showcase_build, tmp_path)
     assert run_cli("verify", cache_dir=cache.root).returncode == 0
     rel = _flip_a_byte(cache.artifact_dir(showcase_build.key))
@@ -83,20 +89,27 @@ def test_the_client_refuses_a_corrupt_artifact_and_it_is_rebuilt_on_demand(
     # The next demand rebuilds it.
     result = run_cli("build", str(SHOWCASE), "--json", cache_dir=cache.root)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {**json.loads(result.stdout.splitlines()[-1]),
-                                                          "key": key, "built": True}  # fmt: skip
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        **json.loads(result.stdout.splitlines()[-1]),
+        "key": key,
+        "built": True,
+    }
     rebuilt = cache.open(key)
     assert rebuilt is not None
     verify_artifact(rebuilt)
 
     # A host with policy build meets a corrupt artifact: quarantine, rebuild, serve.
     rotten = _flip_a_byte(cache.artifact_dir(key))
-    env = {"SHOWCASE_PROJECT": str(SHOWCASE), "REFLEX_BUILDD_POLICY": "build",
-           "REFLEX_UPLOADED_FILES_DIR": str(tmp_path / "uploads"),
-           "REFLEX_STATES_WORKDIR": str(tmp_path / "states")}  # fmt: skip
+    env = {
+        "SHOWCASE_PROJECT": str(SHOWCASE),
+        "REFLEX_BUILDD_POLICY": "build",
+        "REFLEX_UPLOADED_FILES_DIR": str(tmp_path / "uploads"),
+        "REFLEX_STATES_WORKDIR": str(tmp_path / "states"),
+    }
     published_before = sum(1 for e in read_journal(cache) if e["event"] == "published")
-    with run_host(HOST, cache_dir=cache.root, log_dir=tmp_path, ready_path="/admin/",
-                  timeout=180, **env) as host:  # fmt: skip
+    with run_host(
+        HOST, cache_dir=cache.root, log_dir=tmp_path, ready_path="/admin/", timeout=180, **env
+    ) as host:
         log = host.output()
     assert "corrupt" in log and "obtaining it again" in log
     published = sum(1 for e in read_journal(cache) if e["event"] == "published")

@@ -79,14 +79,22 @@ def test_edit_publishes_a_new_key_and_non_inputs_build_nothing(
     project, cache = _copy(tmp_path), tmp_path / "cache"
     with run_daemon(project, cache_dir=cache, log=tmp_path / "daemon.log"):
         first = _key(project, cache)
-        wait_for(lambda: (cache / "v1/artifacts" / first / "manifest.json").exists(),
-                 timeout=180, what="the first build")  # fmt: skip
+        wait_for(
+            lambda: (cache / "v1/artifacts" / first / "manifest.json").exists(),
+            timeout=180,
+            what="the first build",
+        )
         page = project / "showcase" / "showcase.py"
-        page.write_text(page.read_text().replace('rx.heading("Showcase"', 'rx.heading("Showcase v2"'))
+        page.write_text(
+            page.read_text().replace('rx.heading("Showcase"', 'rx.heading("Showcase v2"')
+        )
         second = _key(project, cache)
         assert second != first
-        wait_for(lambda: (cache / "v1/artifacts" / second / "manifest.json").exists(),
-                 timeout=180, what="the rebuild after an edit")  # fmt: skip
+        wait_for(
+            lambda: (cache / "v1/artifacts" / second / "manifest.json").exists(),
+            timeout=180,
+            what="the rebuild after an edit",
+        )
 
         starts = len(_events(cache, "start"))
         (project / "app.db").write_bytes(b"SQLite format 3\0")
@@ -97,7 +105,9 @@ def test_edit_publishes_a_new_key_and_non_inputs_build_nothing(
         (project / "showcase" / ".showcase.py.swp").write_bytes(b"swap")
         # The daemon logs each batch it looked at; wait until it has seen these.
         log = tmp_path / "daemon.log"
-        wait_for(lambda: "ignored" in log.read_text(), timeout=20, what="the daemon to see the changes")
+        wait_for(
+            lambda: "ignored" in log.read_text(), timeout=20, what="the daemon to see the changes"
+        )
         time.sleep(1.0)
         assert len(_events(cache, "start")) == starts, log.read_text()
         assert _key(project, cache) == second
@@ -118,16 +128,25 @@ def test_a_change_during_a_build_supersedes_it(tmp_path: Path) -> None:
     page = project / "showcase" / "showcase.py"
     with run_daemon(project, cache_dir=cache, log=tmp_path / "daemon.log"):
         first = _key(project, cache)
-        wait_for((cache / "v1" / "artifacts" / first / "manifest.json").exists,
-                 timeout=180, what="the first build")  # fmt: skip
+        wait_for(
+            (cache / "v1" / "artifacts" / first / "manifest.json").exists,
+            timeout=180,
+            what="the first build",
+        )
         page.write_text(page.read_text() + "\n# edit one\n")
         second = _key(project, cache)
-        wait_for(lambda: any(e["key"] == second for e in _events(cache, "start")),
-                 timeout=60, what="the build of the first edit to start")  # fmt: skip
+        wait_for(
+            lambda: any(e["key"] == second for e in _events(cache, "start")),
+            timeout=60,
+            what="the build of the first edit to start",
+        )
         page.write_text(page.read_text() + "\n# edit two\n")
         third = _key(project, cache)
-        wait_for((cache / "v1" / "artifacts" / third / "manifest.json").exists,
-                 timeout=180, what="the build of the last edit")  # fmt: skip
+        wait_for(
+            (cache / "v1" / "artifacts" / third / "manifest.json").exists,
+            timeout=180,
+            what="the build of the last edit",
+        )
     by_key = [(e["event"], e["key"]) for e in _events(cache)]
     assert ("cancelled", second) in by_key, by_key
     assert ("published", second) not in by_key, by_key
@@ -151,8 +170,14 @@ def test_daemon_rebuilds_its_key_when_the_artifact_vanishes(tmp_path: Path) -> N
 def test_second_daemon_is_refused_with_the_first_ones_pid(tmp_path: Path) -> None:
     project, cache = _copy(tmp_path), tmp_path / "cache"
     with run_daemon(project, cache_dir=cache, log=tmp_path / "d1.log") as first:
-        wait_for(lambda: (cache / "v1" / "daemons").exists() and any((cache / "v1" / "daemons").glob("*.json")),
-                 timeout=60, what="the first daemon's record")  # fmt: skip
+        wait_for(
+            lambda: (
+                (cache / "v1" / "daemons").exists()
+                and any((cache / "v1" / "daemons").glob("*.json"))
+            ),
+            timeout=60,
+            what="the first daemon's record",
+        )
         second = run_cli("watch", str(project), cache_dir=cache, timeout=60)
         assert second.returncode == 3, second.stderr
         assert f"pid {first.pid}" in second.stderr
@@ -189,14 +214,26 @@ def test_eight_hosts_and_two_clis_cause_exactly_one_build(tmp_path: Path) -> Non
     hosts = [spawn_host(HOST, cache_dir=cache, log_dir=tmp_path, **env) for _ in range(8)]
     clis = [
         subprocess.Popen(
-            [sys.executable, "-m", "reflex_buildd", "build", str(project), "--cache-dir", str(cache), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tool_env(), text=True,
+            [
+                sys.executable,
+                "-m",
+                "reflex_buildd",
+                "build",
+                str(project),
+                "--cache-dir",
+                str(cache),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=tool_env(),
+            text=True,
         )
         for _ in range(2)
     ]
     try:
         outputs = [cli.communicate(timeout=300) for cli in clis]
-        for cli, (out, err) in zip(clis, outputs, strict=True):
+        for cli, (_out, err) in zip(clis, outputs, strict=True):
             assert cli.returncode == 0, err
         keys = {json.loads(out.splitlines()[-1])["key"] for out, _ in outputs}
         for host in hosts:
@@ -218,8 +255,15 @@ def test_eight_hosts_and_two_clis_cause_exactly_one_build(tmp_path: Path) -> Non
 
 def test_uvicorn_workers_share_one_build(tmp_path: Path) -> None:
     project, cache = _copy(tmp_path), tmp_path / "cache"
-    with run_host(HOST, cache_dir=cache, log_dir=tmp_path, ready_path="/admin/", timeout=300,
-                  extra_args=("--workers", "4"), **_host_env(project, tmp_path)) as host:  # fmt: skip
+    with run_host(
+        HOST,
+        cache_dir=cache,
+        log_dir=tmp_path,
+        ready_path="/admin/",
+        timeout=300,
+        extra_args=("--workers", "4"),
+        **_host_env(project, tmp_path),
+    ) as host:
         for _ in range(8):
             with urllib.request.urlopen(host.url + "/admin/ping", timeout=10) as resp:
                 assert resp.status == 200
@@ -232,16 +276,23 @@ def test_a_worker_killed_mid_build_is_taken_over(tmp_path: Path) -> None:
     env = _host_env(project, tmp_path)
     first = spawn_host(HOST, cache_dir=cache, log_dir=tmp_path, **env)
     try:
-        wait_for(lambda: _events(cache, "start"), timeout=120, what="the first host to start building")
+        wait_for(
+            lambda: _events(cache, "start"), timeout=120, what="the first host to start building"
+        )
         first.process.kill()
         first.process.wait(timeout=10)
     finally:
         stop_process(first.process)
     key = _key(project, cache)
     # The killed builder's record is recognised as dead.
-    wait_for(lambda: read_status(Cache(cache), key).state is BuildState.ABSENT, timeout=10,
-             what="the dead builder's record to read as absent")  # fmt: skip
-    with run_host(HOST, cache_dir=cache, log_dir=tmp_path, ready_path="/admin/", timeout=300, **env):
+    wait_for(
+        lambda: read_status(Cache(cache), key).state is BuildState.ABSENT,
+        timeout=10,
+        what="the dead builder's record to read as absent",
+    )
+    with run_host(
+        HOST, cache_dir=cache, log_dir=tmp_path, ready_path="/admin/", timeout=300, **env
+    ):
         pass
     events = [e["event"] for e in _events(cache)]
     assert events.count("start") == 2 and events.count("published") == 1, events
@@ -259,7 +310,8 @@ def test_broken_app_fails_the_waiting_host_fast_and_a_fix_recovers(tmp_path: Pat
             key = _key(project, cache)
             status = wait_for(
                 lambda: (s := read_status(Cache(cache), key)).state is BuildState.FAILED and s,
-                timeout=180, what="the failure record",
+                timeout=180,
+                what="the failure record",
             )
             failed_at = float(status.record["time"])
             wait_for(lambda: host.process.poll() is not None, timeout=15, what="the host to fail")
@@ -273,8 +325,11 @@ def test_broken_app_fails_the_waiting_host_fast_and_a_fix_recovers(tmp_path: Pat
             # Fix the file: the daemon builds the new key and a host starts.
             page.write_text(page.read_text().split("\n\ndef broken()")[0] + "\n")
             fixed = _key(project, cache)
-            wait_for(lambda: (cache / "v1/artifacts" / fixed / "manifest.json").exists(),
-                     timeout=180, what="the fixed build")  # fmt: skip
+            wait_for(
+                lambda: (cache / "v1/artifacts" / fixed / "manifest.json").exists(),
+                timeout=180,
+                what="the fixed build",
+            )
             with run_host(HOST, cache_dir=cache, log_dir=tmp_path, ready_path="/admin/", **env):
                 pass
     finally:
@@ -284,8 +339,12 @@ def test_broken_app_fails_the_waiting_host_fast_and_a_fix_recovers(tmp_path: Pat
 def test_policy_fail_and_the_daemon_mismatch_explanation(tmp_path: Path) -> None:
     project, cache = _copy(tmp_path), tmp_path / "cache"
     # Policy fail: no artifact, no build, a clear message with the command.
-    host = spawn_host(HOST, cache_dir=cache, log_dir=tmp_path,
-                      **_host_env(project, tmp_path, REFLEX_BUILDD_POLICY="fail"))  # fmt: skip
+    host = spawn_host(
+        HOST,
+        cache_dir=cache,
+        log_dir=tmp_path,
+        **_host_env(project, tmp_path, REFLEX_BUILDD_POLICY="fail"),
+    )
     try:
         assert host.process.wait(timeout=60) != 0
     finally:
@@ -299,10 +358,17 @@ def test_policy_fail_and_the_daemon_mismatch_explanation(tmp_path: Path) -> None
     with run_daemon(project, cache_dir=cache, log=tmp_path / "daemon.log"):
         wait_for(lambda: _events(cache, "published"), timeout=180, what="the daemon's build")
         host = spawn_host(
-            HOST, cache_dir=cache, log_dir=tmp_path,
-            **_host_env(project, tmp_path, REFLEX_BUILDD_POLICY="wait",
-                        REFLEX_BUILDD_TIMEOUT="2", VITE_FEATURE_FLAG="on"),
-        )  # fmt: skip
+            HOST,
+            cache_dir=cache,
+            log_dir=tmp_path,
+            **_host_env(
+                project,
+                tmp_path,
+                REFLEX_BUILDD_POLICY="wait",
+                REFLEX_BUILDD_TIMEOUT="2",
+                VITE_FEATURE_FLAG="on",
+            ),
+        )
         try:
             assert host.process.wait(timeout=60) != 0
         finally:

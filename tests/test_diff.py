@@ -7,10 +7,18 @@ from reflex_buildd_client.keys import KeyInputs
 
 
 def test_summary_names_the_telling_differences_first() -> None:
-    daemon = KeyInputs(files={"a.py": "1", "b.py": "2"}, versions={"reflex": "0.10.1"},
-                       js_runtime="bun@1.4.4", env={"REFLEX_X": "d1", "VITE_Y": "d2"})  # fmt: skip
-    host = KeyInputs(files={"a.py": "1", "b.py": "3", "c.py": "4"}, versions={"reflex": "0.10.2"},
-                     js_runtime="node@24.1.0", env={"REFLEX_X": "d9", "VITE_Z": "d3"})  # fmt: skip
+    daemon = KeyInputs(
+        files={"a.py": "1", "b.py": "2"},
+        versions={"reflex": "0.10.1"},
+        js_runtime="bun@1.4.4",
+        env={"REFLEX_X": "d1", "VITE_Y": "d2"},
+    )
+    host = KeyInputs(
+        files={"a.py": "1", "b.py": "3", "c.py": "4"},
+        versions={"reflex": "0.10.2"},
+        js_runtime="node@24.1.0",
+        env={"REFLEX_X": "d9", "VITE_Z": "d3"},
+    )
     summary = diff_inputs(daemon, host).summary()
     parts = summary.split("; ")
     assert parts[:3] == [

@@ -20,10 +20,10 @@ def _kinds(rel: str, text: str, routes: frozenset[str] = frozenset()) -> list[tu
 
 def test_clean_output_has_no_findings() -> None:
     js = (
-        f'a(`img`,{{src:`{S}/logo.png`}}),to:`/about`,to:`/docs.html`,u=`/_upload`,p=`/ping`,'
-        'e=`/_event/`,r=/^\\/post\\/[^/]+$/,n=`/socket.io`,q=`/engine.io`,m=`//cdn.x/a.js`,'
-        'h=`https://x.test/a.png`,k=`/about`,o=`/`,l=`/post/[pid]`,w=`favicon.ico`,'
-        f'c=`url({S}/bg.png)`,d=`/logo.png`'
+        f"a(`img`,{{src:`{S}/logo.png`}}),to:`/about`,to:`/docs.html`,u=`/_upload`,p=`/ping`,"
+        "e=`/_event/`,r=/^\\/post\\/[^/]+$/,n=`/socket.io`,q=`/engine.io`,m=`//cdn.x/a.js`,"
+        "h=`https://x.test/a.png`,k=`/about`,o=`/`,l=`/post/[pid]`,w=`favicon.ico`,"
+        f"c=`url({S}/bg.png)`,d=`/logo.png`"
     )
     assert _kinds("public/assets/a.js", js) == []
     html = (
@@ -47,7 +47,9 @@ def test_html_attributes_css_urls_and_srcset() -> None:
         '<img id="x" srcset="/a.png 1x, /b.png 2x"><a id="y" href="/host-page">h</a>'
         "<style>.a{background:url(/nope)}</style>"
     )
-    found = {(f.kind, f.url, f.context) for f in scan_text("public/index.html", html, assets=ASSETS)}
+    found = {
+        (f.kind, f.url, f.context) for f in scan_text("public/index.html", html, assets=ASSETS)
+    }
     assert found == {
         ("html-attr", "/a.png", "<img id=x>"),
         ("html-attr", "/b.png", "<img id=x>"),
@@ -58,7 +60,9 @@ def test_html_attributes_css_urls_and_srcset() -> None:
 
 
 def test_urls_assembled_at_run_time() -> None:
-    js = "a(`img`,{id:`c`,src:`/`+c.stem_rx_state_+`.png`}),b(`img`,{src:`/u/${c.n_rx_state_}.png`})"
+    js = (
+        "a(`img`,{id:`c`,src:`/`+c.stem_rx_state_+`.png`}),b(`img`,{src:`/u/${c.n_rx_state_}.png`})"
+    )
     found = [(f.kind, f.url) for f in scan_text("public/assets/a.js", js, assets=ASSETS)]
     assert found == [("run-time", "`/`+State.stem+`.png`"), ("run-time", "`/u/${State.n}.png`")]
 

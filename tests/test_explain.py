@@ -47,12 +47,20 @@ def test_diff_of_every_kind() -> None:
     for expected in [
         "key schema: 1 -> 2",
         "files: 1 added, 1 removed, 1 changed, 1 renamed",
-        "  + app/new.py", "  - old.txt", "  ~ app/app.py", "  > assets/x.css -> assets/y.css",
-        "  ~ reflex 0.10.1 -> 0.10.2", "  + fresh 2", "  - gone 1",
-        "  ~ VITE_A: value changed", "  ~ MY_FLAG: unset -> set",
-        "  ~ REFLEX_X: set -> not an input", "  ~ VITE_NEW: not an input -> set",
-        "js runtime: bun@1.4.4 -> bun@1.4.5", "  ~ sentinel: /s -> /t",
-    ]:  # fmt: skip
+        "  + app/new.py",
+        "  - old.txt",
+        "  ~ app/app.py",
+        "  > assets/x.css -> assets/y.css",
+        "  ~ reflex 0.10.1 -> 0.10.2",
+        "  + fresh 2",
+        "  - gone 1",
+        "  ~ VITE_A: value changed",
+        "  ~ MY_FLAG: unset -> set",
+        "  ~ REFLEX_X: set -> not an input",
+        "  ~ VITE_NEW: not an input -> set",
+        "js runtime: bun@1.4.4 -> bun@1.4.5",
+        "  ~ sentinel: /s -> /t",
+    ]:
         assert expected in text, expected
 
 
@@ -86,10 +94,15 @@ def _publish_manifest(cache_dir: Path, root: Path, created: float) -> str:
     artifact = Cache(cache_dir).artifact_dir(key)
     artifact.mkdir(parents=True, exist_ok=True)
     manifest = {
-        "format": MANIFEST_FORMAT, "key": key, "created": created,
+        "format": MANIFEST_FORMAT,
+        "key": key,
+        "created": created,
         "project": {"root": str(project.root), "app_name": project.app_name},
-        "inputs": inputs.to_json(), "build": {}, "routes": [], "files": {},
-    }  # fmt: skip
+        "inputs": inputs.to_json(),
+        "build": {},
+        "routes": [],
+        "files": {},
+    }
     (artifact / "manifest.json").write_text(json.dumps(manifest))
     return key
 

@@ -42,21 +42,44 @@ console.log(JSON.stringify(out));
 
 CASES = [
     # (page, meta attributes or None, env entry) -> (backend URL, socket.io URL)
-    (("http://h.test/admin/", {"data-prefix": "/admin", "data-backend": ""}, "EVENT"),
-     ("ws://h.test/admin/_event", "ws://h.test/_event")),
-    (("https://h.test/admin/about", {"data-prefix": "/admin", "data-backend": ""}, "EVENT"),
-     ("wss://h.test/admin/_event", "wss://h.test/_event")),
-    (("https://h.test/a/b/", {"data-prefix": "/a/b", "data-backend": ""}, "UPLOAD"),
-     ("https://h.test/a/b/_upload", "https://h.test/_event")),
-    (("http://h.test:8080/", {"data-prefix": "", "data-backend": ""}, "PING"),
-     ("http://h.test:8080/ping", "http://h.test:8080/_event")),
-    (("https://h.test/admin/", {"data-prefix": "/admin", "data-backend": "https://api.test/x/"}, "EVENT"),
-     ("wss://api.test/x/_event", "wss://api.test/_event")),
-    (("http://h.test/admin/", {"data-prefix": "/admin", "data-backend": "http://api.test:9000"}, "UPLOAD"),
-     ("http://api.test:9000/_upload", "http://api.test:9000/_event")),
+    (
+        ("http://h.test/admin/", {"data-prefix": "/admin", "data-backend": ""}, "EVENT"),
+        ("ws://h.test/admin/_event", "ws://h.test/_event"),
+    ),
+    (
+        ("https://h.test/admin/about", {"data-prefix": "/admin", "data-backend": ""}, "EVENT"),
+        ("wss://h.test/admin/_event", "wss://h.test/_event"),
+    ),
+    (
+        ("https://h.test/a/b/", {"data-prefix": "/a/b", "data-backend": ""}, "UPLOAD"),
+        ("https://h.test/a/b/_upload", "https://h.test/_event"),
+    ),
+    (
+        ("http://h.test:8080/", {"data-prefix": "", "data-backend": ""}, "PING"),
+        ("http://h.test:8080/ping", "http://h.test:8080/_event"),
+    ),
+    (
+        (
+            "https://h.test/admin/",
+            {"data-prefix": "/admin", "data-backend": "https://api.test/x/"},
+            "EVENT",
+        ),
+        ("wss://api.test/x/_event", "wss://api.test/_event"),
+    ),
+    (
+        (
+            "http://h.test/admin/",
+            {"data-prefix": "/admin", "data-backend": "http://api.test:9000"},
+            "UPLOAD",
+        ),
+        ("http://api.test:9000/_upload", "http://api.test:9000/_event"),
+    ),
     # No tag (plain Reflex, prerender): the baked-in URL, untouched.
-    (("https://h.test/", None, "EVENT"), ("ws://localhost:8000/_event", "ws://localhost:8000/_event")),
-]  # fmt: skip
+    (
+        ("https://h.test/", None, "EVENT"),
+        ("ws://localhost:8000/_event", "ws://localhost:8000/_event"),
+    ),
+]
 
 
 def _run(cases: list[tuple[str, object, str]], tmp_path: Path) -> list[dict[str, str]]:
@@ -68,8 +91,11 @@ def _run(cases: list[tuple[str, object, str]], tmp_path: Path) -> list[dict[str,
         pytest.fail("these checks run the patch with bun; scripts/setup.sh installs it")
     result = subprocess.run(
         [str(bun.executable), str(script), json.dumps(cases)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

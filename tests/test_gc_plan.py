@@ -66,15 +66,31 @@ def test_ties_in_last_use_break_by_key_so_plans_are_stable() -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("1048576", 1048576), ("500K", 500 * 1024), ("2G", 2 * 1024**3), ("1.5GiB", int(1.5 * 1024**3)),
-     ("3GB", 3 * 10**9), ("10 mb", 10 * 10**6), ("0", 0)],
-)  # fmt: skip
+    [
+        ("1048576", 1048576),
+        ("500K", 500 * 1024),
+        ("2G", 2 * 1024**3),
+        ("1.5GiB", int(1.5 * 1024**3)),
+        ("3GB", 3 * 10**9),
+        ("10 mb", 10 * 10**6),
+        ("0", 0),
+    ],
+)
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize(("text", "age"), [("90", 90.0), ("45s", 45.0), ("30m", 1800.0),
-                                           ("12h", 43200.0), ("7d", 604800.0), ("2w", 1209600.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "age"),
+    [
+        ("90", 90.0),
+        ("45s", 45.0),
+        ("30m", 1800.0),
+        ("12h", 43200.0),
+        ("7d", 604800.0),
+        ("2w", 1209600.0),
+    ],
+)
 def test_parse_age(text: str, age: float) -> None:
     assert parse_age(text) == age
 

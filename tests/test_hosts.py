@@ -44,7 +44,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", list(HOSTS))
-def test_host(name: str, browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
+def test_host(
+    name: str, browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path
+) -> None:
     host = spawn_host(HOSTS[name], cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
     try:
         wait_ready(host, "/health")
@@ -74,7 +76,9 @@ def test_host_middleware_guards_the_mount(
 ) -> None:
     from playwright.sync_api import expect
 
-    with run_host("examples.hosts.auth_host:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path)) as host:
+    with run_host(
+        "examples.hosts.auth_host:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path)
+    ) as host:
         # Unauthenticated: the page and an asset are refused ...
         assert _get(host.url + "/admin/")[0] == 401
         assert _get(host.url + "/admin/favicon.ico")[0] == 401
@@ -110,7 +114,9 @@ def test_host_middleware_guards_the_mount(
             context.close()
 
 
-def test_host_shutdown_without_requests_stops_reflex(showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
+def test_host_shutdown_without_requests_stops_reflex(
+    showcase_build: Built, cache_dir: Path, tmp_path: Path
+) -> None:
     host = spawn_host(HOSTS["fastapi"], cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
     try:
         wait_ready(host)
@@ -121,9 +127,13 @@ def test_host_shutdown_without_requests_stops_reflex(showcase_build: Built, cach
     assert "Application shutdown complete" in host.output()
 
 
-def test_reflex_mount_as_the_whole_app(showcase_build: Built, cache_dir: Path, tmp_path: Path) -> None:
+def test_reflex_mount_as_the_whole_app(
+    showcase_build: Built, cache_dir: Path, tmp_path: Path
+) -> None:
     """uvicorn speaks the lifespan protocol to ReflexMount itself."""
-    host = spawn_host("examples.hosts.raw_asgi:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
+    host = spawn_host(
+        "examples.hosts.raw_asgi:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path)
+    )
     try:
         wait_ready(host, "/ping")
         status, body = _get(host.url + "/")

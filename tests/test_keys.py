@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reflex_buildd_client.diff import diff_inputs
 from reflex_buildd_client import sources
+from reflex_buildd_client.diff import diff_inputs
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.sources import compute_key
@@ -299,11 +299,23 @@ def test_cache_dir_inside_project_is_not_an_input(project: Path, tmp_path: Path)
 def test_input_set_contents(project: Path, tmp_path: Path) -> None:
     _, inputs = key_of_tree(project, tmp_path / "cache")
     assert set(inputs.files) == {
-        ".gitignore", "pyproject.toml", "rxconfig.py", ".env", "helpers.py",
-        "local_settings.py", "app/__init__.py", "app/app.py", "app/components/__init__.py",
-        "app/components/card.py", "assets/style.css", "assets/logo.png",
-        "reflex.lock/package.json", "content/page.md", "scripts/.gitignore", "scripts/tool.sh",
-    }  # fmt: skip
+        ".gitignore",
+        "pyproject.toml",
+        "rxconfig.py",
+        ".env",
+        "helpers.py",
+        "local_settings.py",
+        "app/__init__.py",
+        "app/app.py",
+        "app/components/__init__.py",
+        "app/components/card.py",
+        "assets/style.css",
+        "assets/logo.png",
+        "reflex.lock/package.json",
+        "content/page.md",
+        "scripts/.gitignore",
+        "scripts/tool.sh",
+    }
     assert inputs.versions["fake-plugin"] == "1.0"
     assert inputs.versions["reflex-components-fake"] == "1.0"
     assert "unrelated-dist" not in inputs.versions

@@ -26,9 +26,7 @@ print(compute_key(find_project(sys.argv[1]), cache_dir=sys.argv[2])[0])
 
 
 def _env() -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("REFLEX_", "VITE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFLEX_", "VITE_"))}
     if (TOOLS_BIN / "bun").exists():
         # Both sides probe the real runtime.
         env["PATH"] = f"{TOOLS_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -56,12 +54,19 @@ def test_client_and_daemon_compute_the_same_key(tmp_path: Path) -> None:
     )
     cli = Path(sys.executable).with_name("reflex-buildd")
     daemon = _run(
-        [str(cli), "key", os.path.relpath(project, daemon_cwd),
-         "--cache-dir", str(tmp_path / "daemon-cache")],
+        [
+            str(cli),
+            "key",
+            os.path.relpath(project, daemon_cwd),
+            "--cache-dir",
+            str(tmp_path / "daemon-cache"),
+        ],
         daemon_cwd,
-    )  # fmt: skip
+    )
     assert len(client) == 32 and client == daemon
 
     moved = tmp_path / "moved" / "somewhere" / "else"
     shutil.copytree(project, moved)
-    assert _run([str(cli), "key", str(moved), "--cache-dir", str(tmp_path / "c3")], tmp_path) == client
+    assert (
+        _run([str(cli), "key", str(moved), "--cache-dir", str(tmp_path / "c3")], tmp_path) == client
+    )

@@ -31,7 +31,12 @@ def test_plain_reflex_mounted_under_admin_fails(browser: object, tmp_path: Path)
     env = tool_env(REFLEX_WEB_WORKDIR=str(web), **resolve_runtime().env)
     export = subprocess.run(
         [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert export.returncode == 0, export.stdout[-3000:]
 
@@ -63,7 +68,9 @@ def test_plain_reflex_mounted_under_admin_fails(browser: object, tmp_path: Path)
             assert escaped, requests
             # Whatever rendered, the counter cannot round-trip: no event
             # socket reaches the mounted backend.
-            assert not any(u.startswith(host.url.replace("http", "ws") + "/admin/_event") for u in sockets), sockets
+            assert not any(
+                u.startswith(host.url.replace("http", "ws") + "/admin/_event") for u in sockets
+            ), sockets
             increment = page.locator("#increment")
             if increment.count():
                 increment.click(timeout=5_000)

@@ -18,22 +18,34 @@ from reflex_buildd_client.prefix import (
 )
 
 SEGMENT_CHARS = "abcXYZ019._~!$()*+,;=:@-"
-segments = st.text(alphabet=SEGMENT_CHARS, min_size=1, max_size=8).filter(lambda s: s not in (".", ".."))
+segments = st.text(alphabet=SEGMENT_CHARS, min_size=1, max_size=8).filter(
+    lambda s: s not in (".", "..")
+)
 prefixes = st.lists(segments, max_size=4).map(lambda parts: "".join("/" + p for p in parts))
 proxy_ips = st.sampled_from(["10.0.0.1", "10.0.0.2", "192.168.1.9", "::1", "127.0.0.1"])
-client_ips = st.sampled_from(["10.0.0.1", "10.9.9.9", "192.168.1.9", "::1", "2001:db8::5", "8.8.8.8"])
-anything = st.one_of(st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1")))
-hosts = st.sampled_from(["example.com", "example.com:8443", "127.0.0.1:8000", "[::1]:9000", "a-b.c.d"])
+client_ips = st.sampled_from(
+    ["10.0.0.1", "10.9.9.9", "192.168.1.9", "::1", "2001:db8::5", "8.8.8.8"]
+)
+anything = st.one_of(
+    st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
+)
+hosts = st.sampled_from(
+    ["example.com", "example.com:8443", "127.0.0.1:8000", "[::1]:9000", "a-b.c.d"]
+)
 
 # Forwarded-header strategies: mostly plausible, some hostile.
 forwarded_prefix = st.one_of(prefixes.map(lambda p: p or "/"), anything)
-forwarded_proto = st.one_of(st.sampled_from(["http", "https", "HTTPS", "wss", "https, http"]), anything)
+forwarded_proto = st.one_of(
+    st.sampled_from(["http", "https", "HTTPS", "wss", "https, http"]), anything
+)
 forwarded_host = st.one_of(hosts, anything)
 
 CONFIG = proxy_config(trusted_proxies="10.0.0.0/24, ::1", environ={})
 
 
-def scope(root: str, client: str | None, headers: dict[str, str], scheme: str = "http") -> dict[str, Any]:
+def scope(
+    root: str, client: str | None, headers: dict[str, str], scheme: str = "http"
+) -> dict[str, Any]:
     return {
         "type": "http",
         "scheme": scheme,
@@ -59,7 +71,9 @@ def trusted(client: str) -> bool:
     proto=st.none() | forwarded_proto,
     host=st.none() | forwarded_host,
 )
-def test_the_rule(root: str, client: str, fwd_prefix: str | None, proto: str | None, host: str | None) -> None:
+def test_the_rule(
+    root: str, client: str, fwd_prefix: str | None, proto: str | None, host: str | None
+) -> None:
     headers = {
         name: value
         for name, value in (
@@ -84,7 +98,9 @@ def test_the_rule(root: str, client: str, fwd_prefix: str | None, proto: str | N
     # Forwarded prefix in front of root_path, never doubled, never dropped.
     assert location.prefix == outer + root
     if host is not None and host.strip():
-        scheme = "https" if (proto or "").split(",")[0].strip().lower() in ("https", "wss") else "http"
+        scheme = (
+            "https" if (proto or "").split(",")[0].strip().lower() in ("https", "wss") else "http"
+        )
         expected_host = host.split(",")[0].strip().lower()
         assert location.origin == f"{scheme}://{expected_host}"
         assert location.backend == location.origin + location.prefix
@@ -100,20 +116,30 @@ def test_the_rule(root: str, client: str, fwd_prefix: str | None, proto: str | N
     fwd_prefix=forwarded_prefix,
     host=forwarded_host,
 )
-def test_public_url_overrides_everything(public_path: str, root: str, client: str, fwd_prefix: str, host: str) -> None:
+def test_public_url_overrides_everything(
+    public_path: str, root: str, client: str, fwd_prefix: str, host: str
+) -> None:
     config = proxy_config(
         trusted_proxies="10.0.0.0/24", public_url=f"https://Public.example{public_path}", environ={}
     )
-    headers = {"x-forwarded-prefix": fwd_prefix, "x-forwarded-host": host, "x-forwarded-proto": "http"}
+    headers = {
+        "x-forwarded-prefix": fwd_prefix,
+        "x-forwarded-host": host,
+        "x-forwarded-proto": "http",
+    }
     location = resolve_location(scope(root, client, headers), config)
-    assert location == Location(public_path, "https://public.example" + public_path, "https://public.example")
+    assert location == Location(
+        public_path, "https://public.example" + public_path, "https://public.example"
+    )
 
 
 @given(root=prefixes)
 def test_no_proxies_configured_means_root_path_only(root: str) -> None:
     headers = {"x-forwarded-prefix": "/evil", "x-forwarded-host": "evil.com"}
     for client in ("127.0.0.1", "10.0.0.1", None):
-        assert resolve_location(scope(root + "/", client, headers), proxy_config(environ={})) == Location(root)
+        assert resolve_location(
+            scope(root + "/", client, headers), proxy_config(environ={})
+        ) == Location(root)
 
 
 def test_backend_url_forms() -> None:
@@ -159,7 +185,10 @@ def test_bad_settings_fail_loudly(kwargs: dict[str, Any]) -> None:
 
 
 def test_settings_from_environment() -> None:
-    env = {"REFLEX_BUILDD_TRUSTED_PROXIES": "10.0.0.0/8,*", "REFLEX_BUILDD_PUBLIC_URL": "http://h/x"}
+    env = {
+        "REFLEX_BUILDD_TRUSTED_PROXIES": "10.0.0.0/8,*",
+        "REFLEX_BUILDD_PUBLIC_URL": "http://h/x",
+    }
     config = proxy_config(environ=env)
     assert config.trust_all and config.public_url == ("http", "h", "/x")
     # An argument wins over its variable.
@@ -201,7 +230,9 @@ def test_mount_paths(path: str) -> None:
     assert normalize_mount_path(path + "/") == normalize_mount_path(path)
 
 
-@pytest.mark.parametrize("path", ["", "admin", "/a//b", "/a/./b", "/..", "/a b", "/a%20b", "/a'b", "/a&b", '/a"', "/<x>"])
+@pytest.mark.parametrize(
+    "path", ["", "admin", "/a//b", "/a/./b", "/..", "/a b", "/a%20b", "/a'b", "/a&b", '/a"', "/<x>"]
+)
 def test_bad_mount_paths(path: str) -> None:
     with pytest.raises(InvalidPathError):
         normalize_mount_path(path)

@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def trusting_host(showcase_build: Built, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+def trusting_host(
+    showcase_build: Built, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Host]:
     tmp = tmp_path_factory.mktemp("proxied-host")
     with run_host(
         "examples.hosts.fastapi_host:app",
@@ -39,11 +41,14 @@ def trusting_host(showcase_build: Built, cache_dir: Path, tmp_path_factory: pyte
 
 
 @pytest.fixture(scope="module")
-def proxies(trusting_host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningProxy, RunningProxy]]:
+def proxies(
+    trusting_host: Host, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningProxy, RunningProxy]]:
     tmp = tmp_path_factory.mktemp("proxies")
-    with run_proxy(trusting_host.url, "/ext/tools", log_dir=tmp) as one, run_proxy(
-        trusting_host.url, "/other", log_dir=tmp
-    ) as two:
+    with (
+        run_proxy(trusting_host.url, "/ext/tools", log_dir=tmp) as one,
+        run_proxy(trusting_host.url, "/other", log_dir=tmp) as two,
+    ):
         yield one, two
 
 
@@ -53,7 +58,9 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _meta(page: bytes) -> tuple[str, str]:
-    match = re.search(rb'<meta name="reflex-buildd" data-prefix="([^"]*)" data-backend="([^"]*)">', page)
+    match = re.search(
+        rb'<meta name="reflex-buildd" data-prefix="([^"]*)" data-backend="([^"]*)">', page
+    )
     assert match, page[:500]
     return html.unescape(match.group(1).decode()), html.unescape(match.group(2).decode())
 
@@ -65,7 +72,9 @@ def test_browser_through_proxy(
     check_showcase(browser, one.url, "/ext/tools/admin", tmp_path)
 
 
-def test_two_proxies_one_host(proxies: tuple[RunningProxy, RunningProxy], trusting_host: Host) -> None:
+def test_two_proxies_one_host(
+    proxies: tuple[RunningProxy, RunningProxy], trusting_host: Host
+) -> None:
     """One project, two external prefixes, one process: each gets its own pages."""
     for proxy in proxies:
         external = proxy.prefix + "/admin"

@@ -81,18 +81,33 @@ def page(prefix: str, backend: str) -> bytes:
 
 BASELINE = parse(page("/x", "http://h/x"))
 
-anything = st.one_of(st.text(max_size=60), st.binary(max_size=60).map(lambda b: b.decode("latin-1")))
+anything = st.one_of(
+    st.text(max_size=60), st.binary(max_size=60).map(lambda b: b.decode("latin-1"))
+)
 hostile = st.sampled_from(
-    ['"><script>alert(1)</script>', "'><img src=x onerror=alert(1)>", "</script><script>x()</script>",
-     "javascript:alert(1)", "/a&quot;b", "/a\\u0022b", "/a`${x}`", "/a\nb", "/<!--"]
+    [
+        '"><script>alert(1)</script>',
+        "'><img src=x onerror=alert(1)>",
+        "</script><script>x()</script>",
+        "javascript:alert(1)",
+        "/a&quot;b",
+        "/a\\u0022b",
+        "/a`${x}`",
+        "/a\nb",
+        "/<!--",
+    ]
 )
 header_values = st.one_of(anything, hostile, hostile.map(lambda h: "/" + h))
 
 
 @settings(max_examples=400, deadline=None)
 @given(prefix=header_values, host=header_values, proto=header_values, backend_path=st.booleans())
-def test_no_forwarded_value_can_inject_markup(prefix: str, host: str, proto: str, backend_path: bool) -> None:
-    config = proxy_config(trusted_proxies="*", backend_url="/api" if backend_path else "", environ={})
+def test_no_forwarded_value_can_inject_markup(
+    prefix: str, host: str, proto: str, backend_path: bool
+) -> None:
+    config = proxy_config(
+        trusted_proxies="*", backend_url="/api" if backend_path else "", environ={}
+    )
     scope: dict[str, Any] = {
         "root_path": "/admin",
         "client": ("10.0.0.1", 1),
@@ -108,7 +123,9 @@ def test_no_forwarded_value_can_inject_markup(prefix: str, host: str, proto: str
         return  # the host answers 400: nothing reaches a page
     result = parse(page(location.prefix, location.backend))
     assert result.shape == BASELINE.shape
-    meta = result.attrs[result.shape.index(("start", "meta", "data-backend", "data-prefix", "name"))]
+    meta = result.attrs[
+        result.shape.index(("start", "meta", "data-backend", "data-prefix", "name"))
+    ]
     assert (meta["data-prefix"], meta["data-backend"]) == (location.prefix, location.backend)
     # Inside scripts and styles (no entity decoding there) nothing can end a
     # string or the element.
@@ -123,9 +140,13 @@ def test_no_forwarded_value_can_inject_markup(prefix: str, host: str, proto: str
 def test_meta_tag_escapes_any_text(prefix: str, backend: str) -> None:
     """Even unvalidated values cannot leave their attributes."""
     result = parse(b"<html><head>" + meta_tag(prefix, backend) + b"</head></html>")
-    assert result.shape == [("start", "html"), ("start", "head"),
-                            ("start", "meta", "data-backend", "data-prefix", "name"),
-                            ("end", "head"), ("end", "html")]
+    assert result.shape == [
+        ("start", "html"),
+        ("start", "head"),
+        ("start", "meta", "data-backend", "data-prefix", "name"),
+        ("end", "head"),
+        ("end", "html"),
+    ]
     meta = result.attrs[2]
     assert (meta["data-prefix"], meta["data-backend"]) == (prefix, backend)
 

@@ -28,7 +28,9 @@ def test_missing_runtime_is_a_clear_error(no_runtime: None) -> None:
     assert isinstance(info.value, FileNotFoundError)
 
 
-def test_pinned_identity_needs_no_runtime(no_runtime: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinned_identity_needs_no_runtime(
+    no_runtime: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REFLEX_BUILDD_JS_RUNTIME", "bun@1.4.4")
     assert runtime.runtime_identity() == "bun@1.4.4"
 

@@ -126,8 +126,15 @@ def test_rewrite_in_same_tick_changes_key(project: Path, tmp_path: Path) -> None
     assert compute_key(proj, cache_dir=cache)[0] != first
 
 
-@pytest.mark.parametrize("garbage", [b"", b"{not json", b'{"format": 1, "entries": []}',
-                                     b'{"format": 1, "entries": {"rxconfig.py": [1, 2]}}'])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"{not json",
+        b'{"format": 1, "entries": []}',
+        b'{"format": 1, "entries": {"rxconfig.py": [1, 2]}}',
+    ],
+)
 def test_corrupt_stat_cache_is_no_cache(
     garbage: bytes, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

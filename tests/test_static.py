@@ -37,7 +37,11 @@ from reflex_buildd_client.store import Artifact, Cache, FileEntry
 # -- Range -------------------------------------------------------------------
 
 
-@given(size=st.integers(0, 10_000), first=st.integers(0, 20_000), last=st.none() | st.integers(0, 20_000))
+@given(
+    size=st.integers(0, 10_000),
+    first=st.integers(0, 20_000),
+    last=st.none() | st.integers(0, 20_000),
+)
 def test_byte_range_from(size: int, first: int, last: int | None) -> None:
     header = f"bytes={first}-{'' if last is None else last}".encode()
     if last is not None and last < first:
@@ -92,7 +96,11 @@ def test_encoding_preferences(parts: list[tuple[str, str]]) -> None:
         if named.get(coding, "").replace(" ", "") in (";q=0", ";q=bad", ";q=2"):
             assert coding.encode() not in prefs
     # A compression the client names with q > 0 beats unnamed identity.
-    if "identity" not in named and named.get("*", "").replace(" ", "") not in (";q=0", ";q=bad", ";q=2"):
+    if "identity" not in named and named.get("*", "").replace(" ", "") not in (
+        ";q=0",
+        ";q=bad",
+        ";q=2",
+    ):
         assert prefs[-1] == b"identity"
 
 
@@ -106,14 +114,19 @@ def test_encoding_preferences_examples() -> None:
 # -- a prepared site -----------------------------------------------------------
 
 
-def _get(site: StaticSite, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
+def _get(
+    site: StaticSite, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict[bytes, bytes], bytes]:
     messages: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    scope = {"type": "http", "method": method,
-             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
+    scope = {
+        "type": "http",
+        "method": method,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
     # A thread of its own: Playwright's sync API (the session browser) keeps an
     # event loop running in the main thread, where asyncio.run() refuses to run.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -165,8 +178,12 @@ def _copy_artifact(files: ArtifactFiles, tmp_path: Path) -> Artifact:
     return Artifact(path=target, manifest=files.artifact.manifest)
 
 
-@pytest.mark.parametrize("link", ["/etc/passwd", "../../outside.txt", "../../../../../../etc/hostname"])
-def test_symlink_out_of_the_artifact_is_refused(files: ArtifactFiles, tmp_path: Path, link: str) -> None:
+@pytest.mark.parametrize(
+    "link", ["/etc/passwd", "../../outside.txt", "../../../../../../etc/hostname"]
+)
+def test_symlink_out_of_the_artifact_is_refused(
+    files: ArtifactFiles, tmp_path: Path, link: str
+) -> None:
     artifact = _copy_artifact(files, tmp_path)
     (tmp_path / "outside.txt").write_text("secret")
     (artifact.path / "public" / "leak.txt").symlink_to(link)
@@ -183,7 +200,10 @@ def test_dotdot_in_manifest_is_refused(files: ArtifactFiles, tmp_path: Path) -> 
     (tmp_path / "outside.txt").write_text("secret")
     manifest = dataclasses.replace(
         artifact.manifest,
-        files={**artifact.manifest.files, "public/../../outside.txt": FileEntry("0" * 64, 6, "text/plain")},
+        files={
+            **artifact.manifest.files,
+            "public/../../outside.txt": FileEntry("0" * 64, 6, "text/plain"),
+        },
     )
     with pytest.raises(CorruptArtifactError):
         ArtifactFiles(Artifact(artifact.path, manifest))
@@ -193,7 +213,9 @@ def test_symlink_inside_the_artifact_is_served(files: ArtifactFiles, tmp_path: P
     artifact = _copy_artifact(files, tmp_path)
     (artifact.path / "public" / "alias.png").symlink_to("logo.png")
     entry = artifact.manifest.files["public/logo.png"]
-    manifest = dataclasses.replace(artifact.manifest, files={**artifact.manifest.files, "public/alias.png": entry})
+    manifest = dataclasses.replace(
+        artifact.manifest, files={**artifact.manifest.files, "public/alias.png": entry}
+    )
     served = ArtifactFiles(Artifact(artifact.path, manifest))
     assert served.raw["/alias.png"].data == (artifact.path / "public" / "logo.png").read_bytes()
 

@@ -46,9 +46,15 @@ def request(
     """One HTTP/1.1 request on a fresh connection, the target sent byte for byte."""
     port = int(host.url.rsplit(":", 1)[1])
     target = path if isinstance(path, bytes) else path.encode("latin-1")
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines = [
+        method.encode() + b" " + target + b" HTTP/1.1",
+        b"Host: 127.0.0.1",
+        b"Connection: close",
+    ]
     lines += [f"{k}: {v}".encode("latin-1") for k, v in (headers or {}).items()]
-    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=(source, 0)
+    ) as sock:
         sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
         data = b""
         while chunk := sock.recv(65536):
@@ -63,7 +69,9 @@ def request(
 
 
 @pytest.fixture(scope="module")
-def host(showcase_build: Built, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+def host(
+    showcase_build: Built, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Host]:
     tmp = tmp_path_factory.mktemp("static-host")
     with run_host(
         "examples.hosts.fastapi_host:app",
@@ -89,7 +97,9 @@ def assets(host: Host) -> dict[str, str]:
 
 
 def _meta(body: bytes) -> tuple[str, str]:
-    match = re.search(rb'<meta name="reflex-buildd" data-prefix="([^"]*)" data-backend="([^"]*)">', body)
+    match = re.search(
+        rb'<meta name="reflex-buildd" data-prefix="([^"]*)" data-backend="([^"]*)">', body
+    )
     assert match, body[:300]
     return html.unescape(match.group(1).decode()), html.unescape(match.group(2).decode())
 
@@ -191,7 +201,9 @@ def test_compressed_variants(host: Host, assets: dict[str, str], which: str) -> 
         ("gzip;q=bogus, br;q=0.001", "br"),
     ],
 )
-def test_accept_encoding_q_values(host: Host, assets: dict[str, str], accept: str, coding: str | None) -> None:
+def test_accept_encoding_q_values(
+    host: Host, assets: dict[str, str], accept: str, coding: str | None
+) -> None:
     reply = request(host, assets["root"], {"Accept-Encoding": accept})
     assert reply.status == 200
     assert reply.headers.get("content-encoding") == coding
@@ -365,7 +377,9 @@ def test_forwarded_headers_only_from_trusted_proxies(host: Host) -> None:
         ("X-Forwarded-Host", "a b"),
     ],
 )
-def test_bad_forwarded_header_is_400_from_trusted_ignored_from_others(host: Host, name: str, value: str) -> None:
+def test_bad_forwarded_header_is_400_from_trusted_ignored_from_others(
+    host: Host, name: str, value: str
+) -> None:
     reply = request(host, "/admin/", {name: value}, source=TRUSTED)
     assert reply.status == 400
     assert value.encode("latin-1") not in reply.body  # never echoed

@@ -40,8 +40,16 @@ def test_second_project_in_one_process_fails_at_startup(
 ) -> None:
     assert second_build.key != showcase_build.key
     result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "tests.fixtures.second_app.host:app",
-         "--host", "127.0.0.1", "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.fixtures.second_app.host:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -61,8 +61,18 @@ def test_sigkill_at_random_moments_never_corrupts(tmp_path: Path) -> None:
         page.write_text(base + f"\n# stress edit {i}\n")  # a new key each round
         key = run_cli("key", str(project), cache_dir=cache_dir).stdout.strip()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reflex_buildd", "build", str(project), "--cache-dir", str(cache_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env(),
+            [
+                sys.executable,
+                "-m",
+                "reflex_buildd",
+                "build",
+                str(project),
+                "--cache-dir",
+                str(cache_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=tool_env(),
         )
         delay = rng.uniform(0.0, 5.0)
         time.sleep(delay)

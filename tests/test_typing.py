@@ -11,10 +11,22 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_mypy_is_clean(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "src", "--ignore-missing-imports",
-         "--disallow-untyped-defs", "--cache-dir", str(tmp_path / "mypy")],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "src",
+            "--ignore-missing-imports",
+            "--disallow-untyped-defs",
+            "--cache-dir",
+            str(tmp_path / "mypy"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

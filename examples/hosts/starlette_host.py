@@ -40,7 +40,9 @@ async def health(request: Request) -> JSONResponse:
 
 async def host_file(request: Request) -> JSONResponse:
     """The host's own /assets and /static: the mount's live under its prefix."""
-    return JSONResponse({"host": request.url.path.split("/")[1], "name": request.path_params["name"]})
+    return JSONResponse(
+        {"host": request.url.path.split("/")[1], "name": request.path_params["name"]}
+    )
 
 
 async def catch_all(request: Request) -> JSONResponse:

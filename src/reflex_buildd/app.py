@@ -39,7 +39,7 @@ __all__ = ["asset_url"]
 _RESOLVE_JS = (
     "((u, baked) => {{"
     'if (typeof u !== "string" || !u.startsWith("/") || u.startsWith("//")) return u;'
-    "const tag = typeof document === \"undefined\" ? null"
+    'const tag = typeof document === "undefined" ? null'
     " : document.querySelector('meta[name=\"{meta}\"]');"
     'const p = tag === null ? baked : (tag.getAttribute("data-prefix") || "");'
     'if (p !== "" && (u === p || u.startsWith(p + "/"))) return u;'

@@ -190,7 +190,9 @@ def rewrite_asset_refs(text: str, assets: Iterable[str] | frozenset[str]) -> Ass
             if match.group("path") not in known:
                 continue
             pos = match.start("path")
-            if _inside(spans, pos) or (pattern is _QUOTED and is_router_target(text, match.start())):
+            if _inside(spans, pos) or (
+                pattern is _QUOTED and is_router_target(text, match.start())
+            ):
                 continue
             edits.append((pos, match.group("path") + (match.group("suffix") or "")))
     if not edits:

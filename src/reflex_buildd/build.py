@@ -181,7 +181,7 @@ def _run_export(src: Path, env: dict[str, str], log: Path, cancel: threading.Eve
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         try:
             while True:
@@ -250,10 +250,14 @@ def run_build(
             raise
         except BuildFailedError as exc:
             write_record(
-                cache, key, BuildState.FAILED,
-                log=str(log), tail=exc.log_tail, exit_code=code,
+                cache,
+                key,
+                BuildState.FAILED,
+                log=str(log),
+                tail=exc.log_tail,
+                exit_code=code,
                 project=str(project.root),
-            )  # fmt: skip
+            )
             append_journal(cache, "failed", key)
             raise
         seconds = round(time.monotonic() - started, 3)

@@ -143,7 +143,10 @@ def key(
     """Print the key of PROJECT's current build inputs, without building."""
     try:
         found = compute_key(
-            find_project(project), cache_dir=cache_dir, extra_inputs=extra_inputs, extra_env=extra_env
+            find_project(project),
+            cache_dir=cache_dir,
+            extra_inputs=extra_inputs,
+            extra_env=extra_env,
         )
     except ReflexBuilddError as exc:
         _fail(exc)
@@ -176,7 +179,9 @@ def explain(
         current, inputs = compute_key(
             proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
         )
-        click.echo(explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False)
+        click.echo(
+            explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False
+        )
     except ReflexBuilddError as exc:
         _fail(exc)
 
@@ -274,7 +279,9 @@ def ls_command(cache_dir: Path | None, as_json: bool) -> None:
     if not rows:
         _err.print(f"no artifacts in {Cache(cache_dir).root}")
         return
-    click.echo(f"{'KEY':<32}  {'SIZE':>10}  {'UNIQUE':>10}  {'CREATED':<19}  {'LAST USED':<19}  HOSTS  PROJECT")
+    click.echo(
+        f"{'KEY':<32}  {'SIZE':>10}  {'UNIQUE':>10}  {'CREATED':<19}  {'LAST USED':<19}  HOSTS  PROJECT"
+    )
     for r in rows:
         click.echo(
             f"{r.key:<32}  {format_size(r.apparent):>10}  {format_size(r.unique):>10}  "
@@ -296,21 +303,30 @@ def status(cache_dir: Path | None, as_json: bool) -> None:
         return
     alive = {True: "alive", False: "dead", None: "other host"}
     click.echo(f"cache: {info['cache']}")
-    click.echo(f"artifacts: {info['artifacts']}, leased: "
-               + (", ".join(f"{k[:12]} x{n}" for k, n in info["leases"].items()) or "none"))  # fmt: skip
+    click.echo(
+        f"artifacts: {info['artifacts']}, leased: "
+        + (", ".join(f"{k[:12]} x{n}" for k, n in info["leases"].items()) or "none")
+    )
     click.echo("daemons:" + ("" if info["daemons"] else " none"))
     for d in info["daemons"]:
-        click.echo(f"  pid {d['pid']} on {d['host']} ({alive[d['alive']]}): {d['project']} "
-                   f"key {str(d['key'])[:12]} {d['state']}")  # fmt: skip
+        click.echo(
+            f"  pid {d['pid']} on {d['host']} ({alive[d['alive']]}): {d['project']} "
+            f"key {str(d['key'])[:12]} {d['state']}"
+        )
     click.echo("builds:" + ("" if info["builds"] else " none in progress or failed"))
     for b in info["builds"]:
-        click.echo(f"  {b['key']} {b['state']} (pid {b['pid']} on {b['host']}) {b['project']}; log: {b['log']}")
+        click.echo(
+            f"  {b['key']} {b['state']} (pid {b['pid']} on {b['host']}) {b['project']}; log: {b['log']}"
+        )
     sizes = info["sizes"]
     click.echo(
-        "disk: " + ", ".join(f"{name} {format_size(sizes[name])}" for name in
-                             ("artifacts", "work", "tmp", "quarantine", "logs", "total"))
+        "disk: "
+        + ", ".join(
+            f"{name} {format_size(sizes[name])}"
+            for name in ("artifacts", "work", "tmp", "quarantine", "logs", "total")
+        )
         + f" (artifacts without sharing: {format_size(sizes['artifacts_apparent'])})"
-    )  # fmt: skip
+    )
 
 
 @main.command()
@@ -344,23 +360,37 @@ def verify(key: str | None, cache_dir: Path | None, as_json: bool) -> None:
             click.echo(f"CORRUPT  {r.key}")
         for rel, why in r.problems.items():
             _err.print(f"  {rel} {why}", markup=False)
-        _err.print(f"  quarantined: {r.quarantined or 'already moved by another process'}", markup=False)
+        _err.print(
+            f"  quarantined: {r.quarantined or 'already moved by another process'}", markup=False
+        )
     if any(not r.ok for r in results):
         sys.exit(4)
 
 
 @main.command()
 @cache_dir_option
-@click.option("--max-size", metavar="SIZE", callback=_parse_with("parse_size"),
+@click.option(
+    "--max-size",
+    metavar="SIZE",
+    callback=_parse_with("parse_size"),
     help="Evict least recently used artifacts until the cache fits (500M, 2G, 1.5GiB). "
     "Without --max-size and --max-age: REFLEX_BUILDD_GC_MAX_SIZE / REFLEX_BUILDD_GC_MAX_AGE, "
-    "else 2 GiB.")  # fmt: skip
-@click.option("--max-age", metavar="AGE", callback=_parse_with("parse_age"),
-    help="Evict artifacts not used for longer than AGE (30m, 12h, 7d, 2w).")  # fmt: skip
+    "else 2 GiB.",
+)
+@click.option(
+    "--max-age",
+    metavar="AGE",
+    callback=_parse_with("parse_age"),
+    help="Evict artifacts not used for longer than AGE (30m, 12h, 7d, 2w).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def gc(
-    cache_dir: Path | None, max_size: int | None, max_age: float | None, dry_run: bool, as_json: bool
+    cache_dir: Path | None,
+    max_size: int | None,
+    max_age: float | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Collect garbage: evict least recently used artifacts, then unshared blobs.
 

@@ -62,8 +62,9 @@ class DaemonOptions:
 class _Job:
     """One build of one key in a worker thread, cancellable."""
 
-    def __init__(self, project: Project, cache: Cache, key: str, inputs: KeyInputs,
-                 reporter: Reporter) -> None:  # fmt: skip
+    def __init__(
+        self, project: Project, cache: Cache, key: str, inputs: KeyInputs, reporter: Reporter
+    ) -> None:
         self.key = key
         self.inputs = inputs
         self.cancel = threading.Event()
@@ -89,8 +90,9 @@ class _Job:
                 try:
                     if cache.open(key) is None:
                         self._reporter.build_started(key)
-                        run_build(self._project, cache, key=key, inputs=self.inputs,
-                                  cancel=self.cancel)  # fmt: skip
+                        run_build(
+                            self._project, cache, key=key, inputs=self.inputs, cancel=self.cancel
+                        )
                         self._reporter.build_done(key, time.monotonic() - started)
                         # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
                         # fed by a daemon must not grow without bound.
@@ -108,7 +110,7 @@ class _Job:
         except BuildFailedError as exc:
             self.outcome = "failed"
             self._reporter.build_failed(key, exc)
-        except Exception as exc:  # noqa: BLE001 - a daemon must outlive one bad build
+        except Exception as exc:
             self.outcome = "failed"
             self._reporter.build_failed(key, BuildFailedError(repr(exc), key=key))
 
@@ -147,9 +149,12 @@ def _maybe_start(
 ) -> _Job | None:
     """Re-key; if the key is new, cancel the running build and start the new one."""
     try:
-        key, inputs = compute_key(project, cache_dir=cache.root,
-                                  extra_inputs=options.extra_inputs,
-                                  extra_env=options.extra_env)  # fmt: skip
+        key, inputs = compute_key(
+            project,
+            cache_dir=cache.root,
+            extra_inputs=options.extra_inputs,
+            extra_env=options.extra_env,
+        )
     except ReflexBuilddError as exc:
         reporter.error(f"cannot key {project.root}: {exc}")
         return job
@@ -183,8 +188,12 @@ def run_daemon(
     reporter = reporter or Reporter()
     cache.ensure()
     daemon_lock = _acquire_daemon_lock(cache, project)
-    watcher = ChangeWatcher(project.root, poll=options.poll, debounce=options.debounce,
-                            ignored_dirs=frozenset({cache.root.name}))  # fmt: skip
+    watcher = ChangeWatcher(
+        project.root,
+        poll=options.poll,
+        debounce=options.debounce,
+        ignored_dirs=frozenset({cache.root.name}),
+    )
     job: _Job | None = None
     try:
         watcher.start()
@@ -196,8 +205,9 @@ def run_daemon(
                 job = _maybe_start(project, cache, options, reporter, job, changed)
             batch = watcher.next_batch(stop, timeout=1.0)
             if job is not None and not job.thread.is_alive() and not job.recorded:
-                write_daemon(cache, project.root, key=job.key, state=job.outcome,
-                             inputs=job.inputs.to_json())  # fmt: skip
+                write_daemon(
+                    cache, project.root, key=job.key, state=job.outcome, inputs=job.inputs.to_json()
+                )
                 job.recorded = True
                 job.last_outcome = job.outcome
             # Events are hints; only a new key means a new build (or the

@@ -89,7 +89,8 @@ _HTML_ATTR = re.compile(
 # with a var: `/${x}.png` or "/"+x.
 _URL_PROPS = r"(?:src|href|srcSet|poster|action|formAction|content|data)"
 _RUNTIME_URL = re.compile(
-    _URL_PROPS + r"""\s*:\s*\(*\s*(?:`(?P<tpl>/(?!/)[^`]*?\$\{)|(?P<q>["'`])(?P<lit>/(?!/)[^"'`]*)(?P=q)\s*\+)"""
+    _URL_PROPS
+    + r"""\s*:\s*\(*\s*(?:`(?P<tpl>/(?!/)[^`]*?\$\{)|(?P<q>["'`])(?P<lit>/(?!/)[^"'`]*)(?P=q)\s*\+)"""
 )
 _DISPLAY_NAME = re.compile(r"""displayName\s*=\s*["'`](?P<name>[^"'`]+)["'`]""")
 _JS_ID = re.compile(r"""[{,]id:\s*["'`](?P<id>[^"'`]+)["'`]""")
@@ -317,8 +318,12 @@ def _locate(root: Path, finding: Finding, limit: int = 3) -> tuple[str, ...]:
     if finding.kind == "run-time":
         # The Python line that uses the same state vars.
         names = re.findall(r"State\.(\w+)", finding.url)
-        patterns = [re.compile("".join(rf"(?=.*\.{re.escape(n)}\b)" for n in names))] if names else []
-    if finding.kind == "state-default" and (var := re.search(r"state var '(\w+)'", finding.context)):
+        patterns = (
+            [re.compile("".join(rf"(?=.*\.{re.escape(n)}\b)" for n in names))] if names else []
+        )
+    if finding.kind == "state-default" and (
+        var := re.search(r"state var '(\w+)'", finding.context)
+    ):
         patterns.insert(0, re.compile(r"^\s*" + re.escape(var.group(1)) + r"\s*[:=]"))
     hits: list[str] = []
     for pattern in patterns:
@@ -384,8 +389,11 @@ def warn_escapes(artifact: Artifact, project_root: Path, stream: TextIO | None =
     """
     try:
         findings = diagnose(artifact, project_root)
-    except Exception as exc:  # noqa: BLE001 - see docstring
-        print(f"reflex-buildd: warning: doctor could not scan {artifact.key}: {exc!r}", file=stream or sys.stderr)
+    except Exception as exc:
+        print(
+            f"reflex-buildd: warning: doctor could not scan {artifact.key}: {exc!r}",
+            file=stream or sys.stderr,
+        )
         return 0
     if findings:
         out = stream or sys.stderr

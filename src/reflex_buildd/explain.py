@@ -19,6 +19,7 @@ from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
 
 __all__ = ["InputsDiff", "diff_inputs", "explain", "find_manifest", "render"]
 
+
 def _env_state(value: object) -> str:
     if value is ABSENT:
         return "not an input"
@@ -99,9 +100,7 @@ def find_manifest(cache: Cache, project: Project, against: str | None) -> Manife
         found = [m for p in candidates if (m := _read_manifest(p)) is not None]
         if len(found) != 1:
             why = "no artifact" if not found else f"{len(found)} artifacts"
-            raise ArtifactMissingError(
-                f"{why} in {cache.root} for key {against!r}", key=against
-            )
+            raise ArtifactMissingError(f"{why} in {cache.root} for key {against!r}", key=against)
         return found[0]
     best: Manifest | None = None
     for path in artifacts.iterdir() if artifacts.is_dir() else ():
@@ -112,8 +111,7 @@ def find_manifest(cache: Cache, project: Project, against: str | None) -> Manife
             best = manifest
     if best is None:
         raise ArtifactMissingError(
-            f"no artifact of {project.root} in {cache.root} to compare with; "
-            "pass --against KEY",
+            f"no artifact of {project.root} in {cache.root} to compare with; pass --against KEY",
             key="",
         )
     return best

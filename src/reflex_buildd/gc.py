@@ -226,10 +226,12 @@ def scan(cache: Cache, *, now: float | None = None) -> list[ArtifactInfo]:
             continue  # no manifest: not an artifact (verify reports broken ones)
         hosts = leases.get(entry.name, 0)
         pinned = (
-            f"leased by {hosts} live host(s)" if hosts
-            else "current key of a live daemon" if entry.name in daemons
+            f"leased by {hosts} live host(s)"
+            if hosts
+            else "current key of a live daemon"
+            if entry.name in daemons
             else ""
-        )  # fmt: skip
+        )
         files, apparent = _files_on_disk(entry, manifest)
         infos.append(
             ArtifactInfo(
@@ -449,12 +451,13 @@ def auto_gc(cache: Cache) -> GcReport | None:
         report = collect(cache, policy, lock_timeout=0)
     except Timeout:
         return None  # another gc is running: it does the job
-    except Exception as exc:  # noqa: BLE001 - gc must never take the daemon down
+    except Exception as exc:
         logger.warning("reflex-buildd: automatic gc failed: %s", exc)
         return None
     if report.evicted or report.blobs_removed:
         logger.info(
             "reflex-buildd: gc evicted %d artifact(s), %d blob(s)",
-            len(report.evicted), report.blobs_removed,
-        )  # fmt: skip
+            len(report.evicted),
+            report.blobs_removed,
+        )
     return report

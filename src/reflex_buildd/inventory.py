@@ -46,10 +46,15 @@ class ArtifactRow:
     def to_json(self) -> dict[str, Any]:
         """The row as ``ls --json`` prints it."""
         return {
-            "key": self.key, "project": self.project, "app_name": self.app_name,
-            "size": self.apparent, "unique_size": self.unique, "created": self.created,
-            "last_used": self.last_used, "live_hosts": self.live_hosts,
-        }  # fmt: skip
+            "key": self.key,
+            "project": self.project,
+            "app_name": self.app_name,
+            "size": self.apparent,
+            "unique_size": self.unique,
+            "created": self.created,
+            "last_used": self.last_used,
+            "live_hosts": self.live_hosts,
+        }
 
 
 def list_artifacts(cache: Cache) -> list[ArtifactRow]:
@@ -61,8 +66,16 @@ def list_artifacts(cache: Cache) -> list[ArtifactRow]:
     infos = scan(cache)
     exclusive = exclusive_sizes([i.candidate() for i in infos])
     rows = [
-        ArtifactRow(i.key, i.project, i.app_name, i.apparent, exclusive[i.key], i.created,
-                    i.last_used, i.live_hosts)  # fmt: skip
+        ArtifactRow(
+            i.key,
+            i.project,
+            i.app_name,
+            i.apparent,
+            exclusive[i.key],
+            i.created,
+            i.last_used,
+            i.live_hosts,
+        )
         for i in infos
     ]
     return sorted(rows, key=lambda r: (-r.last_used, r.key))
@@ -97,8 +110,14 @@ def _json_records(directory: Path) -> list[dict[str, Any]]:
 def cache_status(cache: Cache) -> dict[str, Any]:
     """Daemons, builds in progress or failed, leases and disk use of the cache."""
     daemons = [
-        {"project": r.get("project"), "pid": r.get("pid"), "host": r.get("host"),
-         "key": r.get("key"), "state": r.get("state"), "alive": process_alive(r)}  # fmt: skip
+        {
+            "project": r.get("project"),
+            "pid": r.get("pid"),
+            "host": r.get("host"),
+            "key": r.get("key"),
+            "state": r.get("state"),
+            "alive": process_alive(r),
+        }
         for r in _json_records(cache.base / "daemons")
     ]
     builds = []
@@ -106,9 +125,17 @@ def cache_status(cache: Cache) -> dict[str, Any]:
         key = str(record.get("key", ""))
         status = read_status(cache, key)
         if status.state.value in ("building", "failed"):
-            builds.append({"key": key, "state": status.state.value, "pid": record.get("pid"),
-                           "host": record.get("host"), "project": record.get("project"),
-                           "log": record.get("log"), "time": record.get("time")})  # fmt: skip
+            builds.append(
+                {
+                    "key": key,
+                    "state": status.state.value,
+                    "pid": record.get("pid"),
+                    "host": record.get("host"),
+                    "project": record.get("project"),
+                    "log": record.get("log"),
+                    "time": record.get("time"),
+                }
+            )
     infos = scan(cache)
     artifacts = unique_size(i.candidate() for i in infos)
     sizes = {
@@ -143,7 +170,9 @@ def resolve_key(cache: Cache, prefix: str) -> str:
         keys = []
     if len(keys) != 1:
         what = "no artifact" if not keys else f"{len(keys)} artifacts"
-        raise ArtifactMissingError(f"{what} in {cache.root} with a key starting {prefix!r}", key=prefix)
+        raise ArtifactMissingError(
+            f"{what} in {cache.root} with a key starting {prefix!r}", key=prefix
+        )
     return keys[0]
 
 

@@ -49,7 +49,9 @@ _PATCHED_ENV_IMPORT = (
     "const reflexEnvironment = { version: __rxbReflexVersion };"
 )
 
-_RUNTIME_JS = _MARKER + r"""
+_RUNTIME_JS = (
+    _MARKER
+    + r"""
 const __rxbMeta = () => {
   if (typeof document === "undefined") return null;
   const tag = document.querySelector('meta[name="reflex-buildd"]');
@@ -92,6 +94,7 @@ export const getBackendURL = (url_str) => {
   return endpoint;
 };
 """
+)
 
 
 class PatchError(RuntimeError):

@@ -180,9 +180,7 @@ def publish(
     dedup_files(cache, staging, files)
     # Nobody reads staging, so the manifest can go straight in; the rename
     # below is what publishes, after everything is on disk.
-    (staging / MANIFEST_NAME).write_text(
-        json.dumps(manifest.to_json(), indent=1, sort_keys=True)
-    )
+    (staging / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=1, sort_keys=True))
     _fsync_tree(staging)
     target = cache.artifact_dir(key)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,9 @@ class Reporter:
 
     def key_changed(self, key: str, changed: list[str]) -> None:
         if changed:
-            shown = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
+            shown = ", ".join(changed[:3]) + (
+                f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+            )
             self._line(f"changed: {shown} -> key {key}")
         else:
             self._line(f"key {key}")

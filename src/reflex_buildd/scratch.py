@@ -51,7 +51,10 @@ class ScratchOwner:
         """True only when the owner ran here and is gone (never for other machines)."""
         if not self.here or self.pid == os.getpid():
             return False
-        return process_alive({"pid": self.pid, "host": socket.gethostname(), "pid_start": None}) is False
+        return (
+            process_alive({"pid": self.pid, "host": socket.gethostname(), "pid_start": None})
+            is False
+        )
 
 
 def owner_of(name: str) -> ScratchOwner | None:

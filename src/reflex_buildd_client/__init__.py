@@ -6,6 +6,7 @@ the two can never disagree.
 
 from __future__ import annotations
 
+from .dispatch import PathDispatcher, restore_mount_path
 from .errors import (
     ArtifactMissingError,
     BuildFailedError,
@@ -18,7 +19,6 @@ from .errors import (
     ReflexBuilddError,
     WaitTimeoutError,
 )
-from .dispatch import PathDispatcher, restore_mount_path
 from .mount import ReflexMount, mount
 from .wait import StartupPolicy
 

@@ -45,13 +45,21 @@ class Checkout:
     verify_seconds: float
 
 
-def _corrupt(cache: Cache, key: str, artifact: Artifact | None, exc: CorruptArtifactError,
-             policy: StartupPolicy) -> None:  # fmt: skip
+def _corrupt(
+    cache: Cache,
+    key: str,
+    artifact: Artifact | None,
+    exc: CorruptArtifactError,
+    policy: StartupPolicy,
+) -> None:
     bad = list(find_problems(artifact)) if artifact is not None else []
     where = quarantine(
-        cache, key, reason=str(exc),
-        manifest=artifact.manifest if artifact is not None else None, bad_files=bad,
-    )  # fmt: skip
+        cache,
+        key,
+        reason=str(exc),
+        manifest=artifact.manifest if artifact is not None else None,
+        bad_files=bad,
+    )
     moved = f"; moved to {where}" if where is not None else ""
     if policy is StartupPolicy.FAIL:
         raise CorruptArtifactError(

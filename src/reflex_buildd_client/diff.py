@@ -38,10 +38,14 @@ class InputsDiff:
     def summary(self, *, old_label: str = "there", new_label: str = "here", limit: int = 6) -> str:
         """At most ``limit`` differences on one line, most telling first."""
         lines = [_env_line(name, old, new, old_label, new_label) for name, old, new in self.env]
-        lines += [f"version of {n}: {o or 'absent'} {old_label}, {v or 'absent'} {new_label}"
-                  for n, o, v in self.versions]  # fmt: skip
+        lines += [
+            f"version of {n}: {o or 'absent'} {old_label}, {v or 'absent'} {new_label}"
+            for n, o, v in self.versions
+        ]
         if self.js_runtime:
-            lines.append(f"JS runtime: {self.js_runtime[0]} {old_label}, {self.js_runtime[1]} {new_label}")
+            lines.append(
+                f"JS runtime: {self.js_runtime[0]} {old_label}, {self.js_runtime[1]} {new_label}"
+            )
         if self.schema or self.settings:
             lines.append("reflex-buildd builds differently (another version of it?)")
         lines += [f"file added: {rel}" for rel in self.added]
@@ -57,9 +61,16 @@ class InputsDiff:
     def empty(self) -> bool:
         """True when the inputs are the same (so are the keys)."""
         return not (
-            self.added or self.removed or self.changed or self.renamed or self.versions
-            or self.env or self.js_runtime or self.settings or self.schema
-        )  # fmt: skip
+            self.added
+            or self.removed
+            or self.changed
+            or self.renamed
+            or self.versions
+            or self.env
+            or self.js_runtime
+            or self.settings
+            or self.schema
+        )
 
 
 def _mapping_changes(old: dict[str, str], new: dict[str, str]) -> list[Change]:
@@ -105,8 +116,6 @@ def diff_inputs(old: KeyInputs, new: KeyInputs) -> InputsDiff:
         settings=_mapping_changes(old.settings, new.settings),
         schema=(old.schema, new.schema) if old.schema != new.schema else None,
     )
-
-
 
 
 def _env_line(name: str, old: object, new: object, old_label: str, new_label: str) -> str:

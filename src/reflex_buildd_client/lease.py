@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from .status import process_alive, this_process
 from .store import MANIFEST_NAME, Cache, key_lock
 

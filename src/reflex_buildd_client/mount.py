@@ -25,7 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 from .backend import ReflexBackend, load_backend, serve_lifespan
+from .diff import diff_inputs
 from .errors import InvalidPathError, ReflexBuilddError
+from .keys import KeyInputs
+from .lease import Lease
 from .prefix import (
     is_safe_path,
     normalize_mount_path,
@@ -33,9 +36,6 @@ from .prefix import (
     relative_path,
     resolve_location,
 )
-from .diff import diff_inputs
-from .keys import KeyInputs
-from .lease import Lease
 from .project import Project, find_project
 from .sources import compute_key
 from .static import ArtifactFiles, StaticSite
@@ -143,7 +143,9 @@ class ReflexMount:
                 policy=self._policy,
                 build=build,
                 timeout=self._timeout,
-                explain_missing=lambda: explain_daemon_mismatch(self._cache, project.root, key, inputs),
+                explain_missing=lambda: explain_daemon_mismatch(
+                    self._cache, project.root, key, inputs
+                ),
             )[0]
 
         done = checkout(self._cache, key, obtain=wait, policy=self._policy)
@@ -254,8 +256,10 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -60,7 +60,9 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._~!$()*+,;=:@-]+$")
 # prepared sites, written ~30 times into every page) stays small.
 _MAX_PREFIX = 512
 # host or host:port, host a DNS name, an IPv4 address or a bracketed IPv6 one.
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 # Longest request path a page can have: Reflex's routes are short, and no
 # artifact file comes close; longer ones are refused before any lookup.
@@ -171,7 +173,9 @@ def _parse_proxies(value: str | Iterable[str]) -> tuple[tuple[Network, ...], boo
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise InvalidConfigError(f"trusted proxy {item!r:.80} is not an IP address or CIDR") from None
+            raise InvalidConfigError(
+                f"trusted proxy {item!r:.80} is not an IP address or CIDR"
+            ) from None
     return tuple(networks), trust_all
 
 

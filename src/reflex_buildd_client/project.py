@@ -72,9 +72,7 @@ def find_project(path: str | os.PathLike[str]) -> Project:
     root = root.resolve()
     config = root / "rxconfig.py"
     if not config.is_file():
-        raise ProjectNotFoundError(
-            f"{root} is not a Reflex project: it has no rxconfig.py"
-        )
+        raise ProjectNotFoundError(f"{root} is not a Reflex project: it has no rxconfig.py")
     try:
         app_name = _literal_app_name(config.read_text(encoding="utf-8"))
     except SyntaxError as exc:

@@ -63,7 +63,7 @@ def meta_tag(prefix: str, backend: str = "") -> bytes:
         f'data-prefix="{html.escape(prefix, quote=True)}" '
         f'data-backend="{html.escape(backend, quote=True)}"'
     )
-    return f"<meta {attrs}>".encode("utf-8")
+    return f"<meta {attrs}>".encode()
 
 
 def icon_link(prefix: str) -> bytes:

@@ -34,10 +34,10 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import NamedTuple
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
@@ -66,16 +66,47 @@ __all__ = [
 
 EXCLUDED_DIRS = frozenset(
     {
-        ".web", "node_modules", "__pycache__", ".git", ".hg", ".svn", ".venv", "venv",
-        ".states", "uploaded_files", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-        ".tox", ".nox", ".idea", ".vscode", ".hypothesis", ".direnv",
+        ".web",
+        "node_modules",
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        ".states",
+        "uploaded_files",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".idea",
+        ".vscode",
+        ".hypothesis",
+        ".direnv",
     }
-)  # fmt: skip
+)
 
 EXCLUDED_FILES = (
-    "*.pyc", "*.pyo", "*.db", "*.sqlite", "*.sqlite3", "*.db-journal", "*-wal", "*-shm",
-    "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", ".DS_Store", "*.tmp", "4913",
-)  # fmt: skip
+    "*.pyc",
+    "*.pyo",
+    "*.db",
+    "*.sqlite",
+    "*.sqlite3",
+    "*.db-journal",
+    "*-wal",
+    "*-shm",
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    ".DS_Store",
+    "*.tmp",
+    "4913",
+)
 
 # A directory holding one of these is a virtual environment, whatever its name.
 _VENV_MARKERS = ("pyvenv.cfg", "conda-meta")
@@ -87,12 +118,22 @@ _ALWAYS_DIRS = ("assets", "reflex.lock")
 # they would otherwise make hosts and daemons disagree for no reason.
 _RUNTIME_ONLY_ENV = frozenset(
     {
-        "REFLEX_WEB_WORKDIR", "REFLEX_STATES_WORKDIR", "REFLEX_UPLOADED_FILES_DIR",
-        "REFLEX_DIR", "REFLEX_USE_SYSTEM_BUN", "REFLEX_USE_NPM", "REFLEX_FRONTEND_PATH",
-        "REFLEX_DB_URL", "REFLEX_ASYNC_DB_URL", "REFLEX_REDIS_URL", "REFLEX_LOGLEVEL",
-        "REFLEX_SKIP_COMPILE", "REFLEX_APP_NAME", "REFLEX_TELEMETRY_ENABLED",
+        "REFLEX_WEB_WORKDIR",
+        "REFLEX_STATES_WORKDIR",
+        "REFLEX_UPLOADED_FILES_DIR",
+        "REFLEX_DIR",
+        "REFLEX_USE_SYSTEM_BUN",
+        "REFLEX_USE_NPM",
+        "REFLEX_FRONTEND_PATH",
+        "REFLEX_DB_URL",
+        "REFLEX_ASYNC_DB_URL",
+        "REFLEX_REDIS_URL",
+        "REFLEX_LOGLEVEL",
+        "REFLEX_SKIP_COMPILE",
+        "REFLEX_APP_NAME",
+        "REFLEX_TELEMETRY_ENABLED",
     }
-)  # fmt: skip
+)
 
 _ENV_PREFIXES = ("REFLEX_", "VITE_")
 
@@ -101,10 +142,14 @@ _ENV_PREFIXES = ("REFLEX_", "VITE_")
 # change the api_url baked into env.json; NODE_ENV changes what vite emits.
 BUILD_ENV_NAMES = frozenset(
     {
-        "REACT_VERSION", "REACT_ROUTER_VERSION", "CODESPACE_NAME",
-        "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN", "REPLIT_DEV_DOMAIN", "NODE_ENV",
+        "REACT_VERSION",
+        "REACT_ROUTER_VERSION",
+        "CODESPACE_NAME",
+        "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN",
+        "REPLIT_DEV_DOMAIN",
+        "NODE_ENV",
     }
-)  # fmt: skip
+)
 
 # Bump when how we build changes in a way the recipe files do not show.
 BUILD_SETTINGS_VERSION = "1"
@@ -515,10 +560,14 @@ def _versions(
 ) -> dict[str, str]:
     installed, tops = _installed(_site_state(), index_dir)
     wanted = {name for name in installed if name.startswith("reflex")}
-    plugin_modules = [p.strip().split(".")[0] for p in environ.get("REFLEX_EXTRA_PLUGINS", "").split(",")]
+    plugin_modules = [
+        p.strip().split(".")[0] for p in environ.get("REFLEX_EXTRA_PLUGINS", "").split(",")
+    ]
     for name in [*external, *plugin_modules]:
         wanted.update(tops.get(name, ()))
-    return {name: installed[name] for name in sorted(wanted - _NOT_BUILD_DISTS) if name in installed}
+    return {
+        name: installed[name] for name in sorted(wanted - _NOT_BUILD_DISTS) if name in installed
+    }
 
 
 def _build_env(environ: Mapping[str, str], declared: Iterable[str] = ()) -> dict[str, str | None]:

@@ -140,7 +140,9 @@ class StatCache:
             return None
         digest, imports = hit
         recorded_ns = self._raw[rel][4]
-        return CacheEntry(identity, recorded_ns, digest, None if imports is None else tuple(imports))
+        return CacheEntry(
+            identity, recorded_ns, digest, None if imports is None else tuple(imports)
+        )
 
     def trusted(self, rel: str, identity: StatIdentity) -> tuple[str, list[str] | None] | None:
         """:meth:`lookup` without building an entry: (digest, imports) or None.

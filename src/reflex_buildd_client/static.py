@@ -64,7 +64,17 @@ _REVALIDATE = b"no-cache"
 _HTML = "text/html"
 # vite names its output "<name>-<8 chars of base64url hash>.<ext>" under /assets/.
 _HASHED = re.compile(r"^/assets/.+-[A-Za-z0-9_-]{8}\.[A-Za-z0-9]+$")
-_COMPRESSIBLE = ("text/", "javascript", "json", "xml", "svg", "wasm", "icon", "font/ttf", "font/otf")
+_COMPRESSIBLE = (
+    "text/",
+    "javascript",
+    "json",
+    "xml",
+    "svg",
+    "wasm",
+    "icon",
+    "font/ttf",
+    "font/otf",
+)
 # Smaller files gain nothing from compression: headers dominate.
 _MIN_COMPRESS = 256
 # Keep a variant only when it saves at least 5% (WhiteNoise's rule).
@@ -107,7 +117,12 @@ class _Raw:
     __slots__ = ("_packed", "content_type", "data", "digest", "sentinels")
 
     def __init__(
-        self, data: bytes, digest: str, content_type: str, sentinels: int, sidecars: dict[bytes, bytes]
+        self,
+        data: bytes,
+        digest: str,
+        content_type: str,
+        sentinels: int,
+        sidecars: dict[bytes, bytes],
     ) -> None:
         self.data = data
         self.digest = digest
@@ -180,7 +195,16 @@ class _Variant:
 class _Resource:
     """One response of a prefix: the identity variant now, compressed ones on demand."""
 
-    __slots__ = ("_common", "_content_type", "_made", "_pack", "_tag", "identity", "range_headers", "status")
+    __slots__ = (
+        "_common",
+        "_content_type",
+        "_made",
+        "_pack",
+        "_tag",
+        "identity",
+        "range_headers",
+        "status",
+    )
 
     def __init__(
         self,
@@ -199,13 +223,20 @@ class _Resource:
         self._made: dict[bytes, _Variant | None] = {}
         self.identity = self._variant(_IDENTITY, body)
         self.range_headers: Headers = (
-            self._content_type, (b"etag", self.identity.etag), *common, (b"accept-ranges", b"bytes")
-        )  # fmt: skip
+            self._content_type,
+            (b"etag", self.identity.etag),
+            *common,
+            (b"accept-ranges", b"bytes"),
+        )
 
     def _variant(self, coding: bytes, body: bytes) -> _Variant:
         suffix = "" if coding == _IDENTITY else "-" + coding.decode()
         etag = f'"{self._tag}{suffix}"'.encode("ascii")
-        headers = [self._content_type, (b"content-length", str(len(body)).encode("ascii")), (b"etag", etag)]
+        headers = [
+            self._content_type,
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"etag", etag),
+        ]
         headers += self._common
         if coding == _IDENTITY:
             if self.status == 200:
@@ -240,9 +271,7 @@ class _Resource:
         return found
 
 
-def _resource(
-    url: str, raw: _Raw, prefix: str, head: bytes, status: int = 200
-) -> _Resource:
+def _resource(url: str, raw: _Raw, prefix: str, head: bytes, status: int = 200) -> _Resource:
     is_html = raw.content_type.startswith(_HTML)
     pack: Callable[[bytes], bytes | None] | None
     if raw.sentinels or is_html:
@@ -389,7 +418,11 @@ class StaticSite:
             head_icon = head
         resources: dict[str, _Resource] = {}
         for url, raw in files.raw.items():
-            extra = head_icon if raw.content_type.startswith(_HTML) and not has_icon_link(raw.data) else head
+            extra = (
+                head_icon
+                if raw.content_type.startswith(_HTML) and not has_icon_link(raw.data)
+                else head
+            )
             resources[url] = _resource(url, raw, prefix, extra)
         fallback = files.raw.get("/404.html") or files.raw["/index.html"]
         extra = head if has_icon_link(fallback.data) else head_icon
@@ -412,7 +445,9 @@ class StaticSite:
 
     def resolve(self, path: str) -> _Resource:
         """The resource for ``path`` below the prefix (``""``, ``"/about"``, ...)."""
-        if (found := self._files.get(path)) is not None or (found := self._pages.get(path)) is not None:
+        if (found := self._files.get(path)) is not None or (
+            found := self._pages.get(path)
+        ) is not None:
             return found
         if not is_safe_path(path):
             return self._not_found
@@ -441,7 +476,11 @@ class StaticSite:
             elif name == b"if-range":
                 if_range = value
         variant = resource.identity
-        if accept is not None and resource.compressible and not (ranges is not None and method == "GET"):
+        if (
+            accept is not None
+            and resource.compressible
+            and not (ranges is not None and method == "GET")
+        ):
             for coding in encoding_preferences(bytes(accept)):
                 if (found := resource.variant(coding)) is not None:
                     variant = found

@@ -205,8 +205,14 @@ def write_daemon(cache: Cache, root: Path, *, key: str, state: str, inputs: dict
     """Record the daemon's current key (and its inputs, to explain mismatches)."""
     path = _daemon_path(cache, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"project": str(root), "key": key, "state": state, "inputs": inputs,
-              "time": time.time(), **this_process()}  # fmt: skip
+    record = {
+        "project": str(root),
+        "key": key,
+        "state": state,
+        "inputs": inputs,
+        "time": time.time(),
+        **this_process(),
+    }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, sort_keys=True))
     os.replace(tmp, path)

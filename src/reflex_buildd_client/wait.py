@@ -155,7 +155,10 @@ def obtain(
             who = f" by pid {record.get('pid')} on {record.get('host')}" if record else ""
             logger.warning(
                 "reflex-buildd: waiting %.0fs for key %s: %s%s",
-                time.time() - started, key, waiting_for, who if status.state is BuildState.BUILDING else "",
+                time.time() - started,
+                key,
+                waiting_for,
+                who if status.state is BuildState.BUILDING else "",
             )
         if deadline is not None and now >= deadline:
             why = ""

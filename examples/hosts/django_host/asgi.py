@@ -11,13 +11,11 @@ from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.hosts.django_host.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
-from reflex_buildd_client import PathDispatcher, ReflexMount  # noqa: E402
+from reflex_buildd_client import PathDispatcher, ReflexMount
 
-PROJECT = Path(
-    os.environ.get("SHOWCASE_PROJECT", Path(__file__).resolve().parents[2] / "showcase")
-)
+PROJECT = Path(os.environ.get("SHOWCASE_PROJECT", Path(__file__).resolve().parents[2] / "showcase"))
 
 django_app = get_asgi_application()
 application = PathDispatcher(django_app, {"/admin": ReflexMount(PROJECT)})

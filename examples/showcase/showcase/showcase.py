@@ -140,9 +140,7 @@ def upload() -> rx.Component:
         ),
         rx.foreach(
             State.uploaded,
-            lambda name: rx.link(
-                name, href=rx.get_upload_url(name), class_name="uploaded-link"
-            ),
+            lambda name: rx.link(name, href=rx.get_upload_url(name), class_name="uploaded-link"),
         ),
     )
 
