@@ -35,7 +35,6 @@ from reflex_buildd.scratch import host_tag
 from reflex_buildd_client.lease import live_leases, read_leases
 from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
-from reflex_buildd_client.verify import blob_path
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +106,7 @@ def test_publish_stores_each_file_once(showcase_build: Built, tmp_path: Path) ->
     for rel, entry in manifest.files.items():
         same = os.stat(a / rel).st_ino == os.stat(b / rel).st_ino
         assert same == (rel != "public/changed.txt"), rel
-        blob = blob_path(cache, entry.digest)
+        blob = cache.blob_path(entry.digest)
         assert os.path.samefile(blob, a / rel)
         assert not os.stat(a / rel).st_mode & 0o222, f"{rel} is writable"
     shared = os.stat(a / "public" / "index.html").st_nlink

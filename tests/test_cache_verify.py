@@ -14,7 +14,7 @@ from conftest import SHOWCASE, Built, run_cli, run_host
 from reflex_buildd_client import CorruptArtifactError, ReflexMount
 from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import Cache
-from reflex_buildd_client.verify import blob_path, verify_artifact
+from reflex_buildd_client.verify import verify_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -122,5 +122,5 @@ def test_the_client_refuses_a_corrupt_artifact_and_it_is_rebuilt_on_demand(
     # The rotten bytes left the blob store with the artifact: nothing links them again.
     latest = max(_quarantined(cache), key=lambda p: p.stat().st_mtime)
     digest = json.loads((latest / "manifest.json").read_text())["files"][rotten]["digest"]
-    blob = blob_path(cache, digest)
+    blob = cache.blob_path(digest)
     assert not blob.exists() or not os.path.samefile(blob, latest / rotten)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reflex_buildd_client import sources, statcache
+from reflex_buildd_client import hashing, statcache
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.sources import compute_key, stat_cache_path
 from reflex_buildd_client.statcache import stat_identity
@@ -31,13 +31,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     read: list[str] = []
-    real = sources._hash
+    real = hashing._hash
 
     def counting(found):  # type: ignore[no-untyped-def]
         read.append(found.rel)
         return real(found)
 
-    monkeypatch.setattr(sources, "_hash", counting)
+    monkeypatch.setattr(hashing, "_hash", counting)
     return read
 
 
@@ -95,7 +95,7 @@ def test_racy_git_same_size_rewrite_within_timestamp_granularity(
     second, inputs = compute_key(proj, cache_dir=cache)
     truth, _ = compute_key(proj, cache_dir=tmp_path / "fresh", stat_cache=False)
     assert second == truth != first
-    assert inputs.files["assets/data.txt"] == sources.digest_file(data)
+    assert inputs.files["assets/data.txt"] == hashing.digest_file(data)
 
 
 def test_the_racy_rule_is_what_catches_it(project: Path, tmp_path: Path) -> None:

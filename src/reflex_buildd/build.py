@@ -45,10 +45,9 @@ from reflex_buildd_client.status import (
     BuildState,
     append_journal,
     clear_record,
-    project_id,
     write_record,
 )
-from reflex_buildd_client.store import Artifact, Cache
+from reflex_buildd_client.store import Artifact, Cache, project_id
 from reflex_buildd_client.wait import StartupPolicy, obtain
 
 from .doctor import warn_escapes

@@ -25,8 +25,8 @@ from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.sources import compute_key
-from reflex_buildd_client.status import project_id, read_daemon, write_daemon
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.status import read_daemon, write_daemon
+from reflex_buildd_client.store import Cache, project_id
 
 from .build import BuildCancelledError, SourcesChangedError, run_build
 from .gc import auto_gc
@@ -135,7 +135,7 @@ def _lost(job: _Job, cache: Cache) -> bool:
     return (
         not job.thread.is_alive()
         and job.last_outcome == "ready"
-        and not (cache.artifact_dir(job.key) / "manifest.json").exists()
+        and not cache.has_manifest(job.key)
     )
 
 
@@ -226,4 +226,4 @@ def run_daemon(
 
 def daemon_lock_path(cache: Cache, root: Path) -> Path:
     """Where the one-daemon-per-project lock lives (for tools and tests)."""
-    return cache.base / "daemons" / f"{project_id(root)}.lock"
+    return cache.daemon_lock_path(project_id(root))

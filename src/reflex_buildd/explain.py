@@ -7,15 +7,13 @@ out); :func:`find_manifest` and :func:`explain` read the cache.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 from reflex_buildd_client.diff import ABSENT, InputsDiff, diff_inputs
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest
+from reflex_buildd_client.store import Cache, Manifest
 
 __all__ = ["InputsDiff", "diff_inputs", "explain", "find_manifest", "render"]
 
@@ -80,10 +78,10 @@ def render(diff: InputsDiff, *, old_label: str, new_label: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _read_manifest(path: Path) -> Manifest | None:
+def _read_manifest(cache: Cache, key: str) -> Manifest | None:
     try:
-        return Manifest.from_json(json.loads((path / MANIFEST_NAME).read_bytes()))
-    except (OSError, ValueError, CorruptArtifactError):
+        return cache.read_manifest(key)
+    except CorruptArtifactError:
         return None
 
 
@@ -94,17 +92,17 @@ def find_manifest(cache: Cache, project: Project, against: str | None) -> Manife
     Raises:
         ArtifactMissingError: If there is no such artifact (or the prefix is ambiguous).
     """
-    artifacts = cache.base / "artifacts"
+    keys = cache.keys()
     if against:
-        candidates = sorted(artifacts.glob(f"{against}*")) if artifacts.is_dir() else []
-        found = [m for p in candidates if (m := _read_manifest(p)) is not None]
+        candidates = [key for key in keys if key.startswith(against)]
+        found = [m for key in candidates if (m := _read_manifest(cache, key)) is not None]
         if len(found) != 1:
             why = "no artifact" if not found else f"{len(found)} artifacts"
             raise ArtifactMissingError(f"{why} in {cache.root} for key {against!r}", key=against)
         return found[0]
     best: Manifest | None = None
-    for path in artifacts.iterdir() if artifacts.is_dir() else ():
-        manifest = _read_manifest(path)
+    for key in keys:
+        manifest = _read_manifest(cache, key)
         if manifest is None or manifest.project.get("root") != str(project.root):
             continue
         if best is None or manifest.created > best.created:

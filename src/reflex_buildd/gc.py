@@ -35,7 +35,7 @@ from filelock import FileLock, Timeout
 from reflex_buildd_client.errors import CorruptArtifactError
 from reflex_buildd_client.lease import clean_stale_leases, last_used, live_leases, read_leases
 from reflex_buildd_client.status import append_journal, process_alive
-from reflex_buildd_client.store import MANIFEST_NAME, Cache, Manifest, fsync_dir, key_lock
+from reflex_buildd_client.store import Artifact, Cache, fsync_dir, key_lock
 
 from .scratch import owner_of, scratch_name
 from .units import parse_age, parse_size
@@ -183,12 +183,12 @@ class ArtifactInfo:
         return Candidate(self.key, self.last_used, self.files, self.pinned)
 
 
-def _files_on_disk(path: Path, manifest: Manifest) -> tuple[dict[Hashable, int], int]:
+def _files_on_disk(artifact: Artifact) -> tuple[dict[Hashable, int], int]:
     files: dict[Hashable, int] = {}
     apparent = 0
-    for rel in [*manifest.files, MANIFEST_NAME]:
+    for file in [*(artifact.path / rel for rel in artifact.manifest.files), artifact.manifest_path]:
         try:
-            st = os.lstat(path / rel)
+            st = os.lstat(file)
         except OSError:
             continue
         files[(st.st_dev, st.st_ino)] = st.st_size
@@ -199,7 +199,7 @@ def _files_on_disk(path: Path, manifest: Manifest) -> tuple[dict[Hashable, int],
 def daemon_keys(cache: Cache) -> set[str]:
     """The current keys of daemons that may be alive (another host's count)."""
     keys = set()
-    for path in (cache.base / "daemons").glob("*.json"):
+    for path in cache.daemon_record_paths():
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -215,15 +215,14 @@ def scan(cache: Cache, *, now: float | None = None) -> list[ArtifactInfo]:
     leases = live_leases(cache)
     daemons = daemon_keys(cache)
     infos = []
-    try:
-        entries = sorted((cache.base / "artifacts").iterdir())
-    except FileNotFoundError:
-        return []
-    for entry in entries:
+    for key in cache.keys():
+        entry = cache.artifact_dir(key)
         try:
-            manifest = Manifest.from_json(json.loads((entry / MANIFEST_NAME).read_bytes()))
-        except (OSError, ValueError, CorruptArtifactError):
-            continue  # no manifest: not an artifact (verify reports broken ones)
+            manifest = cache.read_manifest(key)
+        except CorruptArtifactError:
+            continue  # verify reports broken ones
+        if manifest is None:
+            continue  # no manifest: not an artifact
         hosts = leases.get(entry.name, 0)
         pinned = (
             f"leased by {hosts} live host(s)"
@@ -232,7 +231,7 @@ def scan(cache: Cache, *, now: float | None = None) -> list[ArtifactInfo]:
             if entry.name in daemons
             else ""
         )
-        files, apparent = _files_on_disk(entry, manifest)
+        files, apparent = _files_on_disk(Artifact(entry, manifest))
         infos.append(
             ArtifactInfo(
                 key=entry.name,
@@ -303,10 +302,10 @@ def evict(cache: Cache, key: str) -> str:
             os.rename(cache.artifact_dir(key), trash)
         except FileNotFoundError:
             return "already gone"
-        fsync_dir(cache.artifact_dir(key).parent)
+        fsync_dir(cache.artifacts_dir)
         # Stale lease files only (live ones were ruled out under this lock).
-        shutil.rmtree(cache.base / "leases" / key, ignore_errors=True)
-        (cache.base / "used" / key).unlink(missing_ok=True)
+        shutil.rmtree(cache.leases_dir(key), ignore_errors=True)
+        cache.used_path(key).unlink(missing_ok=True)
     shutil.rmtree(trash, ignore_errors=True)
     cache.log_path(key).unlink(missing_ok=True)
     append_journal(cache, "evicted", key)
@@ -320,17 +319,16 @@ def collect_blobs(cache: Cache, *, dry_run: bool = False) -> tuple[int, int]:
     copy the blob (see publish.py), so this never breaks a build.
     """
     count = size = 0
-    for shard in (cache.base / "blobs").glob("??"):
-        for blob in shard.iterdir():
-            try:
-                st = blob.lstat()
-            except FileNotFoundError:
-                continue
-            if st.st_nlink == 1:
-                if not dry_run:
-                    blob.unlink(missing_ok=True)
-                count += 1
-                size += st.st_size
+    for blob in cache.blob_paths():
+        try:
+            st = blob.lstat()
+        except FileNotFoundError:
+            continue
+        if st.st_nlink == 1:
+            if not dry_run:
+                blob.unlink(missing_ok=True)
+            count += 1
+            size += st.st_size
     return count, size
 
 
@@ -374,8 +372,8 @@ def clean_scratch(cache: Cache, *, now: float, dry_run: bool = False) -> list[st
 
 def _clean_quarantine(cache: Cache, *, now: float, dry_run: bool) -> list[str]:
     removed = []
-    for entry in (cache.base / "quarantine").glob("*"):
-        marker = entry / "QUARANTINE.json"
+    for entry in cache.quarantined():
+        marker = cache.quarantine_note(entry)
         try:
             when = (marker if marker.exists() else entry).stat().st_mtime
         except OSError:
@@ -405,7 +403,7 @@ def collect(
     """
     now = time.time() if now is None else now
     cache.ensure()
-    with FileLock(str(cache.base / "locks" / "gc.lock"), timeout=lock_timeout):
+    with FileLock(str(cache.gc_lock_path), timeout=lock_timeout):
         leases_removed = 0 if dry_run else clean_stale_leases(cache)
         plan = plan_gc([i.candidate() for i in scan(cache, now=now)], policy, now=now)
         report = GcReport(plan=plan, dry_run=dry_run, leases_removed=leases_removed)

@@ -97,9 +97,9 @@ def tree_size(root: Path) -> int:
     return total
 
 
-def _json_records(directory: Path) -> list[dict[str, Any]]:
+def _json_records(paths: list[Path]) -> list[dict[str, Any]]:
     records = []
-    for path in sorted(directory.glob("*.json")):
+    for path in paths:
         try:
             records.append(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -118,10 +118,10 @@ def cache_status(cache: Cache) -> dict[str, Any]:
             "state": r.get("state"),
             "alive": process_alive(r),
         }
-        for r in _json_records(cache.base / "daemons")
+        for r in _json_records(cache.daemon_record_paths())
     ]
     builds = []
-    for record in _json_records(cache.base / "status"):
+    for record in _json_records(cache.status_record_paths()):
         key = str(record.get("key", ""))
         status = read_status(cache, key)
         if status.state.value in ("building", "failed"):
@@ -141,10 +141,10 @@ def cache_status(cache: Cache) -> dict[str, Any]:
     sizes = {
         "artifacts": artifacts,
         "artifacts_apparent": sum(i.apparent for i in infos),
-        "work": tree_size(cache.base / "work"),
-        "tmp": tree_size(cache.base / "tmp"),
-        "quarantine": tree_size(cache.base / "quarantine"),
-        "logs": tree_size(cache.base / "logs"),
+        "work": tree_size(cache.work_root),
+        "tmp": tree_size(cache.tmp_dir()),
+        "quarantine": tree_size(cache.quarantine_dir),
+        "logs": tree_size(cache.logs_dir),
     }
     # Blobs are the same inodes as artifact files; only unreferenced ones add.
     sizes["total"] = tree_size(cache.base)
@@ -164,10 +164,7 @@ def resolve_key(cache: Cache, prefix: str) -> str:
     Raises:
         ArtifactMissingError: If none or several match.
     """
-    try:
-        keys = [p.name for p in (cache.base / "artifacts").iterdir() if p.name.startswith(prefix)]
-    except FileNotFoundError:
-        keys = []
+    keys = [key for key in cache.keys() if key.startswith(prefix)]
     if len(keys) != 1:
         what = "no artifact" if not keys else f"{len(keys)} artifacts"
         raise ArtifactMissingError(
@@ -189,26 +186,22 @@ class VerifyResult:
 def verify_cache(cache: Cache, keys: list[str] | None = None) -> list[VerifyResult]:
     """Re-hash artifacts (all, or ``keys``) and quarantine the corrupt ones."""
     if keys is None:
-        try:
-            keys = sorted(p.name for p in (cache.base / "artifacts").iterdir())
-        except FileNotFoundError:
-            keys = []
+        keys = cache.keys()
     results = []
     for key in keys:
         path = cache.artifact_dir(key)
         manifest: Manifest | None = None
         try:
-            manifest = Manifest.from_json(json.loads((path / MANIFEST_NAME).read_bytes()))
-            if manifest.key != key:
-                raise CorruptArtifactError(f"holds the manifest of {manifest.key}")
-        except FileNotFoundError:
-            if not path.exists():
-                continue  # evicted while we looked
-            problems = {MANIFEST_NAME: "is missing"}
-        except (OSError, ValueError) as exc:  # CorruptArtifactError is a ValueError
+            manifest = cache.read_manifest(key)
+        except CorruptArtifactError as exc:
             problems = {MANIFEST_NAME: str(exc)}
         else:
-            problems = find_problems(Artifact(path=path, manifest=manifest))
+            if manifest is not None:
+                problems = find_problems(Artifact(path=path, manifest=manifest))
+            elif path.exists():
+                problems = {MANIFEST_NAME: "is missing"}
+            else:
+                continue  # evicted while we looked
         if not problems:
             results.append(VerifyResult(key, True))
             continue

@@ -18,7 +18,6 @@ holding those bytes would change with it. Where hard links are impossible
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 import shutil
@@ -31,7 +30,7 @@ import blake3
 
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.store import MANIFEST_NAME, Cache, FileEntry, Manifest
+from reflex_buildd_client.store import Cache, FileEntry, Manifest, fsync_dir, stage_manifest
 
 __all__ = ["content_type_of", "dedup_files", "describe_files", "publish"]
 
@@ -117,12 +116,10 @@ def _link_one(blob: Path, staged: Path, entry: FileEntry) -> bool:
 
 def dedup_files(cache: Cache, staging: Path, files: dict[str, FileEntry]) -> int:
     """Hard-link every staged file to its blob; return the bytes shared with earlier artifacts."""
-    from reflex_buildd_client.verify import blob_path
-
     shared = 0
     for rel, entry in files.items():
         staged = staging / rel
-        blob = blob_path(cache, entry.digest)
+        blob = cache.blob_path(entry.digest)
         try:
             before = os.stat(blob).st_ino if blob.exists() else None
             if _link_one(blob, staged, entry) and before is not None:
@@ -141,11 +138,7 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(Path(dirpath))
 
 
 def publish(
@@ -178,22 +171,17 @@ def publish(
         routes=routes,
     )
     dedup_files(cache, staging, files)
-    # Nobody reads staging, so the manifest can go straight in; the rename
-    # below is what publishes, after everything is on disk.
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest.to_json(), indent=1, sort_keys=True))
+    # The rename below is what publishes, after everything is on disk.
+    stage_manifest(staging, manifest)
     _fsync_tree(staging)
     target = cache.artifact_dir(key)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(staging, target)
     except OSError:
-        if (target / MANIFEST_NAME).exists():
+        if cache.has_manifest(key):
             shutil.rmtree(staging, ignore_errors=True)
             return target
         raise
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
     return target

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .status import process_alive, this_process
-from .store import MANIFEST_NAME, Cache, key_lock
+from .store import Cache, key_lock
 
 try:  # flock keeps a lease alive exactly as long as its holder; POSIX only.
     import fcntl
@@ -58,14 +58,6 @@ __all__ = [
 # How long a host waits for the key's lock to take a lease: it is only held
 # for short checks (a build of this key cannot run: its artifact exists).
 _LOCK_TIMEOUT = 30.0
-
-
-def _leases_dir(cache: Cache, key: str) -> Path:
-    return cache.base / "leases" / key
-
-
-def _used_path(cache: Cache, key: str) -> Path:
-    return cache.base / "used" / key
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ class Lease:
 
 def mark_used(cache: Cache, key: str) -> None:
     """Record that ``key`` was used now (best effort: a read-only cache still serves)."""
-    path = _used_path(cache, key)
+    path = cache.used_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
@@ -129,9 +121,9 @@ def take_lease(cache: Cache, key: str, *, lock_timeout: float = _LOCK_TIMEOUT) -
         built, or evicted or quarantined a moment ago) or its lock stayed
         busy: obtain the artifact again, then retry.
     """
-    directory = _leases_dir(cache, key)
+    directory = cache.leases_dir(key)
     with key_lock(cache, key, lock_timeout) as held:
-        if not held or not (cache.artifact_dir(key) / MANIFEST_NAME).is_file():
+        if not held or not cache.has_manifest(key):
             return None
         # Under the lock: gc removes the directory of an evicted key under it too.
         directory.mkdir(parents=True, exist_ok=True)
@@ -181,7 +173,7 @@ def _record_alive(record: dict[str, Any], path: Path) -> bool:
 def read_leases(cache: Cache, key: str) -> list[LeaseRecord]:
     """Every lease file of ``key`` with its holder's liveness."""
     try:
-        paths = sorted(p for p in _leases_dir(cache, key).iterdir() if p.suffix == ".json")
+        paths = sorted(p for p in cache.leases_dir(key).iterdir() if p.suffix == ".json")
     except FileNotFoundError:
         return []
     records = []
@@ -207,7 +199,7 @@ def read_leases(cache: Cache, key: str) -> list[LeaseRecord]:
 
 def live_leases(cache: Cache) -> dict[str, int]:
     """Number of live leases per key (keys without one are left out)."""
-    root = cache.base / "leases"
+    root = cache.leases_root
     try:
         keys = [p.name for p in root.iterdir() if p.is_dir()]
     except FileNotFoundError:
@@ -221,7 +213,7 @@ def live_leases(cache: Cache) -> dict[str, int]:
 
 def clean_stale_leases(cache: Cache) -> int:
     """Remove the lease files of dead holders; return how many."""
-    root = cache.base / "leases"
+    root = cache.leases_root
     try:
         keys = [p.name for p in root.iterdir() if p.is_dir()]
     except FileNotFoundError:
@@ -238,6 +230,6 @@ def clean_stale_leases(cache: Cache) -> int:
 def last_used(cache: Cache, key: str, created: float) -> float:
     """When ``key`` was last leased (its creation time if never)."""
     try:
-        return max(created, _used_path(cache, key).stat().st_mtime)
+        return max(created, cache.used_path(key).stat().st_mtime)
     except OSError:
         return created

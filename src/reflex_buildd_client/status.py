@@ -2,9 +2,9 @@
 
 A key is in one of four states, and any process can tell which:
 
-- **ready**: ``artifacts/<key>/manifest.json`` exists (nothing else counts);
-- **building**: ``status/<key>.json`` says ``building`` and its writer is alive;
-- **failed**: ``status/<key>.json`` says ``failed`` (exit code, log path, tail);
+- **ready**: the artifact's manifest exists (nothing else counts);
+- **building**: the status record says ``building`` and its writer is alive;
+- **failed**: the status record says ``failed`` (exit code, log path, tail);
 - **absent**: neither, or a ``building`` record whose writer died (SIGKILL,
   power loss): a record is only as good as the process behind it.
 
@@ -12,7 +12,7 @@ Liveness: on the writer's own host, its pid must exist with the same start
 time (pids are reused); from another host the key's lock is probed instead
 (the builder holds it for the whole build).
 
-Every build start and end is also appended to ``journal.jsonl``, one JSON
+Every build start and end is also appended to the journal, one JSON
 object a line (``O_APPEND`` writes of one short line are atomic on local
 filesystems), so tools and tests can count builds instead of guessing from
 timing.
@@ -29,7 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .store import Cache
+from .store import Cache, project_id, write_atomic
 
 __all__ = [
     "BuildState",
@@ -38,7 +38,6 @@ __all__ = [
     "append_journal",
     "clear_record",
     "process_alive",
-    "project_id",
     "read_daemon",
     "read_journal",
     "read_status",
@@ -101,23 +100,15 @@ def process_alive(record: dict[str, Any]) -> bool | None:
     return started is None or _boot_time_of(pid) in (None, started)
 
 
-def _status_path(cache: Cache, key: str) -> Path:
-    return cache.base / "status" / f"{key}.json"
-
-
 def write_record(cache: Cache, key: str, state: BuildState, **fields: Any) -> None:
     """Atomically replace the status record of ``key``."""
-    path = _status_path(cache, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"key": key, "state": state.value, "time": time.time(), **this_process(), **fields}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomic(cache.status_path(key), json.dumps(record, sort_keys=True).encode())
 
 
 def clear_record(cache: Cache, key: str) -> None:
     """Remove the status record of ``key`` (the artifact now speaks for it)."""
-    _status_path(cache, key).unlink(missing_ok=True)
+    cache.status_path(key).unlink(missing_ok=True)
 
 
 def _lock_held(cache: Cache, key: str) -> bool:
@@ -134,10 +125,10 @@ def _lock_held(cache: Cache, key: str) -> bool:
 
 def read_status(cache: Cache, key: str) -> KeyStatus:
     """The current state of ``key`` (see the module doc)."""
-    if (cache.artifact_dir(key) / "manifest.json").is_file():
+    if cache.has_manifest(key):
         return KeyStatus(BuildState.READY)
     try:
-        record = json.loads(_status_path(cache, key).read_text())
+        record = json.loads(cache.status_path(key).read_text())
     except (OSError, ValueError):
         return KeyStatus(BuildState.ABSENT)
     if record.get("state") == BuildState.FAILED.value:
@@ -154,7 +145,7 @@ def read_status(cache: Cache, key: str) -> KeyStatus:
 def append_journal(cache: Cache, event: str, key: str, **fields: Any) -> None:
     """Record one build event (``start``, ``published``, ``failed``, ``cancelled``)."""
     line = json.dumps({"event": event, "key": key, "time": time.time(), **this_process(), **fields})
-    path = cache.base / "journal.jsonl"
+    path = cache.journal_path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -166,7 +157,7 @@ def append_journal(cache: Cache, event: str, key: str, **fields: Any) -> None:
 def read_journal(cache: Cache) -> list[dict[str, Any]]:
     """Every journal event, oldest first (torn or foreign lines skipped)."""
     try:
-        lines = (cache.base / "journal.jsonl").read_text().splitlines()
+        lines = cache.journal_path.read_text().splitlines()
     except OSError:
         return []
     events = []
@@ -176,13 +167,6 @@ def read_journal(cache: Cache) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return events
-
-
-def project_id(root: Path) -> str:
-    """A short stable name for a project directory on this machine."""
-    import blake3
-
-    return blake3.blake3(str(root).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -198,13 +182,11 @@ class DaemonRecord:
 
 
 def _daemon_path(cache: Cache, root: Path) -> Path:
-    return cache.base / "daemons" / f"{project_id(root)}.json"
+    return cache.daemon_record_path(project_id(root))
 
 
 def write_daemon(cache: Cache, root: Path, *, key: str, state: str, inputs: dict[str, Any]) -> None:
     """Record the daemon's current key (and its inputs, to explain mismatches)."""
-    path = _daemon_path(cache, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "project": str(root),
         "key": key,
@@ -213,9 +195,10 @@ def write_daemon(cache: Cache, root: Path, *, key: str, state: str, inputs: dict
         "time": time.time(),
         **this_process(),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True))
-    os.replace(tmp, path)
+    # Rewritten on every state change: not worth an fsync (a lost record is re-sent).
+    write_atomic(
+        _daemon_path(cache, root), json.dumps(record, sort_keys=True).encode(), durable=False
+    )
 
 
 def read_daemon(cache: Cache, root: Path) -> DaemonRecord | None:

@@ -24,10 +24,9 @@ from pathlib import Path
 import blake3
 
 from .errors import CorruptArtifactError
-from .store import MANIFEST_NAME, Artifact, Cache, Manifest, fsync_dir, key_lock
+from .store import Artifact, Cache, Manifest, fsync_dir, key_lock, write_atomic
 
 __all__ = [
-    "blob_path",
     "find_problems",
     "quarantine",
     "verify_artifact",
@@ -37,11 +36,6 @@ __all__ = [
 _LOCK_TIMEOUT = 30.0
 # Artifacts verified by this process: (directory, inode, manifest mtime).
 _verified: set[tuple[str, int, int]] = set()
-
-
-def blob_path(cache: Cache, digest: str) -> Path:
-    """Where the blob store keeps the one copy of the bytes with ``digest``."""
-    return cache.base / "blobs" / digest[:2] / digest
 
 
 def find_problems(artifact: Artifact) -> dict[str, str]:
@@ -96,7 +90,7 @@ def verify_once(artifact: Artifact) -> bool:
         ident = (
             str(artifact.path),
             artifact.path.stat().st_ino,
-            (artifact.path / MANIFEST_NAME).stat().st_mtime_ns,
+            artifact.manifest_path.stat().st_mtime_ns,
         )
     except OSError as exc:
         raise CorruptArtifactError(f"artifact {artifact.key} vanished: {exc}") from exc
@@ -110,12 +104,11 @@ def verify_once(artifact: Artifact) -> bool:
 def _same_artifact(cache: Cache, key: str, expected: Manifest | None) -> bool:
     """Whether ``artifacts/<key>`` is still the one found corrupt (not a rebuild)."""
     try:
-        data = json.loads((cache.artifact_dir(key) / MANIFEST_NAME).read_bytes())
-        current = Manifest.from_json(data)
-    except FileNotFoundError:
-        return cache.artifact_dir(key).exists()  # a directory without manifest: junk
-    except (OSError, ValueError, CorruptArtifactError):
+        current = cache.read_manifest(key)
+    except CorruptArtifactError:
         return True  # its manifest is broken: corrupt whoever made it
+    if current is None:
+        return cache.artifact_dir(key).exists()  # a directory without manifest: junk
     return expected is None or current.created == expected.created
 
 
@@ -126,7 +119,7 @@ def _drop_bad_blobs(cache: Cache, moved: Path, manifest: Manifest | None, bad: l
         entry = manifest.files.get(rel)
         if entry is None:
             continue
-        blob = blob_path(cache, entry.digest)
+        blob = cache.blob_path(entry.digest)
         try:
             if os.path.samefile(blob, moved / rel):
                 blob.unlink()
@@ -161,19 +154,18 @@ def quarantine(
     with key_lock(cache, key, lock_timeout) as held:
         if not held or not _same_artifact(cache, key, manifest):
             return None
-        target = cache.base / "quarantine" / f"{key}-{int(time.time())}-{os.getpid()}"
+        target = cache.quarantine_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(cache.artifact_dir(key), target)
         except FileNotFoundError:
             return None
         fsync_dir(target.parent)
-        fsync_dir(cache.artifact_dir(key).parent)
+        fsync_dir(cache.artifacts_dir)
     _drop_bad_blobs(cache, target, manifest, bad_files or [])
     try:
-        (target / "QUARANTINE.json").write_text(
-            json.dumps({"key": key, "time": time.time(), "reason": reason, "pid": os.getpid()})
-        )
+        note = {"key": key, "time": time.time(), "reason": reason, "pid": os.getpid()}
+        write_atomic(cache.quarantine_note(target), json.dumps(note).encode(), durable=False)
     except OSError:
         pass
     return target
