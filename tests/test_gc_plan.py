@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reflex_buildd.gc import Candidate, GcPolicy, exclusive_sizes, plan_gc, unique_size
-from reflex_buildd.units import format_size, parse_age, parse_size
+from reflex_buildd_client.units import format_size, parse_age, parse_size
 
 NOW = 1_000_000.0
 

@@ -16,6 +16,7 @@ from reflex_buildd_client.prefix import (
     proxy_config,
     resolve_location,
 )
+from reflex_buildd_client.settings import Settings
 
 SEGMENT_CHARS = "abcXYZ019._~!$()*+,;=:@-"
 segments = st.text(alphabet=SEGMENT_CHARS, min_size=1, max_size=8).filter(
@@ -40,7 +41,7 @@ forwarded_proto = st.one_of(
 )
 forwarded_host = st.one_of(hosts, anything)
 
-CONFIG = proxy_config(trusted_proxies="10.0.0.0/24, ::1", environ={})
+CONFIG = proxy_config(trusted_proxies="10.0.0.0/24, ::1")
 
 
 def scope(
@@ -120,7 +121,7 @@ def test_public_url_overrides_everything(
     public_path: str, root: str, client: str, fwd_prefix: str, host: str
 ) -> None:
     config = proxy_config(
-        trusted_proxies="10.0.0.0/24", public_url=f"https://Public.example{public_path}", environ={}
+        trusted_proxies="10.0.0.0/24", public_url=f"https://Public.example{public_path}"
     )
     headers = {
         "x-forwarded-prefix": fwd_prefix,
@@ -137,14 +138,14 @@ def test_public_url_overrides_everything(
 def test_no_proxies_configured_means_root_path_only(root: str) -> None:
     headers = {"x-forwarded-prefix": "/evil", "x-forwarded-host": "evil.com"}
     for client in ("127.0.0.1", "10.0.0.1", None):
-        assert resolve_location(
-            scope(root + "/", client, headers), proxy_config(environ={})
-        ) == Location(root)
+        assert resolve_location(scope(root + "/", client, headers), proxy_config()) == Location(
+            root
+        )
 
 
 def test_backend_url_forms() -> None:
     def resolve(backend: str, headers: dict[str, str], scheme: str = "http") -> str:
-        config = proxy_config(trusted_proxies="10.0.0.1", backend_url=backend, environ={})
+        config = proxy_config(trusted_proxies="10.0.0.1", backend_url=backend)
         return resolve_location(scope("/admin", "10.0.0.1", headers, scheme), config).backend
 
     tls = {"x-forwarded-proto": "https"}
@@ -181,7 +182,7 @@ def test_bad_settings_fail_loudly(kwargs: dict[str, Any]) -> None:
     # A malformed setting is an InvalidConfigError; a bad path inside a URL is
     # an InvalidPathError; both are ValueErrors for callers that do not care.
     with pytest.raises((InvalidConfigError, InvalidPathError)):
-        proxy_config(environ={}, **kwargs)
+        proxy_config(**kwargs)
 
 
 def test_settings_from_environment() -> None:
@@ -189,16 +190,16 @@ def test_settings_from_environment() -> None:
         "REFLEX_BUILDD_TRUSTED_PROXIES": "10.0.0.0/8,*",
         "REFLEX_BUILDD_PUBLIC_URL": "http://h/x",
     }
-    config = proxy_config(environ=env)
+    config = Settings.load(environ=env).proxy
     assert config.trust_all and config.public_url == ("http", "h", "/x")
     # An argument wins over its variable.
-    assert proxy_config(trusted_proxies=[], public_url="", environ=env).plain
+    assert Settings.load(trusted_proxies=[], public_url="", environ=env).proxy.plain
 
 
 def test_trust_all_and_missing_client() -> None:
     headers = {"x-forwarded-prefix": "/ext"}
     assert resolve_location(scope("/a", None, headers), CONFIG).prefix == "/a"
-    everyone = proxy_config(trusted_proxies="*", environ={})
+    everyone = proxy_config(trusted_proxies="*")
     assert resolve_location(scope("/a", "8.8.8.8", headers), everyone).prefix == "/ext/a"
 
 
@@ -206,7 +207,7 @@ def test_trust_all_and_missing_client() -> None:
 def test_hostile_root_path_never_becomes_a_prefix(root: str) -> None:
     """A host route with a parameter puts request text in root_path: same rule."""
     try:
-        location = resolve_location(scope(root, None, {}), proxy_config(environ={}))
+        location = resolve_location(scope(root, None, {}), proxy_config())
     except InvalidPathError:
         return
     assert is_prefix(location.prefix)

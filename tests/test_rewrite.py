@@ -105,9 +105,7 @@ header_values = st.one_of(anything, hostile, hostile.map(lambda h: "/" + h))
 def test_no_forwarded_value_can_inject_markup(
     prefix: str, host: str, proto: str, backend_path: bool
 ) -> None:
-    config = proxy_config(
-        trusted_proxies="*", backend_url="/api" if backend_path else "", environ={}
-    )
+    config = proxy_config(trusted_proxies="*", backend_url="/api" if backend_path else "")
     scope: dict[str, Any] = {
         "root_path": "/admin",
         "client": ("10.0.0.1", 1),

@@ -33,6 +33,7 @@ from reflex_buildd_client.static import (
     encoding_preferences,
 )
 from reflex_buildd_client.store import Artifact, Cache, FileEntry
+from reflex_buildd_client.verify import read_verified
 
 # -- Range -------------------------------------------------------------------
 
@@ -139,7 +140,12 @@ def _get(
 def files(showcase_build: Built, cache_dir: Path) -> ArtifactFiles:
     artifact = Cache(cache_dir).open(showcase_build.key)
     assert artifact is not None
-    return ArtifactFiles(artifact)
+    return _served(artifact)
+
+
+def _served(artifact: Artifact) -> ArtifactFiles:
+    """What a host serves: the bytes verified against the manifest, read once."""
+    return ArtifactFiles(artifact, read_verified(artifact))
 
 
 @pytest.mark.parametrize("prefix", ["", "/admin", "/a/b/c"])
@@ -191,8 +197,8 @@ def test_symlink_out_of_the_artifact_is_refused(
         artifact.manifest,
         files={**artifact.manifest.files, "public/leak.txt": FileEntry("0" * 64, 6, "text/plain")},
     )
-    with pytest.raises(CorruptArtifactError, match="outside the artifact"):
-        ArtifactFiles(Artifact(artifact.path, manifest))
+    with pytest.raises(CorruptArtifactError, match="symlink"):
+        _served(Artifact(artifact.path, manifest))
 
 
 def test_dotdot_in_manifest_is_refused(files: ArtifactFiles, tmp_path: Path) -> None:
@@ -205,25 +211,28 @@ def test_dotdot_in_manifest_is_refused(files: ArtifactFiles, tmp_path: Path) -> 
             "public/../../outside.txt": FileEntry("0" * 64, 6, "text/plain"),
         },
     )
-    with pytest.raises(CorruptArtifactError):
-        ArtifactFiles(Artifact(artifact.path, manifest))
+    with pytest.raises(CorruptArtifactError, match="not a path inside the artifact"):
+        _served(Artifact(artifact.path, manifest))
 
 
-def test_symlink_inside_the_artifact_is_served(files: ArtifactFiles, tmp_path: Path) -> None:
+def test_symlink_inside_the_artifact_is_refused(files: ArtifactFiles, tmp_path: Path) -> None:
     artifact = _copy_artifact(files, tmp_path)
     (artifact.path / "public" / "alias.png").symlink_to("logo.png")
     entry = artifact.manifest.files["public/logo.png"]
     manifest = dataclasses.replace(
         artifact.manifest, files={**artifact.manifest.files, "public/alias.png": entry}
     )
-    served = ArtifactFiles(Artifact(artifact.path, manifest))
-    assert served.raw["/alias.png"].data == (artifact.path / "public" / "logo.png").read_bytes()
+    # Publish writes regular files only, so a symlink is never an artifact's
+    # own file, even one pointing inside: what it points to can change under
+    # the host after verification.
+    with pytest.raises(CorruptArtifactError, match=r"alias\.png is a symlink"):
+        _served(Artifact(artifact.path, manifest))
 
 
 def test_unlisted_files_are_not_served(files: ArtifactFiles, tmp_path: Path) -> None:
     artifact = _copy_artifact(files, tmp_path)
     (artifact.path / "public" / "planted.txt").write_text("not in the manifest")
-    site = StaticSite(ArtifactFiles(artifact), "/admin")
+    site = StaticSite(_served(artifact), "/admin")
     assert _get(site, "/planted.txt")[0] == 404
 
 

@@ -40,6 +40,7 @@ from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.rewrite import SENTINEL
 from reflex_buildd_client.runtime import resolve_runtime
+from reflex_buildd_client.settings import StartupPolicy
 from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.status import (
     BuildState,
@@ -48,7 +49,7 @@ from reflex_buildd_client.status import (
     write_record,
 )
 from reflex_buildd_client.store import Artifact, Cache, project_id
-from reflex_buildd_client.wait import StartupPolicy, obtain
+from reflex_buildd_client.wait import obtain
 
 from .doctor import warn_escapes
 from .publish import publish

@@ -241,7 +241,7 @@ def _parse_with(name: str) -> Callable[[click.Context, click.Parameter, str | No
     """A click callback parsing with ``units.<name>`` (imported when used)."""
 
     def callback(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        from . import units
+        from reflex_buildd_client import units
 
         if value is None:
             return None
@@ -269,8 +269,9 @@ def ls_command(cache_dir: Path | None, as_json: bool) -> None:
     artifact shares: what evicting it frees), when it was created and last
     used, and how many live hosts hold a lease on it.
     """
+    from reflex_buildd_client.units import format_size
+
     from .inventory import list_artifacts
-    from .units import format_size
 
     rows = list_artifacts(Cache(cache_dir))
     if as_json:
@@ -294,8 +295,9 @@ def ls_command(cache_dir: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(cache_dir: Path | None, as_json: bool) -> None:
     """Show daemons, builds in progress or failed, leases and disk use of the cache."""
+    from reflex_buildd_client.units import format_size
+
     from .inventory import cache_status
-    from .units import format_size
 
     info = cache_status(Cache(cache_dir))
     if as_json:
@@ -399,12 +401,13 @@ def gc(
     removes blobs no artifact links, scratch of dead builders, stale leases
     and quarantined artifacts older than a week.
     """
-    from .gc import DEFAULT_MAX_SIZE, GcPolicy, collect, policy_from_env
-    from .units import format_size
+    from reflex_buildd_client.units import format_size
+
+    from .gc import DEFAULT_MAX_SIZE, GcPolicy, auto_policy, collect
 
     if max_size is None and max_age is None:
         try:
-            policy = policy_from_env() or GcPolicy(max_size=DEFAULT_MAX_SIZE)
+            policy = auto_policy() or GcPolicy(max_size=DEFAULT_MAX_SIZE)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     else:

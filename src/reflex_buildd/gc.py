@@ -34,11 +34,11 @@ from filelock import FileLock, Timeout
 
 from reflex_buildd_client.errors import CorruptArtifactError
 from reflex_buildd_client.lease import clean_stale_leases, last_used, live_leases, read_leases
+from reflex_buildd_client.settings import DEFAULT_GC_MAX_SIZE, Settings
 from reflex_buildd_client.status import append_journal, process_alive
 from reflex_buildd_client.store import Artifact, Cache, fsync_dir, key_lock
 
 from .scratch import owner_of, scratch_name
-from .units import parse_age, parse_size
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -48,10 +48,10 @@ __all__ = [
     "GcPolicy",
     "GcReport",
     "auto_gc",
+    "auto_policy",
     "collect",
     "exclusive_sizes",
     "plan_gc",
-    "policy_from_env",
     "scan",
     "unique_size",
 ]
@@ -62,7 +62,7 @@ logger = logging.getLogger("reflex_buildd")
 # shared blobs a build of a typical app adds well under 1 MiB, so this keeps
 # hundreds of builds, and it is a small fraction of one warm workspace
 # (node_modules, ~150 MiB) that every project needs anyway.
-DEFAULT_MAX_SIZE = 2 * 1024**3
+DEFAULT_MAX_SIZE = DEFAULT_GC_MAX_SIZE
 # Scratch of a dead pid is removed only once it has been quiet this long: the
 # pid rule holds on this host, and a cache shared with other machines may hold
 # their live builds' scratch under pids that mean nothing here.
@@ -421,29 +421,19 @@ def collect(
     return report
 
 
-def policy_from_env() -> GcPolicy | None:
-    """The automatic gc policy: ``REFLEX_BUILDD_GC_MAX_SIZE`` (default 2 GiB; ``off``
-    disables automatic gc) and ``REFLEX_BUILDD_GC_MAX_AGE`` (default: no age limit).
-
-    Raises:
-        ValueError: If a variable is malformed.
-    """
-    size_text = os.environ.get("REFLEX_BUILDD_GC_MAX_SIZE", "").strip()
-    age_text = os.environ.get("REFLEX_BUILDD_GC_MAX_AGE", "").strip()
-    if size_text.lower() in ("off", "none", "no", "false"):
+def auto_policy(settings: Settings | None = None) -> GcPolicy | None:
+    """The daemon's automatic gc policy (``REFLEX_BUILDD_GC_MAX_SIZE``, default
+    2 GiB, ``off`` disables it; ``REFLEX_BUILDD_GC_MAX_AGE``, default none)."""
+    limits = (Settings.load() if settings is None else settings).gc
+    if limits is None:
         return None
-    try:
-        max_size = parse_size(size_text) if size_text else DEFAULT_MAX_SIZE
-        max_age = parse_age(age_text) if age_text else None
-    except ValueError as exc:
-        raise ValueError(f"REFLEX_BUILDD_GC_MAX_SIZE/REFLEX_BUILDD_GC_MAX_AGE: {exc}") from None
-    return GcPolicy(max_size=max_size, max_age=max_age)
+    return GcPolicy(max_size=limits.max_size, max_age=limits.max_age)
 
 
 def auto_gc(cache: Cache) -> GcReport | None:
     """The daemon's gc after a publish: the env policy; never raises, never waits."""
     try:
-        policy = policy_from_env()
+        policy = auto_policy()
         if policy is None:
             return None
         report = collect(cache, policy, lock_timeout=0)

@@ -147,7 +147,7 @@ def cache_status(cache: Cache) -> dict[str, Any]:
         "logs": tree_size(cache.logs_dir),
     }
     # Blobs are the same inodes as artifact files; only unreferenced ones add.
-    sizes["total"] = tree_size(cache.base)
+    sizes["total"] = tree_size(cache.root)
     return {
         "cache": str(cache.root),
         "artifacts": len(infos),

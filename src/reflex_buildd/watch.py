@@ -26,7 +26,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from reflex_buildd_client.sources import EXCLUDED_DIRS
+from reflex_buildd_client.settings import Settings
+from reflex_buildd_client.walk import EXCLUDED_DIRS
 
 __all__ = ["ChangeWatcher"]
 
@@ -83,7 +84,7 @@ class ChangeWatcher:
         self._events: queue.Queue[str] = queue.Queue()
         self._handler = _Handler(root, self._events, EXCLUDED_DIRS | ignored_dirs)
         if poll is None:
-            poll = os.environ.get("REFLEX_BUILDD_POLL", "").lower() in ("1", "true", "yes")
+            poll = Settings.load().poll
         self.polling = poll
         self._observer: BaseObserver | None = None
 

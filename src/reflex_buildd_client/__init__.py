@@ -16,11 +16,12 @@ from .errors import (
     InvalidPathError,
     JSRuntimeNotFoundError,
     ProjectNotFoundError,
+    ReadOnlyCacheError,
     ReflexBuilddError,
     WaitTimeoutError,
 )
-from .mount import ReflexMount, mount
-from .wait import StartupPolicy
+from .mount import MountOptions, ReflexMount, mount
+from .settings import Settings, StartupPolicy
 
 __all__ = [
     "ArtifactMissingError",
@@ -30,10 +31,13 @@ __all__ = [
     "InvalidConfigError",
     "InvalidPathError",
     "JSRuntimeNotFoundError",
+    "MountOptions",
     "PathDispatcher",
     "ProjectNotFoundError",
+    "ReadOnlyCacheError",
     "ReflexBuilddError",
     "ReflexMount",
+    "Settings",
     "StartupPolicy",
     "WaitTimeoutError",
     "mount",

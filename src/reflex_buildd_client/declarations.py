@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputsConfigError
+from .settings import Settings
 
 __all__ = ["Declared", "declared_inputs"]
 
@@ -26,10 +26,6 @@ class Declared:
 
     globs: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
 
 
 def _string_list(table: Mapping[str, object], name: str, source: Path) -> tuple[str, ...]:
@@ -53,7 +49,7 @@ def declared_inputs(
     *,
     extra_inputs: Iterable[str] = (),
     extra_env: Iterable[str] = (),
-    environ: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> Declared:
     """The extra inputs declared for the project at ``root``.
 
@@ -64,7 +60,7 @@ def declared_inputs(
     Raises:
         InputsConfigError: If the table or a pattern is malformed.
     """
-    environ = os.environ if environ is None else environ
+    settings = Settings.load() if settings is None else settings
     globs: list[str] = []
     env: list[str] = []
     pyproject = root / "pyproject.toml"
@@ -78,8 +74,8 @@ def declared_inputs(
             raise InputsConfigError(f"{pyproject}: [tool.reflex-buildd] must be a table")
         globs += _string_list(table, "inputs", pyproject)
         env += _string_list(table, "env", pyproject)
-    globs += _split(environ.get("REFLEX_BUILDD_INPUTS")) + tuple(extra_inputs)
-    env += _split(environ.get("REFLEX_BUILDD_ENV")) + tuple(extra_env)
+    globs += [*settings.inputs, *extra_inputs]
+    env += [*settings.env, *extra_env]
     return Declared(
         globs=tuple(sorted({_check_glob(g) for g in globs})),
         env=tuple(sorted(set(env))),

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import unquote
 
-from .backend import LifespanDriver, serve_lifespan
+from .lifespan import LifespanDriver, serve_lifespan
 from .mount import ReflexMount
 from .prefix import normalize_mount_path
 from .types import ASGIApp, Receive, Scope, Send

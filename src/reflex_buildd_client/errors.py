@@ -16,6 +16,7 @@ __all__ = [
     "InvalidPathError",
     "JSRuntimeNotFoundError",
     "ProjectNotFoundError",
+    "ReadOnlyCacheError",
     "ReflexBuilddError",
     "WaitTimeoutError",
 ]
@@ -72,3 +73,11 @@ class InputsConfigError(ReflexBuilddError, ValueError):
 
 class InvalidConfigError(ReflexBuilddError, ValueError):
     """A setting (trusted proxies, public URL, backend URL) that cannot be used."""
+
+
+class ReadOnlyCacheError(ReflexBuilddError, PermissionError):
+    """The cache lacks what is needed, and this process may not write it there."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key

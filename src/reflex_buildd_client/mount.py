@@ -15,36 +15,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
-from .backend import ReflexBackend, load_backend, serve_lifespan
-from .diff import diff_inputs
+from .backend import ReflexBackend, load_backend
+from .builder import Builder, default_builder
+from .checkout import checkout
 from .errors import InvalidPathError, ReflexBuilddError
 from .keys import KeyInputs
 from .lease import Lease
-from .prefix import (
-    is_safe_path,
-    normalize_mount_path,
-    proxy_config,
-    relative_path,
-    resolve_location,
-)
+from .lifespan import serve_lifespan
+from .prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .project import Project, find_project
+from .settings import Settings, StartupPolicy
 from .sources import compute_key
 from .static import ArtifactFiles, StaticSite
-from .status import read_daemon
 from .store import Artifact, Cache
 from .types import Receive, Scope, Send
-from .wait import DEFAULT_TIMEOUT, StartupPolicy, obtain, policy_from_env
+from .wait import explain_daemon_mismatch
 
-__all__ = ["ReflexMount", "mount"]
+__all__ = ["MountOptions", "ReflexMount", "mount"]
 
 logger = logging.getLogger("reflex_buildd")
 
@@ -53,11 +49,26 @@ logger = logging.getLogger("reflex_buildd")
 _MAX_PREFIXES = 32
 
 
+class MountOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`ReflexMount` (and :func:`mount`)."""
+
+    settings: Settings
+    cache_dir: str | os.PathLike[str] | None
+    backend_url: str
+    trusted_proxies: str | Iterable[str] | None
+    public_url: str | None
+    policy: StartupPolicy | str | None
+    timeout: float | None
+    builder: Builder | None
+
+
 class ReflexMount:
     """An ASGI app serving a prebuilt Reflex project under any prefix.
 
     Args:
         project: The Reflex project directory (holding ``rxconfig.py``).
+        settings: All settings at once (default: from ``REFLEX_BUILDD_*``);
+            the keyword arguments below override single ones.
         cache_dir: The cache to find artifacts in (default: ``REFLEX_BUILDD_CACHE_DIR``
             or the per-user cache).
         backend_url: Where the frontend reaches the backend, if not at the
@@ -71,33 +82,40 @@ class ReflexMount:
             (default: ``REFLEX_BUILDD_POLICY``).
         timeout: Seconds startup may wait for the artifact (default:
             ``REFLEX_BUILDD_TIMEOUT``, else 900).
+        builder: What builds on a miss under policy ``build`` (default: the
+            builder installed with reflex-buildd, loaded only when needed).
 
     Raises:
-        InvalidConfigError: If ``backend_url``, ``trusted_proxies`` or ``public_url``
-            is malformed.
+        InvalidConfigError: If a setting is malformed.
     """
 
     def __init__(
         self,
         project: str | os.PathLike[str],
         *,
+        settings: Settings | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         backend_url: str = "",
         trusted_proxies: str | Iterable[str] | None = None,
         public_url: str | None = None,
         policy: StartupPolicy | str | None = None,
         timeout: float | None = None,
+        builder: Builder | None = None,
     ) -> None:
         self._project_path = project
-        self._cache = Cache(cache_dir)
-        # Startup settings (wait.py): resolved now so a typo fails at import.
-        self._policy = StartupPolicy(policy) if policy is not None else policy_from_env()
-        self._timeout = timeout if timeout is not None else _timeout_from_env()
-        # The one prefix rule's settings (prefix.py), validated now, not per request.
-        self._proxy = proxy_config(
-            trusted_proxies=trusted_proxies, public_url=public_url, backend_url=backend_url
+        # Validated now, so a typo fails at import, not at the first request.
+        self.settings = (settings or Settings.load()).override(
+            cache_dir=cache_dir,
+            backend_url=backend_url,
+            trusted_proxies=trusted_proxies,
+            public_url=public_url,
+            policy=policy,
+            timeout=timeout,
         )
+        self._cache = Cache(self.settings.cache_dir)
+        self._proxy = self.settings.proxy
         self._backend_url = self._proxy.backend_url
+        self._builder = builder
         self.project: Project | None = None
         self.artifact: Artifact | None = None
         self._files: ArtifactFiles | None = None
@@ -111,53 +129,48 @@ class ReflexMount:
     def open_artifact(self) -> Artifact:
         """Key the project and get its artifact: wait, build or fail per the policy.
 
-        This blocks (polling); :meth:`startup` runs it in a thread.
+        One pass, one direction: key -> obtain (wait, build or fail) -> lease
+        -> read every file once, verified -> prepare. This blocks (polling);
+        :meth:`startup` runs it in a thread.
 
         The artifact is leased for this process until :meth:`shutdown` (gc
-        never removes it meanwhile) and its files are checked against the
-        manifest the first time this process opens it; a corrupt one is
-        quarantined, then rebuilt or waited for (policy ``build``/``wait``).
+        never removes it meanwhile; a read-only cache serves without a lease);
+        a corrupt one is quarantined, then rebuilt or waited for (policy
+        ``build``/``wait``).
 
         Raises:
             ArtifactMissingError: Policy ``fail`` and no artifact.
             BuildFailedError: The build for the key failed (here or elsewhere).
             CorruptArtifactError: The artifact is corrupt and the policy is ``fail``.
+            ReadOnlyCacheError: No artifact, and the cache is read-only here.
             WaitTimeoutError: No artifact within the timeout.
         """
-        from .checkout import checkout
-
         started = time.perf_counter()
+        settings, cache = self.settings, self._cache
         project = self.project = find_project(self._project_path)
-        key, inputs = compute_key(project, cache_dir=self._cache.root)
+        key, inputs = compute_key(project, settings=settings)
         self.timings["key"] = time.perf_counter() - started
-
-        def build() -> Artifact:
-            from reflex_buildd.build import run_build  # the builder, only when needed
-
-            return run_build(project, self._cache, key=key, inputs=inputs)
-
-        def wait() -> Artifact:
-            return obtain(
-                self._cache,
-                key,
-                policy=self._policy,
-                build=build,
-                timeout=self._timeout,
-                explain_missing=lambda: explain_daemon_mismatch(
-                    self._cache, project.root, key, inputs
-                ),
-            )[0]
-
-        done = checkout(self._cache, key, obtain=wait, policy=self._policy)
+        build = None
+        if settings.policy is StartupPolicy.BUILD:
+            build = functools.partial(_build, self._builder, project, cache, key=key, inputs=inputs)
+        done = checkout(
+            cache,
+            key,
+            policy=settings.policy,
+            timeout=settings.timeout,
+            build=build,
+            explain_missing=functools.partial(
+                explain_daemon_mismatch, cache, project.root, key, inputs
+            ),
+        )
         if (previous := self._lease) is not None:  # opened again: one lease at a time
             previous.release()
         self._lease = done.lease
-        artifact = done.artifact
         self.timings["verify"] = done.verify_seconds
-        self.artifact = artifact
-        self._files = _artifact_files(artifact)
+        self.artifact = done.artifact
+        self._files = _artifact_files(done.artifact, done.contents)
         self.timings["open"] = time.perf_counter() - started
-        return artifact
+        return done.artifact
 
     async def startup(self) -> None:
         """Get the artifact, load the Reflex backend and start its lifespan."""
@@ -270,35 +283,19 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
 _files_by_artifact: dict[tuple[str, float], ArtifactFiles] = {}
 
 
-def _artifact_files(artifact: Artifact) -> ArtifactFiles:
+def _artifact_files(artifact: Artifact, contents: Mapping[str, bytes]) -> ArtifactFiles:
     # The manifest's creation time tells a rebuilt artifact (same key, after a
     # quarantine) from the one held in memory.
     key = (str(artifact.path), artifact.manifest.created)
     if (files := _files_by_artifact.get(key)) is None:
-        files = _files_by_artifact[key] = ArtifactFiles(artifact)
+        files = _files_by_artifact[key] = ArtifactFiles(artifact, contents)
     return files
 
 
-def _timeout_from_env() -> float:
-    value = os.environ.get("REFLEX_BUILDD_TIMEOUT", "").strip()
-    try:
-        return float(value) if value else DEFAULT_TIMEOUT
-    except ValueError:
-        raise ValueError(f"REFLEX_BUILDD_TIMEOUT={value!r} is not a number of seconds") from None
-
-
-def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInputs) -> str:
-    """Why the daemon of this project has not built ``key``: its key differs, and how."""
-    daemon = read_daemon(cache, root)
-    if daemon is None or daemon.alive is False:
-        return "no daemon is watching this project (start one: reflex-buildd watch PROJECT)"
-    if daemon.key == key:
-        return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
-    why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
-    return (
-        f"the daemon (pid {daemon.pid} on {daemon.host}) has key {daemon.key}, this process "
-        f"computes {key}: {why}"
-    )
+def _build(
+    builder: Builder | None, project: Project, cache: Cache, *, key: str, inputs: KeyInputs
+) -> Artifact:
+    return (builder or default_builder())(project, cache, key=key, inputs=inputs)
 
 
 async def _add_slash(request: Any) -> Any:
@@ -313,13 +310,8 @@ def mount(
     path: str,
     *,
     project: str | os.PathLike[str],
-    cache_dir: str | os.PathLike[str] | None = None,
-    backend_url: str = "",
-    trusted_proxies: str | Iterable[str] | None = None,
-    public_url: str | None = None,
-    policy: StartupPolicy | str | None = None,
-    timeout: float | None = None,
     middleware: Sequence[Any] | None = None,
+    **options: Unpack[MountOptions],
 ) -> ReflexMount:
     """Mount a Reflex project on ``path`` of a Starlette or FastAPI app.
 
@@ -329,8 +321,9 @@ def mount(
 
     The host's lifespan is wrapped, not replaced: Reflex's lifespan starts
     before the host's and stops after it. A root mount (``"/"``) matches every
-    path, so register it after the host's own routes. Keyword arguments are
-    those of :class:`ReflexMount`.
+    path, so register it after the host's own routes. The other keyword
+    arguments (``settings``, ``cache_dir``, ``policy``, ...) are those of
+    :class:`ReflexMount`.
 
     Returns:
         The mounted :class:`ReflexMount`.
@@ -338,15 +331,7 @@ def mount(
     from starlette.routing import Mount, Route
 
     mount_path = normalize_mount_path(path)
-    reflex_mount = ReflexMount(
-        project,
-        cache_dir=cache_dir,
-        backend_url=backend_url,
-        trusted_proxies=trusted_proxies,
-        public_url=public_url,
-        policy=policy,
-        timeout=timeout,
-    )
+    reflex_mount = ReflexMount(project, **options)
     if mount_path:
         # "/admin" itself: Starlette's slash redirect only fires when no route
         # matches, and a host catch-all would match first.

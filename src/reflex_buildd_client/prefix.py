@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,9 +46,6 @@ __all__ = [
     "relative_path",
     "resolve_location",
 ]
-
-ENV_TRUSTED_PROXIES = "REFLEX_BUILDD_TRUSTED_PROXIES"
-ENV_PUBLIC_URL = "REFLEX_BUILDD_PUBLIC_URL"
 
 # RFC 3986 path characters without '%' (a prefix is compared and embedded
 # decoded, so escapes would only hide what it is), "'" (it would end a
@@ -207,30 +203,24 @@ def _parse_backend_url(url: str) -> str:
 
 def proxy_config(
     *,
-    trusted_proxies: str | Iterable[str] | None = None,
-    public_url: str | None = None,
+    trusted_proxies: str | Iterable[str] = "",
+    public_url: str = "",
     backend_url: str = "",
-    environ: Mapping[str, str] = os.environ,
 ) -> ProxyConfig:
-    """Validate a mount's settings; an argument given wins over its environment variable.
+    """Validate a mount's proxy settings (:mod:`.settings` supplies their variables).
 
     Args:
         trusted_proxies: IPs and CIDRs (a list, or one comma-separated string)
             whose forwarded headers are honoured; ``"*"`` trusts every client.
-            Default: ``REFLEX_BUILDD_TRUSTED_PROXIES``, else none.
+            Default: none.
         public_url: The mount's full external URL (``https://example.com/tools``).
-            Default: ``REFLEX_BUILDD_PUBLIC_URL``, else none. It names one mount:
+            Default: none. It names one mount:
             with several mounts in a process, give each its own.
         backend_url: The backend's URL (absolute, or a path on the page's origin).
-        environ: Where the defaults are read.
 
     Raises:
         InvalidPathError: If a value is malformed (loudly, at startup).
     """
-    if trusted_proxies is None:
-        trusted_proxies = environ.get(ENV_TRUSTED_PROXIES, "")
-    if public_url is None:
-        public_url = environ.get(ENV_PUBLIC_URL, "")
     trusted, trust_all = _parse_proxies(trusted_proxies)
     public = _parse_url(public_url, "public URL", ("http", "https")) if public_url else None
     return ProxyConfig(trusted, trust_all, public, _parse_backend_url(backend_url))

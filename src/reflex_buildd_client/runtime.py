@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import JSRuntimeNotFoundError
+from .settings import Settings
 
 __all__ = ["JSRuntime", "resolve_runtime", "runtime_identity"]
 
@@ -112,13 +113,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def resolve_runtime() -> JSRuntime:
+def resolve_runtime(settings: Settings | None = None) -> JSRuntime:
     """Find the JS runtime a build on this machine uses (see the module doc).
 
     Raises:
         JSRuntimeNotFoundError: If none of the candidates exists.
     """
-    if explicit := os.environ.get("REFLEX_BUILDD_BUN"):
+    settings = Settings.load() if settings is None else settings
+    if explicit := settings.bun:
         path = Path(explicit)
         if not path.is_file():
             raise JSRuntimeNotFoundError(f"REFLEX_BUILDD_BUN={explicit} is not a file")
@@ -143,8 +145,9 @@ def resolve_runtime() -> JSRuntime:
     )
 
 
-def runtime_identity() -> str:
+def runtime_identity(settings: Settings | None = None) -> str:
     """The runtime's identity for the key, honouring ``REFLEX_BUILDD_JS_RUNTIME``."""
-    if pinned := os.environ.get("REFLEX_BUILDD_JS_RUNTIME"):
+    settings = Settings.load() if settings is None else settings
+    if pinned := settings.js_runtime:
         return pinned
-    return resolve_runtime().identity
+    return resolve_runtime(settings).identity

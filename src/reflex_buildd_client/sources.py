@@ -41,6 +41,7 @@ from .keys import KeyInputs, digest_env_value, key_of
 from .project import Project
 from .rewrite import SENTINEL
 from .runtime import runtime_identity
+from .settings import Settings
 from .statcache import StatCache
 from .store import Cache, project_id
 from .walk import (
@@ -196,24 +197,27 @@ def collect_inputs(
     stat_cache: bool = True,
     extra_inputs: Iterable[str] = (),
     extra_env: Iterable[str] = (),
+    settings: Settings | None = None,
 ) -> KeyInputs:
     """Read everything the key of ``project`` depends on.
 
     Args:
         project: The project.
-        cache_dir: The cache whose stat cache to use and update (default: the
-            default cache directory, as for builds).
+        cache_dir: The cache whose stat cache to use and update (default:
+            the settings' cache, as for builds).
         stat_cache: False to hash every file without reading or writing a stat cache.
         extra_inputs: Glob patterns of extra input files, beyond the declared ones.
         extra_env: Names or patterns of extra input variables.
+        settings: The settings (default: loaded from the environment).
 
     Raises:
         InputsConfigError: If the declared extra inputs are malformed.
     """
     environ = os.environ
-    cache = Cache(cache_dir)
+    settings = Settings.load() if settings is None else settings
+    cache = Cache(cache_dir if cache_dir is not None else settings.cache_dir)
     declared = declared_inputs(
-        project.root, extra_inputs=extra_inputs, extra_env=extra_env, environ=environ
+        project.root, extra_inputs=extra_inputs, extra_env=extra_env, settings=settings
     )
     env_names = env_files(project, environ)
     skip = _skip_dirs(project, cache.root)
@@ -236,7 +240,7 @@ def collect_inputs(
     return KeyInputs(
         files=dict(sorted(collected.files.items())),
         versions=versions_of(external, environ, cache if stat_cache else None),
-        js_runtime=runtime_identity(),
+        js_runtime=runtime_identity(settings),
         env=_build_env(environ, declared.env),
         settings={
             "version": BUILD_SETTINGS_VERSION,
@@ -253,6 +257,7 @@ def compute_key(
     stat_cache: bool = True,
     extra_inputs: Iterable[str] = (),
     extra_env: Iterable[str] = (),
+    settings: Settings | None = None,
 ) -> tuple[str, KeyInputs]:
     """The key of ``project``'s current sources, and the inputs behind it.
 
@@ -264,5 +269,6 @@ def compute_key(
         stat_cache=stat_cache,
         extra_inputs=extra_inputs,
         extra_env=extra_env,
+        settings=settings,
     )
     return key_of(inputs), inputs

@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import gzip
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -146,27 +146,27 @@ def _compress(coding: bytes, data: bytes) -> bytes | None:
 
 
 class ArtifactFiles:
-    """The public files of one artifact, read once, keyed by URL path.
+    """The public files of one artifact, keyed by URL path.
+
+    Built from the bytes that were verified against the manifest
+    (:func:`.verify.read_verified`), never read again from disk: what was
+    checked is what is served.
 
     Raises:
-        CorruptArtifactError: If a listed file resolves outside the artifact.
+        CorruptArtifactError: If a file the manifest lists is not in ``contents``.
     """
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(self, artifact: Artifact, contents: Mapping[str, bytes]) -> None:
         self.artifact = artifact
-        root = artifact.path.resolve()
         files = artifact.manifest.files
 
         def read(rel: str) -> bytes:
-            path = (artifact.path / rel).resolve()
-            if not path.is_relative_to(root) or path == root:
-                raise CorruptArtifactError(
-                    f"{artifact.path}: {rel!r} resolves outside the artifact ({path}); refusing to serve it"
-                )
             try:
-                return path.read_bytes()
-            except OSError as exc:
-                raise CorruptArtifactError(f"{artifact.path}: cannot read {rel!r}: {exc}") from exc
+                return contents[rel]
+            except KeyError:
+                raise CorruptArtifactError(
+                    f"{artifact.path}: {rel!r} was not verified; refusing to serve it"
+                ) from None
 
         self.raw: dict[str, _Raw] = {}
         for rel, entry in files.items():

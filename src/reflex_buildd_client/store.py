@@ -39,6 +39,7 @@ from typing import Any
 
 from .errors import CorruptArtifactError
 from .keys import KeyInputs
+from .settings import default_cache_dir
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -47,7 +48,6 @@ __all__ = [
     "Cache",
     "FileEntry",
     "Manifest",
-    "default_cache_dir",
     "fsync_dir",
     "key_lock",
     "project_id",
@@ -59,14 +59,6 @@ __all__ = [
 LAYOUT = "v1"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-
-
-def default_cache_dir() -> Path:
-    """``REFLEX_BUILDD_CACHE_DIR``, else the per-user cache folder."""
-    if value := os.environ.get("REFLEX_BUILDD_CACHE_DIR"):
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "reflex-buildd"
 
 
 @dataclass(frozen=True)

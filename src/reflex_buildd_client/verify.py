@@ -16,6 +16,7 @@ no later publish links the bad bytes into a new artifact.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -27,8 +28,11 @@ from .errors import CorruptArtifactError
 from .store import Artifact, Cache, Manifest, fsync_dir, key_lock, write_atomic
 
 __all__ = [
+    "corruption",
     "find_problems",
     "quarantine",
+    "read_checked",
+    "read_verified",
     "verify_artifact",
     "verify_once",
 ]
@@ -38,28 +42,83 @@ _LOCK_TIMEOUT = 30.0
 _verified: set[tuple[str, int, int]] = set()
 
 
-def find_problems(artifact: Artifact) -> dict[str, str]:
-    """Every file of ``artifact`` that does not match its manifest, with why."""
+def _unsafe(rel: str) -> bool:
+    # Manifest paths come from whoever could write the cache: only plain
+    # relative paths below the artifact are files of it.
+    parts = rel.split("/")
+    return not rel or rel.startswith("/") or "\\" in rel or "\0" in rel or ".." in parts
+
+
+def _read_file(root: Path, rel: str) -> bytes:
+    """The bytes of ``root/rel``, never through a symlink (it could point anywhere)."""
+    fd = os.open(root / rel, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read()
+    finally:
+        os.close(fd)
+
+
+def read_checked(artifact: Artifact) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Read every file of ``artifact`` once and check it against the manifest.
+
+    Returns:
+        The bytes of every file that matches, and every file that does not,
+        with why. A host serves exactly the bytes it checked here: reading
+        them again later would serve whatever is on disk by then.
+    """
     root = artifact.path
+    real_root = root.resolve()
+    contents: dict[str, bytes] = {}
     problems: dict[str, str] = {}
     for rel, entry in sorted(artifact.manifest.files.items()):
-        path = root / rel
+        # A directory on the way may be a symlink too (O_NOFOLLOW only guards
+        # the last component).
+        if _unsafe(rel) or not (root / rel).parent.resolve().is_relative_to(real_root):
+            problems[rel] = "is not a path inside the artifact"
+            continue
         try:
-            if path.is_symlink():
-                problems[rel] = "is a symlink"
-                continue
-            data = path.read_bytes()
+            data = _read_file(root, rel)
         except FileNotFoundError:
             problems[rel] = "is missing"
             continue
         except OSError as exc:
-            problems[rel] = f"cannot be read ({exc.strerror})"
+            symlink = exc.errno == errno.ELOOP
+            problems[rel] = "is a symlink" if symlink else f"cannot be read ({exc.strerror})"
             continue
         if len(data) != entry.size:
             problems[rel] = f"has {len(data)} bytes, the manifest says {entry.size}"
         elif blake3.blake3(data).hexdigest() != entry.digest:
             problems[rel] = "does not match its digest"
-    return problems
+        else:
+            contents[rel] = data
+    return contents, problems
+
+
+def find_problems(artifact: Artifact) -> dict[str, str]:
+    """Every file of ``artifact`` that does not match its manifest, with why."""
+    return read_checked(artifact)[1]
+
+
+def read_verified(artifact: Artifact) -> dict[str, bytes]:
+    """The bytes of every file of ``artifact``, each read once and verified.
+
+    Raises:
+        CorruptArtifactError: If any file is missing or differs from the manifest.
+    """
+    contents, problems = read_checked(artifact)
+    if problems:
+        raise corruption(artifact, problems)
+    return contents
+
+
+def corruption(artifact: Artifact, problems: dict[str, str]) -> CorruptArtifactError:
+    """The error that names what is wrong with ``artifact`` (the first few files)."""
+    listed = "; ".join(f"{rel} {why}" for rel, why in list(problems.items())[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return CorruptArtifactError(
+        f"artifact {artifact.key} at {artifact.path} is corrupt: {listed}{more}"
+    )
 
 
 def verify_artifact(artifact: Artifact) -> None:
@@ -68,13 +127,7 @@ def verify_artifact(artifact: Artifact) -> None:
     Raises:
         CorruptArtifactError: If any file is missing or differs from the manifest.
     """
-    problems = find_problems(artifact)
-    if problems:
-        listed = "; ".join(f"{rel} {why}" for rel, why in list(problems.items())[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise CorruptArtifactError(
-            f"artifact {artifact.key} at {artifact.path} is corrupt: {listed}{more}"
-        )
+    read_verified(artifact)
 
 
 def verify_once(artifact: Artifact) -> bool:

@@ -13,52 +13,25 @@ recognised as dead, so the next poller takes over.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
-from enum import Enum
+from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import ArtifactMissingError, BuildFailedError, WaitTimeoutError
-from .status import BuildState, read_status
+from .diff import diff_inputs
+from .errors import ArtifactMissingError, BuildFailedError, ReadOnlyCacheError, WaitTimeoutError
+from .keys import KeyInputs
+from .settings import DEFAULT_TIMEOUT, StartupPolicy
+from .status import BuildState, read_daemon, read_status
 from .store import Artifact, Cache
 
-__all__ = ["DEFAULT_TIMEOUT", "POLL_INTERVAL", "StartupPolicy", "obtain", "policy_from_env"]
+__all__ = ["POLL_INTERVAL", "explain_daemon_mismatch", "obtain"]
 
 logger = logging.getLogger("reflex_buildd")
 
 POLL_INTERVAL = 0.25
-DEFAULT_TIMEOUT = 900.0
 _LOG_EVERY = 5.0
-
-
-class StartupPolicy(str, Enum):
-    """What a host does when nobody is building the key it needs.
-
-    Attributes:
-        BUILD: Build it here, under the lock (the default: development and
-            single-machine deployments just work).
-        WAIT: Wait for a daemon (or another process) to build it.
-        FAIL: Fail at once: production images that must ship prebuilt artifacts.
-    """
-
-    BUILD = "build"
-    WAIT = "wait"
-    FAIL = "fail"
-
-
-def policy_from_env(default: StartupPolicy = StartupPolicy.BUILD) -> StartupPolicy:
-    """``REFLEX_BUILDD_POLICY`` (build, wait or fail), else ``default``."""
-    value = os.environ.get("REFLEX_BUILDD_POLICY", "").strip().lower()
-    if not value:
-        return default
-    try:
-        return StartupPolicy(value)
-    except ValueError:
-        raise ValueError(
-            f"REFLEX_BUILDD_POLICY={value!r}: expected one of build, wait, fail"
-        ) from None
 
 
 def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
@@ -68,6 +41,25 @@ def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
         f"exit code {record.get('exit_code')}); log: {record.get('log')}\n{tail}",
         key=key,
         log_tail=tail,
+    )
+
+
+def _published(cache: Cache, key: str) -> Artifact | None:
+    manifest = cache.read_manifest(key)
+    return None if manifest is None else Artifact(cache.artifact_dir(key), manifest)
+
+
+def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInputs) -> str:
+    """Why the daemon of the project at ``root`` has not built ``key``: its key differs, and how."""
+    daemon = read_daemon(cache, root)
+    if daemon is None or daemon.alive is False:
+        return f"no daemon is watching this project (start one: reflex-buildd watch {root})"
+    if daemon.key == key:
+        return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
+    why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
+    return (
+        f"the daemon (pid {daemon.pid} on {daemon.host}) has key {daemon.key}, this process "
+        f"computes {key}: {why}"
     )
 
 
@@ -106,9 +98,10 @@ def obtain(
     started = time.time()
     deadline = None if timeout is None else time.monotonic() + timeout
     last_log = 0.0
-    cache.ensure()
     while True:
-        if (artifact := cache.open(key)) is not None:
+        # The manifest is the whole answer: the caller checks the files (hosts
+        # read and verify them once, under a lease), so no stat per file here.
+        if (artifact := _published(cache, key)) is not None:
             return artifact, False
         status = read_status(cache, key)
         record = status.record or {}
@@ -130,12 +123,20 @@ def obtain(
                     raise ValueError("policy 'build' needs a build function")
                 lock = FileLock(str(cache.lock_path(key)))
                 try:
+                    cache.ensure()
                     lock.acquire(timeout=0)
                 except Timeout:
                     pass  # someone took it between our read and now: wait for them
+                except OSError as exc:
+                    raise ReadOnlyCacheError(
+                        f"no artifact for key {key} in {cache.root}, and this process cannot "
+                        f"build it there ({exc.strerror}: {exc.filename}); build it where the "
+                        f"cache is writable: reflex-buildd build PROJECT --cache-dir {cache.root}",
+                        key=key,
+                    ) from exc
                 else:
                     try:
-                        if (artifact := cache.open(key)) is not None:
+                        if (artifact := _published(cache, key)) is not None:
                             return artifact, False
                         fresh = read_status(cache, key)
                         if fresh.state is BuildState.FAILED and not (

@@ -1,13 +1,13 @@
 """Sizes and ages as people write them (``500M``, ``2GiB``, ``30d``), and back.
 
-Pure functions; the CLI and the environment variables both parse through here.
+Pure functions; the CLI and the settings both parse through here.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["format_age", "format_size", "parse_age", "parse_size"]
+__all__ = ["format_size", "parse_age", "parse_size"]
 
 # Binary multiples for the short forms too: "2G" of disk is what du -h means.
 _SIZE_UNITS = {
@@ -64,12 +64,3 @@ def format_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def format_age(seconds: float) -> str:
-    """``5400`` -> ``1.5h``: how long ago, roughly."""
-    seconds = max(0.0, seconds)
-    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= length:
-            return f"{seconds / length:.1f}{unit}"
-    return f"{seconds:.0f}s"

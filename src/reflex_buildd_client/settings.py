@@ -1,0 +1,257 @@
+"""Settings: one frozen object, built once from arguments over ``REFLEX_BUILDD_*`` over defaults.
+
+Every ``REFLEX_BUILDD_*`` variable is read here and nowhere else, so the CLI,
+the daemon and the mount agree on what a variable means, a malformed value
+fails once at startup (not in the middle of a request or a build), and each
+setting's precedence reads top to bottom in :meth:`Settings.load`: an argument
+that is not None wins, then the variable, then the default.
+
+The variables:
+
+=================================  ==========================================
+``REFLEX_BUILDD_CACHE_DIR``        the cache (default: the per-user cache)
+``REFLEX_BUILDD_POLICY``           startup policy: build, wait, fail
+``REFLEX_BUILDD_TIMEOUT``          seconds a host waits for its artifact
+``REFLEX_BUILDD_TRUSTED_PROXIES``  IPs/CIDRs whose forwarded headers count
+``REFLEX_BUILDD_PUBLIC_URL``       the mount's full external URL
+``REFLEX_BUILDD_JS_RUNTIME``       the JS runtime identity a key names (a pin)
+``REFLEX_BUILDD_BUN``              the bun binary builds use
+``REFLEX_BUILDD_POLL``             watch by polling instead of inotify
+``REFLEX_BUILDD_GC_MAX_SIZE``      the daemon's automatic gc cap (``off``)
+``REFLEX_BUILDD_GC_MAX_AGE``       ... and age limit
+``REFLEX_BUILDD_INPUTS``           extra input globs, comma-separated
+``REFLEX_BUILDD_ENV``              extra input variables, comma-separated
+=================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidConfigError
+from .prefix import ProxyConfig, proxy_config
+from .units import parse_age, parse_size
+
+__all__ = [
+    "DEFAULT_GC_MAX_SIZE",
+    "DEFAULT_TIMEOUT",
+    "ENV_PREFIX",
+    "GcLimits",
+    "Settings",
+    "StartupPolicy",
+    "default_cache_dir",
+]
+
+ENV_PREFIX = "REFLEX_BUILDD_"
+DEFAULT_TIMEOUT = 900.0
+# The daemon's automatic gc keeps the cache under this unless told otherwise.
+DEFAULT_GC_MAX_SIZE = 2 * 1024**3
+_TRUE = ("1", "true", "yes", "on")
+_OFF = ("off", "none", "no", "false")
+
+
+class StartupPolicy(str, Enum):
+    """What a host does when nobody is building the key it needs.
+
+    Attributes:
+        BUILD: Build it here, under the lock (the default: development and
+            single-machine deployments just work).
+        WAIT: Wait for a daemon (or another process) to build it.
+        FAIL: Fail at once: production images that must ship prebuilt artifacts.
+    """
+
+    BUILD = "build"
+    WAIT = "wait"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class GcLimits:
+    """The daemon's automatic gc: a size cap and an age limit (None: no limit of that kind)."""
+
+    max_size: int | None = DEFAULT_GC_MAX_SIZE
+    max_age: float | None = None
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``REFLEX_BUILDD_CACHE_DIR``, else the per-user cache folder (XDG)."""
+    environ = os.environ if environ is None else environ
+    if value := environ.get(f"{ENV_PREFIX}CACHE_DIR"):
+        return Path(value).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reflex-buildd"
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything reflex-buildd can be told, validated when the object is made.
+
+    Attributes:
+        cache_dir: The cache root (made absolute).
+        policy: Startup policy of hosts (and ``obtain`` callers).
+        timeout: Seconds a host waits for its artifact.
+        trusted_proxies: IPs/CIDRs whose forwarded headers are honoured (``*``: all).
+        public_url: The mount's full external URL (``""``: none).
+        backend_url: Where the frontend reaches the backend (``""``: same origin).
+        js_runtime: A pinned JS runtime identity for keys (``""``: detect).
+        bun: The bun binary builds use (``""``: look for one).
+        poll: Watch by polling instead of inotify.
+        gc: The daemon's automatic gc, or None when switched off.
+        inputs: Extra input globs from the environment.
+        env: Extra input variables (names or patterns) from the environment.
+        proxy: The prefix rule's settings, parsed from the three above.
+    """
+
+    cache_dir: Path
+    policy: StartupPolicy = StartupPolicy.BUILD
+    timeout: float = DEFAULT_TIMEOUT
+    trusted_proxies: tuple[str, ...] = ()
+    public_url: str = ""
+    backend_url: str = ""
+    js_runtime: str = ""
+    bun: str = ""
+    poll: bool = False
+    gc: GcLimits | None = field(default_factory=GcLimits)
+    inputs: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    proxy: ProxyConfig = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: normalise through object.__setattr__, once, here.
+        set_ = object.__setattr__
+        set_(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
+        set_(self, "policy", _policy(self.policy))
+        set_(self, "timeout", _timeout(self.timeout))
+        proxies = self.trusted_proxies
+        set_(
+            self, "trusted_proxies", _split(proxies) if isinstance(proxies, str) else tuple(proxies)
+        )
+        set_(
+            self,
+            "proxy",
+            proxy_config(
+                trusted_proxies=self.trusted_proxies,
+                public_url=self.public_url,
+                backend_url=self.backend_url,
+            ),
+        )
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        policy: StartupPolicy | str | None = None,
+        timeout: float | None = None,
+        trusted_proxies: str | Iterable[str] | None = None,
+        public_url: str | None = None,
+        backend_url: str | None = None,
+        poll: bool | None = None,
+    ) -> Settings:
+        """Arguments (None: not given) over ``REFLEX_BUILDD_*`` over defaults.
+
+        Raises:
+            InvalidConfigError: If a value is malformed (naming the variable).
+            InvalidPathError: If a URL setting holds a bad path.
+        """
+        env = os.environ if environ is None else environ
+
+        def var(name: str) -> str:
+            return env.get(ENV_PREFIX + name, "").strip()
+
+        return cls(
+            cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(env),
+            policy=_policy(policy if policy is not None else var("POLICY")),
+            timeout=timeout if timeout is not None else _env_timeout(var("TIMEOUT")),
+            trusted_proxies=_proxies(
+                trusted_proxies if trusted_proxies is not None else var("TRUSTED_PROXIES")
+            ),
+            public_url=public_url if public_url is not None else var("PUBLIC_URL"),
+            backend_url=backend_url or "",
+            js_runtime=var("JS_RUNTIME"),
+            bun=var("BUN"),
+            poll=poll if poll is not None else var("POLL").lower() in _TRUE,
+            gc=_gc(var("GC_MAX_SIZE"), var("GC_MAX_AGE")),
+            inputs=_split(var("INPUTS")),
+            env=_split(var("ENV")),
+        )
+
+    def override(
+        self,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        policy: StartupPolicy | str | None = None,
+        timeout: float | None = None,
+        trusted_proxies: str | Iterable[str] | None = None,
+        public_url: str | None = None,
+        backend_url: str | None = None,
+    ) -> Settings:
+        """A copy with the arguments that are not None (validated like the rest)."""
+        given: dict[str, Any] = {
+            "cache_dir": Path(cache_dir) if cache_dir is not None else None,
+            "policy": _policy(policy) if policy is not None else None,
+            "timeout": timeout,
+            "trusted_proxies": _proxies(trusted_proxies) if trusted_proxies is not None else None,
+            "public_url": public_url,
+            "backend_url": backend_url or None,
+        }
+        changes = {name: value for name, value in given.items() if value is not None}
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+def _proxies(value: str | Iterable[str]) -> tuple[str, ...]:
+    return _split(value) if isinstance(value, str) else tuple(str(v).strip() for v in value)
+
+
+def _policy(value: StartupPolicy | str) -> StartupPolicy:
+    if isinstance(value, StartupPolicy):
+        return value
+    text = value.strip().lower()
+    if not text:
+        return StartupPolicy.BUILD
+    try:
+        return StartupPolicy(text)
+    except ValueError:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}POLICY / policy={value!r}: expected one of build, wait, fail"
+        ) from None
+
+
+def _env_timeout(text: str) -> float:
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}TIMEOUT={text!r} is not a number of seconds"
+        ) from None
+
+
+def _timeout(value: float) -> float:
+    if not value > 0:
+        raise InvalidConfigError(f"timeout {value!r}: expected a positive number of seconds")
+    return value
+
+
+def _gc(size_text: str, age_text: str) -> GcLimits | None:
+    if size_text.lower() in _OFF:
+        return None
+    try:
+        return GcLimits(
+            max_size=parse_size(size_text) if size_text else DEFAULT_GC_MAX_SIZE,
+            max_age=parse_age(age_text) if age_text else None,
+        )
+    except ValueError as exc:
+        raise InvalidConfigError(f"{ENV_PREFIX}GC_MAX_SIZE/{ENV_PREFIX}GC_MAX_AGE: {exc}") from None

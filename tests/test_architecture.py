@@ -1,0 +1,130 @@
+"""The map of the code holds: import direction and one owner for the cache layout.
+
+- ``reflex_buildd_client`` (the host side and the shared contract) never
+  imports ``reflex_buildd`` (the builder); the builder is found through an
+  entry point and its recipe through ``find_spec``.
+- Only ``reflex_buildd_client/store.py`` knows where anything lives in the
+  cache: no other module names a layout directory in a path join, reaches for
+  ``Cache.base``, or spells the layout's version or file names.
+
+Both checks read the source (AST), so they cost milliseconds and name the
+line that breaks the rule. Each is also run on a snippet that breaks it, so
+the checks themselves cannot silently pass everything.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+CLIENT = SRC / "reflex_buildd_client"
+LAYOUT_OWNER = CLIENT / "store.py"
+
+# Names of the layout (docs/cache.md). In a path join outside the owner they
+# mean someone else decided where a cache file lives.
+LAYOUT_NAMES = frozenset(
+    {
+        "v1",
+        "artifacts",
+        "blobs",
+        "daemons",
+        "journal.jsonl",
+        "leases",
+        "locks",
+        "logs",
+        "manifest.json",
+        "QUARANTINE.json",
+        "quarantine",
+        "statcache",
+        "status",
+        "tmp",
+        "used",
+        "work",
+    }
+)
+# These never mean anything but the layout, wherever they appear.
+LAYOUT_LITERALS = frozenset({"v1", "manifest.json", "journal.jsonl", "QUARANTINE.json"})
+
+
+def imports_of(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every absolute module a tree imports, with its line."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def layout_violations(tree: ast.AST) -> list[tuple[int, str]]:
+    """Where a tree builds or names a cache path itself."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            for side in (node.left, node.right):
+                if isinstance(side, ast.Constant) and side.value in LAYOUT_NAMES:
+                    found.append((node.lineno, f"joins {side.value!r} onto a path"))
+        elif isinstance(node, ast.Attribute) and node.attr == "base" and _names_a_cache(node.value):
+            found.append((node.lineno, "reaches for Cache.base"))
+        elif isinstance(node, ast.Constant) and node.value in LAYOUT_LITERALS:
+            found.append((node.lineno, f"spells {node.value!r}"))
+    return found
+
+
+def _names_a_cache(node: ast.expr) -> bool:
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+    return "cache" in name.lower()
+
+
+def _sources(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.py"))
+
+
+def test_client_never_imports_the_builder() -> None:
+    bad = [
+        f"{path.relative_to(SRC)}:{line}: imports {module}"
+        for path in _sources(CLIENT)
+        for line, module in imports_of(ast.parse(path.read_text()))
+        if module == "reflex_buildd" or module.startswith("reflex_buildd.")
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_only_the_store_knows_the_cache_layout() -> None:
+    bad = [
+        f"{path.relative_to(SRC)}:{line}: {why}"
+        for path in _sources(SRC)
+        if path != LAYOUT_OWNER
+        for line, why in layout_violations(ast.parse(path.read_text()))
+    ]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "count"),
+    [
+        ("from reflex_buildd.build import run_build", 1),
+        ("import reflex_buildd.plugin", 1),
+        ("from .build import run_build", 0),  # relative: inside its own package
+    ],
+)
+def test_the_import_check_sees_builder_imports(snippet: str, count: int) -> None:
+    found = [m for _, m in imports_of(ast.parse(snippet)) if m.startswith("reflex_buildd.")]
+    assert len(found) == count
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'path = cache.base / "artifacts" / key',
+        'path = root / "v1" / "statcache"',
+        'name = "manifest.json"',
+        'marker = entry / "QUARANTINE.json"',
+    ],
+)
+def test_the_layout_check_sees_paths_built_elsewhere(snippet: str) -> None:
+    assert layout_violations(ast.parse(snippet))
