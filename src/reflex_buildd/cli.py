@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.project import find_project
@@ -31,7 +30,22 @@ from . import __version__
 
 __all__ = ["main"]
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """rich's stderr console, made on first use: most commands print plain lines,
+    and importing rich costs more than computing a warm key."""
+
+    _console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            type(self)._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+_err: Any = _LazyConsole()
 F = TypeVar("F", bound=Callable[..., Any])
 
 project_argument = click.argument(

@@ -12,8 +12,9 @@ import time
 from reflex_buildd_client.diff import ABSENT, InputsDiff, diff_inputs
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
 from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.manifest import Manifest
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.store import Cache, Manifest
+from reflex_buildd_client.store import Cache
 
 __all__ = ["InputsDiff", "diff_inputs", "explain", "find_manifest", "render"]
 

@@ -29,8 +29,9 @@ from typing import Any
 import blake3
 
 from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.manifest import FileEntry, Manifest
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.store import Cache, FileEntry, Manifest, fsync_dir, stage_manifest
+from reflex_buildd_client.store import Cache, fsync_dir, stage_manifest
 
 __all__ = ["content_type_of", "dedup_files", "describe_files", "publish"]
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,8 @@ def declared_inputs(
     env: list[str] = []
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
+        import tomllib  # only for projects with a pyproject.toml
+
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -7,12 +7,15 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from importlib import metadata
+from typing import TYPE_CHECKING
 
 import blake3
 
 from .project import Project
 from .store import Cache, write_atomic
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution
 
 __all__ = ["external_imports", "local_modules", "versions_of"]
 
@@ -32,12 +35,15 @@ def _site_state() -> tuple[tuple[str, int], ...]:
     return tuple(state)
 
 
-def _dist_name(dist: metadata.Distribution) -> str:
+def _dist_name(dist: Distribution) -> str:
     return (dist.metadata["Name"] or "").lower().replace("_", "-").replace(".", "-")
 
 
 def _scan_installed() -> tuple[dict[str, str], dict[str, list[str]]]:
     versions: dict[str, str] = {}
+    # Imported here: a warm key reads the index below and never needs it.
+    from importlib import metadata
+
     for dist in metadata.distributions():
         versions.setdefault(_dist_name(dist), dist.version)
     tops = {

@@ -33,21 +33,17 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import CorruptArtifactError
-from .keys import KeyInputs
+from .manifest import Manifest
 from .settings import default_cache_dir
 
 __all__ = [
-    "MANIFEST_FORMAT",
     "MANIFEST_NAME",
     "Artifact",
     "Cache",
-    "FileEntry",
-    "Manifest",
     "fsync_dir",
     "key_lock",
     "project_id",
@@ -58,83 +54,6 @@ __all__ = [
 
 LAYOUT = "v1"
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of an artifact as the manifest records it."""
-
-    digest: str
-    size: int
-    content_type: str
-    sentinels: int = 0
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What an artifact holds and how it was made (written last, read first)."""
-
-    key: str
-    created: float
-    project: dict[str, str]
-    inputs: KeyInputs
-    build: dict[str, Any]
-    files: dict[str, FileEntry]
-    routes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The manifest as stored in ``manifest.json``."""
-        return {
-            "format": MANIFEST_FORMAT,
-            "key": self.key,
-            "created": self.created,
-            "project": self.project,
-            "inputs": self.inputs.to_json(),
-            "build": self.build,
-            "routes": self.routes,
-            "files": {
-                path: {
-                    "digest": e.digest,
-                    "size": e.size,
-                    "type": e.content_type,
-                    "sentinels": e.sentinels,
-                }
-                for path, e in sorted(self.files.items())
-            },
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        """Parse a stored manifest.
-
-        Raises:
-            CorruptArtifactError: If the data is not a manifest this version reads.
-        """
-        try:
-            if data["format"] != MANIFEST_FORMAT:
-                raise CorruptArtifactError(f"unknown manifest format {data['format']!r}")
-            return cls(
-                key=str(data["key"]),
-                created=float(data["created"]),
-                project=dict(data["project"]),
-                inputs=KeyInputs.from_json(data["inputs"]),
-                build=dict(data["build"]),
-                routes=[str(r) for r in data.get("routes", [])],
-                files={
-                    str(path): FileEntry(
-                        digest=str(e["digest"]),
-                        size=int(e["size"]),
-                        content_type=str(e["type"]),
-                        sentinels=int(e.get("sentinels", 0)),
-                    )
-                    for path, e in data["files"].items()
-                },
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, CorruptArtifactError):
-                raise
-            raise CorruptArtifactError(f"malformed manifest: {exc!r}") from exc
 
 
 @dataclass(frozen=True)

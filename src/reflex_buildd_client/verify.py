@@ -25,7 +25,8 @@ from pathlib import Path
 import blake3
 
 from .errors import CorruptArtifactError
-from .store import Artifact, Cache, Manifest, fsync_dir, key_lock, write_atomic
+from .manifest import Manifest
+from .store import Artifact, Cache, fsync_dir, key_lock, write_atomic
 
 __all__ = [
     "corruption",
