@@ -1,4 +1,4 @@
-"""gc, leases and dedup against a real cache, with real host processes (invariant 9).
+"""gc, leases and dedup against a real cache, with real host processes (artifacts in use are never deleted).
 
 Artifacts are made with the real ``publish`` from the session's showcase
 build (a copy with one file changed per key), so these tests need one build

@@ -1,4 +1,4 @@
-"""The key's contract (DESIGN 4.2, invariant 3): the mutation matrix.
+"""The key's contract: it names its inputs, completely, and nothing else (the mutation matrix).
 
 Every case starts from the same small project, keys it, applies one change and
 keys it again; each case is its own test. No Reflex build runs: keying does

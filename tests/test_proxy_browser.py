@@ -1,4 +1,4 @@
-"""The app behind real reverse proxies that add a prefix (issue 5, DESIGN §6).
+"""The app behind real reverse proxies that add a prefix (the header-derived prefix rule).
 
 One host process mounts the showcase at ``/admin`` and trusts 127.0.0.1; two
 proxies (``tests/proxy.py``) strip ``/ext/tools`` and ``/other`` and say so in

@@ -24,7 +24,8 @@ from reflex_buildd_client.rewrite import (
     replace_sentinel,
 )
 
-# The places the sentinel sits in a real build (see DESIGN §5), plus a
+# The places the sentinel sits in a real Reflex 0.10.1 build (index.html, the
+# route manifest, CSS url()s, rx.asset strings), plus a
 # single-quoted attribute and a single-quoted JS string for good measure.
 DOCUMENT = f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/>
 <link rel="modulepreload" href="{SENTINEL}/assets/manifest-1.js"/>

@@ -172,7 +172,7 @@ def test_every_file_every_variant(files: ArtifactFiles, prefix: str) -> None:
 
 
 def test_sites_share_unrewritten_bytes(files: ArtifactFiles) -> None:
-    """Only rewritten files cost memory per prefix (invariant 7)."""
+    """Only rewritten files cost memory per prefix (serving is cheap)."""
     one, two = StaticSite(files, "/one"), StaticSite(files, "/two")
     for url, raw in files.raw.items():
         same = one.resolve(url).identity.body is two.resolve(url).identity.body

@@ -1,4 +1,4 @@
-"""Static responses of a real host, over raw HTTP (issue 5, invariants 2 and 7).
+"""Static responses of a real host, over raw HTTP (nothing escapes the artifact; headers precomputed).
 
 One uvicorn host process mounts the showcase at ``/admin`` and trusts
 127.0.0.1 as a proxy. Requests are written by hand on a socket, so paths reach

@@ -1,4 +1,4 @@
-"""SIGKILL the builder at random moments (invariant 4): never a partial artifact,
+"""SIGKILL the builder at random moments (publish is atomic): never a partial artifact,
 never a lock held forever, and the next build succeeds.
 
 Marked ``stress``; it runs in CI with everything else (``pytest -m "not stress"``

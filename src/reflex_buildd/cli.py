@@ -315,26 +315,24 @@ def status(cache_dir: Path | None, as_json: bool) -> None:
 
     info = cache_status(Cache(cache_dir))
     if as_json:
-        click.echo(json.dumps(info, indent=1))
+        click.echo(json.dumps(info.to_json(), indent=1))
         return
     alive = {True: "alive", False: "dead", None: "other host"}
-    click.echo(f"cache: {info['cache']}")
+    click.echo(f"cache: {info.cache}")
     click.echo(
-        f"artifacts: {info['artifacts']}, leased: "
-        + (", ".join(f"{k[:12]} x{n}" for k, n in info["leases"].items()) or "none")
+        f"artifacts: {info.artifacts}, leased: "
+        + (", ".join(f"{k[:12]} x{n}" for k, n in info.leases.items()) or "none")
     )
-    click.echo("daemons:" + ("" if info["daemons"] else " none"))
-    for d in info["daemons"]:
+    click.echo("daemons:" + ("" if info.daemons else " none"))
+    for d in info.daemons:
         click.echo(
-            f"  pid {d['pid']} on {d['host']} ({alive[d['alive']]}): {d['project']} "
-            f"key {str(d['key'])[:12]} {d['state']}"
+            f"  pid {d.pid} on {d.host} ({alive[d.alive]}): {d.project} "
+            f"key {str(d.key)[:12]} {d.state}"
         )
-    click.echo("builds:" + ("" if info["builds"] else " none in progress or failed"))
-    for b in info["builds"]:
-        click.echo(
-            f"  {b['key']} {b['state']} (pid {b['pid']} on {b['host']}) {b['project']}; log: {b['log']}"
-        )
-    sizes = info["sizes"]
+    click.echo("builds:" + ("" if info.builds else " none in progress or failed"))
+    for b in info.builds:
+        click.echo(f"  {b.key} {b.state} (pid {b.pid} on {b.host}) {b.project}; log: {b.log}")
+    sizes = info.sizes
     click.echo(
         "disk: "
         + ", ".join(

@@ -5,7 +5,7 @@ space each one holds (by inode, so bytes shared through the blob store count
 once), when each was last used and whether something pins it; out come the
 keys to evict, least recently used first, until the cache fits ``max_size``
 and nothing is older than ``max_age``. Pinned artifacts are never evicted:
-those leased by a live host (invariant 9) and the current key of a live
+those leased by a live host (it still serves them) and the current key of a live
 daemon.
 
 :func:`collect` does the I/O around it. Each eviction takes the key's lock

@@ -5,6 +5,7 @@ Read-only except :func:`verify_cache`, which quarantines what it finds corrupt.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from .gc import exclusive_sizes, scan, unique_size
 
 __all__ = [
     "ArtifactRow",
+    "BuildInfo",
+    "CacheStatus",
+    "DaemonInfo",
     "VerifyResult",
     "cache_status",
     "list_artifacts",
@@ -108,17 +112,58 @@ def _json_records(paths: list[Path]) -> list[dict[str, Any]]:
     return records
 
 
-def cache_status(cache: Cache) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DaemonInfo:
+    """A daemon record and whether its writer lives (None: another host)."""
+
+    project: str | None
+    pid: int | None
+    host: str | None
+    key: str | None
+    state: str | None
+    alive: bool | None
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """A build in progress or failed."""
+
+    key: str
+    state: str
+    pid: int | None
+    host: str | None
+    project: str | None
+    log: str | None
+    time: float | None
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """What ``reflex-buildd status`` reports (``to_json`` is its ``--json``)."""
+
+    cache: str
+    artifacts: int
+    leases: dict[str, int]
+    daemons: list[DaemonInfo]
+    builds: list[BuildInfo]
+    sizes: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """The status as plain JSON data."""
+        return dataclasses.asdict(self)
+
+
+def cache_status(cache: Cache) -> CacheStatus:
     """Daemons, builds in progress or failed, leases and disk use of the cache."""
     daemons = [
-        {
-            "project": r.get("project"),
-            "pid": r.get("pid"),
-            "host": r.get("host"),
-            "key": r.get("key"),
-            "state": r.get("state"),
-            "alive": process_alive(r),
-        }
+        DaemonInfo(
+            project=r.get("project"),
+            pid=r.get("pid"),
+            host=r.get("host"),
+            key=r.get("key"),
+            state=r.get("state"),
+            alive=process_alive(r),
+        )
         for r in _json_records(cache.daemon_record_paths())
     ]
     builds = []
@@ -127,36 +172,35 @@ def cache_status(cache: Cache) -> dict[str, Any]:
         status = read_status(cache, key)
         if status.state.value in ("building", "failed"):
             builds.append(
-                {
-                    "key": key,
-                    "state": status.state.value,
-                    "pid": record.get("pid"),
-                    "host": record.get("host"),
-                    "project": record.get("project"),
-                    "log": record.get("log"),
-                    "time": record.get("time"),
-                }
+                BuildInfo(
+                    key=key,
+                    state=status.state.value,
+                    pid=record.get("pid"),
+                    host=record.get("host"),
+                    project=record.get("project"),
+                    log=record.get("log"),
+                    time=record.get("time"),
+                )
             )
     infos = scan(cache)
-    artifacts = unique_size(i.candidate() for i in infos)
     sizes = {
-        "artifacts": artifacts,
+        "artifacts": unique_size(i.candidate() for i in infos),
         "artifacts_apparent": sum(i.apparent for i in infos),
         "work": tree_size(cache.work_root),
         "tmp": tree_size(cache.tmp_dir()),
         "quarantine": tree_size(cache.quarantine_dir),
         "logs": tree_size(cache.logs_dir),
+        # Blobs are the same inodes as artifact files; only unreferenced ones add.
+        "total": tree_size(cache.root),
     }
-    # Blobs are the same inodes as artifact files; only unreferenced ones add.
-    sizes["total"] = tree_size(cache.root)
-    return {
-        "cache": str(cache.root),
-        "artifacts": len(infos),
-        "leases": live_leases(cache),
-        "daemons": daemons,
-        "builds": builds,
-        "sizes": sizes,
-    }
+    return CacheStatus(
+        cache=str(cache.root),
+        artifacts=len(infos),
+        leases=live_leases(cache),
+        daemons=daemons,
+        builds=builds,
+        sizes=sizes,
+    )
 
 
 def resolve_key(cache: Cache, prefix: str) -> str:

@@ -1,8 +1,8 @@
 """Leases: which live hosts serve which artifact, and when each was last used.
 
 A host that serves an artifact holds a **lease** on it for as long as it runs,
-so that garbage collection never removes what a live reader uses (DESIGN
-invariant 9). A lease is one small file::
+so that garbage collection never removes what a live reader uses (a page
+open in a browser still loads its lazy chunks from it). A lease is one small file::
 
     <root>/v1/leases/<key>/<host>-<pid>-<random>.json   {pid, host, pid_start, time}
 

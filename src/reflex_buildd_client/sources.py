@@ -30,6 +30,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import blake3
 
@@ -61,6 +62,7 @@ __all__ = [
     "EXCLUDED_DIRS",
     "EXCLUDED_FILES",
     "Declared",
+    "InputOptions",
     "InputsConfigError",
     "collect_inputs",
     "compute_key",
@@ -250,25 +252,20 @@ def collect_inputs(
     )
 
 
-def compute_key(
-    project: Project,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    stat_cache: bool = True,
-    extra_inputs: Iterable[str] = (),
-    extra_env: Iterable[str] = (),
-    settings: Settings | None = None,
-) -> tuple[str, KeyInputs]:
+class InputOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`collect_inputs` (and :func:`compute_key`)."""
+
+    cache_dir: str | os.PathLike[str] | None
+    stat_cache: bool
+    extra_inputs: Iterable[str]
+    extra_env: Iterable[str]
+    settings: Settings | None
+
+
+def compute_key(project: Project, **options: Unpack[InputOptions]) -> tuple[str, KeyInputs]:
     """The key of ``project``'s current sources, and the inputs behind it.
 
     Keyword arguments as for :func:`collect_inputs`.
     """
-    inputs = collect_inputs(
-        project,
-        cache_dir=cache_dir,
-        stat_cache=stat_cache,
-        extra_inputs=extra_inputs,
-        extra_env=extra_env,
-        settings=settings,
-    )
+    inputs = collect_inputs(project, **options)
     return key_of(inputs), inputs

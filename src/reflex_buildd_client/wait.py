@@ -23,7 +23,7 @@ from .diff import diff_inputs
 from .errors import ArtifactMissingError, BuildFailedError, ReadOnlyCacheError, WaitTimeoutError
 from .keys import KeyInputs
 from .settings import DEFAULT_TIMEOUT, StartupPolicy
-from .status import BuildState, read_daemon, read_status
+from .status import BuildState, KeyStatus, read_daemon, read_status
 from .store import Artifact, Cache
 
 __all__ = ["POLL_INTERVAL", "explain_daemon_mismatch", "obtain"]
@@ -98,68 +98,28 @@ def obtain(
     started = time.time()
     deadline = None if timeout is None else time.monotonic() + timeout
     last_log = 0.0
+    if policy is StartupPolicy.BUILD and build is None:
+        raise ValueError("policy 'build' needs a build function")
     while True:
-        # The manifest is the whole answer: the caller checks the files (hosts
-        # read and verify them once, under a lease), so no stat per file here.
-        if (artifact := _published(cache, key)) is not None:
-            return artifact, False
-        status = read_status(cache, key)
-        record = status.record or {}
-        stale_failure = retry_failed and float(record.get("time", 0)) < started  # type: ignore[arg-type]
-        if status.state is BuildState.FAILED and not stale_failure:
-            raise _failure(key, record)
-        waiting_for = "the build"
+        status = _current(cache, key, since=started if retry_failed else None)
+        if isinstance(status, Artifact):
+            return status, False
         if status.state is not BuildState.BUILDING:
             if policy is StartupPolicy.FAIL:
-                why = f"; {explain_missing()}" if explain_missing else ""
-                raise ArtifactMissingError(
-                    f"no artifact for key {key} in {cache.root} and the startup policy is "
-                    f"'fail'{why}; build it with: reflex-buildd build PROJECT "
-                    f"--cache-dir {cache.root}",
-                    key=key,
-                )
-            if policy is StartupPolicy.BUILD:
-                if build is None:
-                    raise ValueError("policy 'build' needs a build function")
-                lock = FileLock(str(cache.lock_path(key)))
-                try:
-                    cache.ensure()
-                    lock.acquire(timeout=0)
-                except Timeout:
-                    pass  # someone took it between our read and now: wait for them
-                except OSError as exc:
-                    raise ReadOnlyCacheError(
-                        f"no artifact for key {key} in {cache.root}, and this process cannot "
-                        f"build it there ({exc.strerror}: {exc.filename}); build it where the "
-                        f"cache is writable: reflex-buildd build PROJECT --cache-dir {cache.root}",
-                        key=key,
-                    ) from exc
-                else:
-                    try:
-                        if (artifact := _published(cache, key)) is not None:
-                            return artifact, False
-                        fresh = read_status(cache, key)
-                        if fresh.state is BuildState.FAILED and not (
-                            retry_failed and float((fresh.record or {}).get("time", 0)) < started
-                        ):
-                            raise _failure(key, fresh.record or {})
-                        return build(), True
-                    finally:
-                        lock.release()
-            else:
-                waiting_for = "a daemon to build it"
-                if explain_missing is not None and time.monotonic() - last_log >= _LOG_EVERY:
-                    waiting_for += f": {explain_missing()}"
+                raise _missing(cache, key, explain_missing)
+            if policy is StartupPolicy.BUILD and build is not None:
+                built = _build_if_free(cache, key, build, since=started if retry_failed else None)
+                if built is not None:
+                    return built
+                # Someone took the lock first: wait a poll, then see what they do.
         now = time.monotonic()
         if now - last_log >= _LOG_EVERY:
             last_log = now
-            who = f" by pid {record.get('pid')} on {record.get('host')}" if record else ""
             logger.warning(
-                "reflex-buildd: waiting %.0fs for key %s: %s%s",
+                "reflex-buildd: waiting %.0fs for key %s: %s",
                 time.time() - started,
                 key,
-                waiting_for,
-                who if status.state is BuildState.BUILDING else "",
+                _waiting_for(status, policy, explain_missing),
             )
         if deadline is not None and now >= deadline:
             why = ""
@@ -171,3 +131,72 @@ def obtain(
                 key=key,
             )
         time.sleep(POLL_INTERVAL)
+
+
+def _current(cache: Cache, key: str, *, since: float | None) -> Artifact | KeyStatus:
+    """The artifact if published, else the key's status; a failure is raised.
+
+    The manifest is the whole answer: callers check the files (hosts read and
+    verify them once, under a lease), so no stat per file here. A failure
+    recorded before ``since`` is stale (an explicit build retries over it).
+    """
+    if (artifact := _published(cache, key)) is not None:
+        return artifact
+    status = read_status(cache, key)
+    if status.state is BuildState.FAILED:
+        record = status.record or {}
+        if since is None or float(record.get("time", 0)) >= since:
+            raise _failure(key, record)
+    return status
+
+
+def _build_if_free(
+    cache: Cache, key: str, build: Callable[[], Artifact], *, since: float | None
+) -> tuple[Artifact, bool] | None:
+    """Build ``key`` if its lock is free (None if another process holds it).
+
+    Raises:
+        ReadOnlyCacheError: The lock cannot be taken because the cache is not writable.
+    """
+    lock = FileLock(str(cache.lock_path(key)))
+    try:
+        cache.ensure()
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    except OSError as exc:
+        raise ReadOnlyCacheError(
+            f"no artifact for key {key} in {cache.root}, and this process cannot build it "
+            f"there ({exc.strerror}: {exc.filename}); build it where the cache is writable: "
+            f"reflex-buildd build PROJECT --cache-dir {cache.root}",
+            key=key,
+        ) from exc
+    try:
+        # Again under the lock: the holder before us may have just finished or failed.
+        status = _current(cache, key, since=since)
+        if isinstance(status, Artifact):
+            return status, False
+        return build(), True
+    finally:
+        lock.release()
+
+
+def _missing(
+    cache: Cache, key: str, explain_missing: Callable[[], str] | None
+) -> ArtifactMissingError:
+    why = f"; {explain_missing()}" if explain_missing else ""
+    return ArtifactMissingError(
+        f"no artifact for key {key} in {cache.root} and the startup policy is 'fail'{why}; "
+        f"build it with: reflex-buildd build PROJECT --cache-dir {cache.root}",
+        key=key,
+    )
+
+
+def _waiting_for(
+    status: KeyStatus, policy: StartupPolicy, explain_missing: Callable[[], str] | None
+) -> str:
+    if status.state is BuildState.BUILDING:
+        record = status.record or {}
+        return f"the build by pid {record.get('pid')} on {record.get('host')}"
+    why = f": {explain_missing()}" if explain_missing is not None else ""
+    return f"a daemon to build it{why}" if policy is StartupPolicy.WAIT else f"the build{why}"
