@@ -256,3 +256,12 @@ def browser() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3 API (moto's server on 127.0.0.1) for the session; stopped at the end."""
+    from s3server import s3_server
+
+    with s3_server(log=tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from reflex_buildd.cli import main
 from reflex_buildd.explain import render
 from reflex_buildd_client.diff import diff_inputs
-from reflex_buildd_client.keys import KeyInputs, digest_env_value
+from reflex_buildd_client.keys import KEY_SCHEMA, KeyInputs, digest_env_value
 from reflex_buildd_client.manifest import MANIFEST_FORMAT
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.sources import compute_key
@@ -46,7 +46,7 @@ def test_diff_of_every_kind() -> None:
     assert diff.renamed == [("assets/x.css", "assets/y.css")]
     text = render(diff, old_label="OLD", new_label="NEW")
     for expected in [
-        "key schema: 1 -> 2",
+        f"key schema: 1 -> {KEY_SCHEMA}",
         "files: 1 added, 1 removed, 1 changed, 1 renamed",
         "  + app/new.py",
         "  - old.txt",

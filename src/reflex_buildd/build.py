@@ -38,8 +38,10 @@ from filelock import FileLock
 from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
+from reflex_buildd_client.pull import remote_lookup
+from reflex_buildd_client.remote import RemoteSettings
 from reflex_buildd_client.rewrite import SENTINEL
-from reflex_buildd_client.runtime import resolve_runtime
+from reflex_buildd_client.runtime import JSRuntime, resolve_runtime
 from reflex_buildd_client.settings import StartupPolicy
 from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.status import (
@@ -111,9 +113,9 @@ def _tail(log: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _build_env(web_dir: Path, scratch: Path) -> dict[str, str]:
+def _build_env(web_dir: Path, scratch: Path, runtime: JSRuntime) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(resolve_runtime().env)
+    env.update(runtime.env)
     extra = [p for p in env.get("REFLEX_EXTRA_PLUGINS", "").split(",") if p.strip()]
     env.update(
         {
@@ -216,6 +218,9 @@ def run_build(
         BuildCancelledError: If ``cancel`` was set; nothing is published.
         SourcesChangedError: If an input changed after keying.
     """
+    # The runtime the key names (not whatever is installed): a wrong one is a
+    # clear error naming the version to install, before anything is recorded.
+    runtime = resolve_runtime(inputs.js_runtime)
     cache.ensure()
     _clean_stale_scratch(cache)
     scratch = cache.tmp_dir() / scratch_name("build", key)
@@ -236,7 +241,7 @@ def run_build(
             # built at once by different processes, and they share node_modules.
             with FileLock(str(workspace) + ".lock"):
                 web_dir = workspace / "web"
-                code = _run_export(src, _build_env(web_dir, scratch), log, cancel)
+                code = _run_export(src, _build_env(web_dir, scratch, runtime), log, cancel)
                 if code != 0:
                     raise BuildFailedError(
                         f"build of {key} failed (reflex export exited {code}); log: {log}",
@@ -269,7 +274,7 @@ def run_build(
             project={"root": str(project.root), "app_name": project.app_name},
             build={
                 "reflex": metadata.version("reflex"),
-                "js_runtime": resolve_runtime().identity,
+                "js_runtime": runtime.identity,
                 "seconds": seconds,
                 "python": sys.version.split()[0],
             },
@@ -297,11 +302,13 @@ def ensure_built(
     attempts: int = 3,
     extra_inputs: tuple[str, ...] = (),
     extra_env: tuple[str, ...] = (),
+    remote: RemoteSettings | None = None,
 ) -> BuildOutcome:
     """Return the artifact for the project's current sources, building it if missing.
 
     Any number of processes may call this at once for one key: one builds, the
-    others wait for it (and fail with its error if it fails).
+    others wait for it (and fail with its error if it fails). With ``remote``,
+    a local miss is looked up there before building (pushing is the caller's).
     """
     started = time.monotonic()
     for attempt in range(attempts):
@@ -314,7 +321,13 @@ def ensure_built(
 
         try:
             artifact, built = obtain(
-                cache, key, policy=policy, build=build, timeout=timeout, retry_failed=retry_failed
+                cache,
+                key,
+                policy=policy,
+                build=build,
+                timeout=timeout,
+                retry_failed=retry_failed,
+                remote=remote_lookup(cache, key, remote),
             )
         except SourcesChangedError:
             if attempt == attempts - 1:

@@ -5,8 +5,10 @@ and ``--cache-dir`` (env ``REFLEX_BUILDD_CACHE_DIR``).
 
 Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
 bad option, unknown key), 3 another daemon already watches the project, 4
-problems found: ``verify`` (a corrupt artifact, quarantined) or
-``doctor --strict`` (URLs that leave the prefix).
+problems found: ``verify`` (a corrupt artifact, quarantined),
+``doctor --strict`` (URLs that leave the prefix) or a remote artifact refused
+(unsigned, wrongly signed, tampered), 5 the remote cache is unreachable or
+failed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,15 @@ from typing import Any, TypeVar
 
 import click
 
-from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
+from reflex_buildd_client.errors import (
+    ArtifactMissingError,
+    BuildFailedError,
+    ReflexBuilddError,
+    RemoteUnavailableError,
+    UntrustedArtifactError,
+)
 from reflex_buildd_client.project import find_project
+from reflex_buildd_client.remote import RemoteSettings
 from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.store import Cache
 
@@ -60,6 +69,14 @@ cache_dir_option = click.option(
     default=None,
     help="Cache directory [env: REFLEX_BUILDD_CACHE_DIR; default: the per-user cache].",
 )
+remote_option = click.option(
+    "--remote",
+    metavar="s3://BUCKET/PREFIX",
+    envvar="REFLEX_BUILDD_REMOTE",
+    default=None,
+    help="The remote cache (endpoint and credentials from AWS_* variables) "
+    "[env: REFLEX_BUILDD_REMOTE; 'none': no remote].",
+)
 _extra_inputs_options = (
     click.option(
         "--input",
@@ -94,7 +111,27 @@ def _fail(exc: ReflexBuilddError) -> None:
         _err.print(f"[red]error:[/red] {exc}")
         sys.exit(1)
     _err.print(f"[red]error:[/red] {exc}")
+    if isinstance(exc, RemoteUnavailableError):
+        sys.exit(5)
+    if isinstance(exc, UntrustedArtifactError):
+        sys.exit(4)
     sys.exit(3 if isinstance(exc, DaemonAlreadyRunningError) else 2)
+
+
+def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None:
+    """The remote of ``--remote`` (or its env), with a clear error when it is malformed."""
+    from reflex_buildd_client.settings import Settings
+
+    try:
+        settings = Settings.load(remote=url).remote_tier
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return None
+    if settings is None and required:
+        raise click.UsageError(
+            "no remote: pass --remote s3://BUCKET/PREFIX or set REFLEX_BUILDD_REMOTE"
+        )
+    return settings
 
 
 @click.group()
@@ -106,32 +143,43 @@ def main() -> None:
 @main.command()
 @project_argument
 @cache_dir_option
+@remote_option
 @extra_inputs_options
-@click.option("--json", "as_json", is_flag=True, help="Print {key, path, built, seconds}.")
+@click.option("--json", "as_json", is_flag=True, help="Print {key, path, built, seconds, push}.")
 def build(
     project: Path,
     cache_dir: Path | None,
+    remote: str | None,
     extra_inputs: tuple[str, ...],
     extra_env: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build PROJECT into the cache unless its key is already there.
 
-    If another process is building the same key, wait for it instead. The
-    last line of output is the key.
+    If another process is building the same key, wait for it instead. With a
+    remote, a local miss is pulled from it when it has the key, and the
+    artifact is pushed to it (unless it is there already). The last line of
+    output is the key.
     """
     from .build import ensure_built
+    from .push import push_artifact
 
+    settings = _remote(remote)
     try:
         proj = find_project(project)
         cache = Cache(cache_dir)
         with _err.status(f"building {proj.root.name}", spinner="dots"):
-            outcome = ensure_built(proj, cache, extra_inputs=extra_inputs, extra_env=extra_env)
+            outcome = ensure_built(
+                proj, cache, extra_inputs=extra_inputs, extra_env=extra_env, remote=settings
+            )
+        verb = "built" if outcome.built else "cached"
+        _err.print(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
+        pushed = push_artifact(cache, outcome.artifact, settings) if settings else None
     except ReflexBuilddError as exc:
         _fail(exc)
         return
-    verb = "built" if outcome.built else "cached"
-    _err.print(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
+    if pushed is not None:
+        _err.print(pushed.summary())
     if as_json:
         click.echo(
             json.dumps(
@@ -140,6 +188,7 @@ def build(
                     "path": str(outcome.artifact.path),
                     "built": outcome.built,
                     "seconds": round(outcome.seconds, 3),
+                    "push": pushed.to_json() if pushed else None,
                 }
             )
         )
@@ -203,6 +252,7 @@ def explain(
 @main.command()
 @project_argument
 @cache_dir_option
+@remote_option
 @extra_inputs_options
 @click.option(
     "--poll/--no-poll",
@@ -220,6 +270,7 @@ def explain(
 def watch(
     project: Path,
     cache_dir: Path | None,
+    remote: str | None,
     extra_inputs: tuple[str, ...],
     extra_env: tuple[str, ...],
     poll: bool | None,
@@ -228,7 +279,9 @@ def watch(
     """Watch PROJECT and keep its build current in the cache (a foreground daemon).
 
     Builds the current key if missing, then rebuilds on every change to a
-    build input. Logs to stderr; stops cleanly on SIGTERM or SIGINT.
+    build input; with a remote, pulls a key from it instead of building when
+    it has it, and pushes what it builds. Logs to stderr; stops cleanly on
+    SIGTERM or SIGINT.
     """
     from .daemon import DaemonOptions, run_daemon
 
@@ -240,7 +293,11 @@ def watch(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     options = DaemonOptions(
-        poll=poll, debounce=debounce, extra_inputs=extra_inputs, extra_env=extra_env
+        poll=poll,
+        debounce=debounce,
+        extra_inputs=extra_inputs,
+        extra_env=extra_env,
+        remote=_remote(remote),
     )
     try:
         run_daemon(find_project(project), Cache(cache_dir), stop=stop, options=options)
@@ -275,17 +332,32 @@ def _when(epoch: float) -> str:
 
 @main.command(name="ls")
 @cache_dir_option
+@click.option(
+    "--remote",
+    "remote_url",
+    metavar="s3://BUCKET/PREFIX",
+    default=None,
+    flag_value="",
+    is_flag=False,
+    help="List the remote cache instead (URL optional: default REFLEX_BUILDD_REMOTE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list of artifacts.")
-def ls_command(cache_dir: Path | None, as_json: bool) -> None:
+def ls_command(cache_dir: Path | None, remote_url: str | None, as_json: bool) -> None:
     """List the artifacts in the cache, most recently used first.
 
     For each: key, project, size (every file counted, and the bytes no other
     artifact shares: what evicting it frees), when it was created and last
-    used, and how many live hosts hold a lease on it.
+    used, and how many live hosts hold a lease on it. With --remote: the
+    remote's artifacts, newest first, each checked as a host checks it
+    (signature, key, paths).
     """
     from reflex_buildd_client.units import format_size
 
     from .inventory import list_artifacts
+
+    if remote_url is not None:
+        _ls_remote(remote_url or None, as_json)
+        return
 
     rows = list_artifacts(Cache(cache_dir))
     if as_json:
@@ -304,16 +376,48 @@ def ls_command(cache_dir: Path | None, as_json: bool) -> None:
         )
 
 
+def _ls_remote(url: str | None, as_json: bool) -> None:
+    from reflex_buildd_client.units import format_size
+
+    from .remote_inventory import list_remote
+
+    settings = _remote(url, required=True)
+    assert settings is not None
+    try:
+        rows = list_remote(settings)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        _err.print(f"no artifacts in {settings.url}")
+        return
+    click.echo(f"{'KEY':<32}  {'SIZE':>10}  {'CREATED':<19}  {'RUNTIME':<12}  PROJECT")
+    for r in rows:
+        if not r["trusted"]:
+            click.echo(f"{r['key']:<32}  REFUSED: {r['problem']}")
+            continue
+        click.echo(
+            f"{r['key']:<32}  {format_size(r['size']):>10}  {_when(r['created']):<19}  "
+            f"{r.get('js_runtime') or '?':<12}  {r['project']}"
+        )
+
+
 @main.command()
 @cache_dir_option
+@remote_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
-def status(cache_dir: Path | None, as_json: bool) -> None:
-    """Show daemons, builds in progress or failed, leases and disk use of the cache."""
+def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
+    """Show daemons, builds in progress or failed, leases, disk use, and the remote cache."""
     from reflex_buildd_client.units import format_size
 
     from .inventory import cache_status
+    from .remote_inventory import remote_status
 
     info = cache_status(Cache(cache_dir))
+    info["remote"] = remote_status(Cache(cache_dir), _remote(remote))
     if as_json:
         click.echo(json.dumps(info.to_json(), indent=1))
         return
@@ -341,6 +445,18 @@ def status(cache_dir: Path | None, as_json: bool) -> None:
         )
         + f" (artifacts without sharing: {format_size(sizes['artifacts_apparent'])})"
     )
+    rem = info["remote"]
+    events = ", ".join(f"{name} {n}" for name, n in rem["events"].items())
+    if rem["url"] is None:
+        click.echo(f"remote: none (REFLEX_BUILDD_REMOTE); journal: {events}")
+    else:
+        reach = (
+            f"reachable, {rem['artifacts']} artifacts"
+            if rem["reachable"]
+            else f"UNREACHABLE: {rem['error']}"
+        )
+        signed = "signed" if rem["signed"] else "unsigned (no REFLEX_BUILDD_SIGNING_KEY)"
+        click.echo(f"remote: {rem['url']} ({reach}; {signed}); journal: {events}")
 
 
 @main.command()
@@ -442,6 +558,64 @@ def gc(
         f"{report.blobs_removed} ({format_size(report.blob_bytes)}); scratch dirs: "
         f"{len(report.scratch_removed)}; stale leases: {report.leases_removed}"
     )
+
+
+@main.command()
+@click.argument("key")
+@cache_dir_option
+@remote_option
+@click.option("--json", "as_json", is_flag=True, help="Print the push report as JSON.")
+def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
+    """Upload the local artifact KEY (a unique prefix will do) to the remote cache.
+
+    Blobs the remote has are skipped; the manifest goes last, create-only, and
+    signed with REFLEX_BUILDD_SIGNING_KEY when it is set. A key the remote
+    already has is a success.
+    """
+    from .inventory import resolve_key
+    from .push import push_artifact
+
+    settings = _remote(remote, required=True)
+    assert settings is not None
+    cache = Cache(cache_dir)
+    try:
+        artifact = cache.open(resolve_key(cache, key))
+        if artifact is None:
+            raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
+        report = push_artifact(cache, artifact, settings)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return
+    _err.print(report.summary())
+    click.echo(json.dumps(report.to_json()) if as_json else report.key)
+
+
+@main.command()
+@click.argument("key")
+@cache_dir_option
+@remote_option
+def pull(key: str, cache_dir: Path | None, remote: str | None) -> None:
+    """Download the artifact KEY (the full key) from the remote into the local cache.
+
+    The manifest is checked (signature when REFLEX_BUILDD_SIGNING_KEY is set,
+    key, inputs, paths) and every file against its digest before anything
+    is installed. Exit status 2 if the remote has no such key, 4 if it is
+    refused, 5 if the remote cannot be reached.
+    """
+    from reflex_buildd_client.pull import pull as pull_artifact
+
+    settings = _remote(remote, required=True)
+    assert settings is not None
+    cache = Cache(cache_dir)
+    try:
+        artifact = pull_artifact(cache, settings, key)
+        if artifact is None:
+            raise ArtifactMissingError(f"no artifact {key} in {settings.url}", key=key)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return
+    _err.print(f"pulled {key} -> {artifact.path}")
+    click.echo(key)
 
 
 @main.command()

@@ -24,6 +24,8 @@ from filelock import FileLock, Timeout
 from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
+from reflex_buildd_client.pull import remote_lookup
+from reflex_buildd_client.remote import RemoteSettings
 from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.status import read_daemon, write_daemon
 from reflex_buildd_client.store import Cache, project_id
@@ -51,19 +53,28 @@ class DaemonOptions:
         debounce: Seconds of quiet that end a burst of saves.
         extra_inputs: Declared extra input globs (as ``--input``).
         extra_env: Declared extra environment variables (as ``--input-env``).
+        remote: The remote tier: a new key is pulled from it if there, and
+            what this daemon builds is pushed to it.
     """
 
     poll: bool | None = None
     debounce: float = 0.1
     extra_inputs: tuple[str, ...] = ()
     extra_env: tuple[str, ...] = ()
+    remote: RemoteSettings | None = None
 
 
 class _Job:
     """One build of one key in a worker thread, cancellable."""
 
     def __init__(
-        self, project: Project, cache: Cache, key: str, inputs: KeyInputs, reporter: Reporter
+        self,
+        project: Project,
+        cache: Cache,
+        key: str,
+        inputs: KeyInputs,
+        reporter: Reporter,
+        remote: RemoteSettings | None = None,
     ) -> None:
         self.key = key
         self.inputs = inputs
@@ -72,17 +83,23 @@ class _Job:
         self.last_outcome = ""
         self.recorded = False
         self._project, self._cache, self._reporter = project, cache, reporter
+        self._remote = remote
         self.thread = threading.Thread(target=self._run, name=f"build-{key[:8]}", daemon=True)
 
     def _run(self) -> None:
         cache, key = self._cache, self.key
         lock = FileLock(str(cache.lock_path(key)))
         started = time.monotonic()
+        lookup = remote_lookup(cache, key, self._remote)
+        built = False
         try:
+            # Outside the key's lock: a pull takes it itself.
+            if lookup is not None and cache.open(key) is None and lookup(None) is not None:
+                self._reporter.pulled(key, time.monotonic() - started)
             while not self.cancel.is_set():
                 if cache.open(key) is not None:
                     self.outcome = "ready"
-                    return
+                    break
                 try:
                     lock.acquire(timeout=0.25)
                 except Timeout:
@@ -94,14 +111,18 @@ class _Job:
                             self._project, cache, key=key, inputs=self.inputs, cancel=self.cancel
                         )
                         self._reporter.build_done(key, time.monotonic() - started)
+                        built = True
                         # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
                         # fed by a daemon must not grow without bound.
                         auto_gc(cache)
                     self.outcome = "ready"
-                    return
+                    break
                 finally:
                     lock.release()
-            self.outcome = "cancelled"
+            else:
+                self.outcome = "cancelled"
+            if built:
+                self._push()
         except BuildCancelledError:
             self.outcome = "cancelled"
             self._reporter.build_cancelled(key)
@@ -113,6 +134,19 @@ class _Job:
         except Exception as exc:
             self.outcome = "failed"
             self._reporter.build_failed(key, BuildFailedError(repr(exc), key=key))
+
+    def _push(self) -> None:
+        from .push import push_artifact
+
+        artifact = self._cache.open(self.key)
+        if self._remote is None or artifact is None:
+            return
+        try:
+            report = push_artifact(self._cache, artifact, self._remote)
+        except ReflexBuilddError as exc:  # the build stands; the next build pushes again
+            self._reporter.error(f"push of {self.key} failed: {exc}")
+            return
+        self._reporter.pushed(report.summary())
 
 
 def _acquire_daemon_lock(cache: Cache, project: Project) -> FileLock:
@@ -166,7 +200,7 @@ def _maybe_start(
         job.cancel.set()  # superseded: the newer key wins
         job.thread.join(timeout=30)
     reporter.key_changed(key, sorted(changed))
-    job = _Job(project, cache, key, inputs, reporter)
+    job = _Job(project, cache, key, inputs, reporter, options.remote)
     write_daemon(cache, project.root, key=key, state="building", inputs=inputs.to_json())
     job.thread.start()
     return job

@@ -69,6 +69,12 @@ class Reporter:
         self._stop_spinner()
         self._line(f"build published: {key} in {seconds:.2f}s", "green")
 
+    def pulled(self, key: str, seconds: float) -> None:
+        self._line(f"pulled from the remote: {key} in {seconds:.2f}s", "green")
+
+    def pushed(self, summary: str) -> None:
+        self._line(summary, "green")
+
     def build_cancelled(self, key: str) -> None:
         self._stop_spinner()
         self._line(f"build cancelled: {key} (superseded or stopping)", "yellow")

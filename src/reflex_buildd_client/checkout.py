@@ -129,6 +129,7 @@ def checkout(
     timeout: float | None,
     build: Callable[[], Artifact] | None = None,
     explain_missing: Callable[[], str] | None = None,
+    remote: Callable[[float | None], Artifact | None] | None = None,
 ) -> Checkout:
     """Obtain the artifact of ``key`` (wait/build/fail per ``policy``), lease it, read it verified.
 
@@ -139,6 +140,7 @@ def checkout(
         timeout: Seconds to wait for it (None: forever).
         build: Builds the key under its lock (policy ``build``).
         explain_missing: Says why nobody builds the key (for waits and errors).
+        remote: Looks in the remote tier on a local miss (:func:`.pull.remote_lookup`).
 
     Raises:
         CorruptArtifactError: The artifact is corrupt and the policy is
@@ -149,7 +151,13 @@ def checkout(
     corrupt = 0
     for _ in range(_MAX_ROUNDS):
         obtain(
-            cache, key, policy=policy, build=build, timeout=timeout, explain_missing=explain_missing
+            cache,
+            key,
+            policy=policy,
+            build=build,
+            timeout=timeout,
+            explain_missing=explain_missing,
+            remote=remote,
         )
         lease = _lease(cache, key)
         if lease is False:

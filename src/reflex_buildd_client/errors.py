@@ -18,6 +18,8 @@ __all__ = [
     "ProjectNotFoundError",
     "ReadOnlyCacheError",
     "ReflexBuilddError",
+    "RemoteUnavailableError",
+    "UntrustedArtifactError",
     "WaitTimeoutError",
 ]
 
@@ -81,3 +83,11 @@ class ReadOnlyCacheError(ReflexBuilddError, PermissionError):
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class RemoteUnavailableError(ReflexBuilddError, ConnectionError):
+    """The remote cache could not be reached or answered with an error (down, 5xx, timeout)."""
+
+
+class UntrustedArtifactError(ReflexBuilddError, PermissionError):
+    """A remote artifact was refused: unsigned, wrongly signed, or not matching its manifest."""

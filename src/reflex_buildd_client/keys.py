@@ -22,7 +22,9 @@ __all__ = ["KEY_SCHEMA", "KeyInputs", "canonical_bytes", "digest_env_value", "ke
 # never produce an old key for different inputs.
 # 2: env values may be None (a declared variable that is unset), env digests are
 #    domain-separated, the encoding is ASCII-only.
-KEY_SCHEMA = 2
+# 3: js_runtime is the runtime builds are required to use (a setting, the same
+#    on every machine), no longer the one found on the machine that keys.
+KEY_SCHEMA = 3
 
 # blake3's key-derivation mode gives env digests their own domain: a digest in
 # a manifest is not the plain blake3 of a value someone may look up elsewhere.
@@ -39,7 +41,8 @@ class KeyInputs:
     Attributes:
         files: Project-relative POSIX path -> blake3 hex digest of the content.
         versions: Distribution name -> installed version (reflex, its packages).
-        js_runtime: Name and version of the JS runtime, e.g. ``"bun@1.4.4"``.
+        js_runtime: Name and version of the JS runtime every build of this key
+            uses, e.g. ``"bun@1.4.4"`` (:func:`.runtime.runtime_identity`).
         env: Variable name -> :func:`digest_env_value` of its value, or None
             for a declared variable that is unset (values are never stored in
             clear: they may be secrets).

@@ -33,6 +33,7 @@ from .lease import Lease
 from .lifespan import serve_lifespan
 from .prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .project import Project, find_project
+from .pull import remote_lookup
 from .settings import Settings, StartupPolicy
 from .sources import compute_key
 from .static import ArtifactFiles, StaticSite
@@ -162,6 +163,8 @@ class ReflexMount:
             explain_missing=functools.partial(
                 explain_daemon_mismatch, cache, project.root, key, inputs
             ),
+            # The remote tier (REFLEX_BUILDD_REMOTE), asked on a local miss; hosts only read.
+            remote=remote_lookup(cache, key, settings.remote_tier),
         )
         if (previous := self._lease) is not None:  # opened again: one lease at a time
             previous.release()

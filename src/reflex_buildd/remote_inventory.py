@@ -1,0 +1,66 @@
+"""What the remote tier holds, and how this cache has used it (``ls --remote``, ``status``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from reflex_buildd_client.envelope import open_envelope
+from reflex_buildd_client.errors import RemoteUnavailableError, UntrustedArtifactError
+from reflex_buildd_client.remote import RemoteSettings, RemoteStore, manifest_object
+from reflex_buildd_client.status import read_journal
+from reflex_buildd_client.store import Cache
+
+__all__ = ["REMOTE_EVENTS", "list_remote", "remote_status"]
+
+# Journal events of the remote tier, counted by ``status``.
+REMOTE_EVENTS = ("pulled", "remote-miss", "remote-error", "remote-refused", "pushed")
+
+
+def list_remote(settings: RemoteSettings) -> list[dict[str, Any]]:
+    """Every artifact in the remote, newest first, each checked as a host would check it.
+
+    Raises:
+        RemoteUnavailableError: If the remote cannot be listed.
+    """
+    store = RemoteStore(settings)
+    rows: list[dict[str, Any]] = []
+    for key in store.keys():
+        data = store.get(manifest_object(key))
+        if data is None:
+            continue  # removed since the listing
+        row: dict[str, Any] = {"key": key, "trusted": True, "problem": None}
+        try:
+            manifest = open_envelope(data, key, settings.signing_key)
+        except UntrustedArtifactError as exc:
+            row.update(trusted=False, problem=str(exc), created=0.0, size=0, project="?")
+        else:
+            row.update(
+                created=manifest.created,
+                size=sum(e.size for e in manifest.files.values()),
+                project=manifest.project.get("app_name", "?"),
+                js_runtime=manifest.build.get("js_runtime"),
+            )
+        rows.append(row)
+    rows.sort(key=lambda r: float(r["created"]), reverse=True)
+    return rows
+
+
+def remote_status(cache: Cache, settings: RemoteSettings | None) -> dict[str, Any]:
+    """The remote's URL, whether it answers, its artifact count, and this cache's hits/misses."""
+    counts = Counter(
+        str(e.get("event")) for e in read_journal(cache) if e.get("event") in REMOTE_EVENTS
+    )
+    info: dict[str, Any] = {
+        "url": settings.url if settings else None,
+        "signed": bool(settings and settings.signing_key),
+        "events": {name: counts.get(name, 0) for name in REMOTE_EVENTS},
+    }
+    if settings is None:
+        return info
+    try:
+        info["artifacts"] = len(RemoteStore(settings).keys())
+        info["reachable"], info["error"] = True, None
+    except RemoteUnavailableError as exc:
+        info["artifacts"], info["reachable"], info["error"] = None, False, str(exc)
+    return info
