@@ -233,6 +233,18 @@ def _empty_dir(root: Path, mp: pytest.MonkeyPatch, site: Path) -> None:
     (root / "app" / "empty").mkdir()
 
 
+def _other_runtime_installed(root: Path, mp: pytest.MonkeyPatch, site: Path) -> None:
+    # No pin, and the machine's bun is another version (or there is none): the
+    # key names the runtime builds must use, so it stays.
+    fake = site / "fakebin" / "bun"
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_text("#!/bin/sh\necho 1.4.5\n")
+    fake.chmod(0o755)
+    mp.delenv("REFLEX_BUILDD_JS_RUNTIME")
+    mp.setenv("REFLEX_BUILDD_BUN", str(fake))
+    mp.setenv("PATH", str(fake.parent))
+
+
 MUST_NOT_CHANGE: dict[str, Mutation] = {
     "web-dir": _add(".web/app/routes/index.js"),
     "node-modules": _add("node_modules/react/index.js"),
@@ -254,6 +266,7 @@ MUST_NOT_CHANGE: dict[str, Mutation] = {
     "unrelated-env": _noop_env("SOME_UNRELATED_VAR", "x"),
     "unimported-package-version": _unrelated_version,
     "undeclared-env-file-value-of-env-var": _noop_env("API_TOKEN", "three"),
+    "installed-js-runtime-differs-without-pin": _other_runtime_installed,
 }
 
 

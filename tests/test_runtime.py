@@ -1,4 +1,4 @@
-"""JS runtime resolution: the pin for runtime-less hosts, and a clear error."""
+"""JS runtime resolution: hosts key without one, builders find exactly the keyed one."""
 
 from __future__ import annotations
 
@@ -33,6 +33,47 @@ def test_pinned_identity_needs_no_runtime(
 ) -> None:
     monkeypatch.setenv("REFLEX_BUILDD_JS_RUNTIME", "bun@1.4.4")
     assert runtime.runtime_identity() == "bun@1.4.4"
+
+
+def _fake_bun(path: Path, version: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho {version}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_hosts_key_without_any_runtime(no_runtime: None) -> None:
+    # No pin, nothing installed: the key names the runtime builds use.
+    assert runtime.runtime_identity() == runtime.DEFAULT_JS_RUNTIME == "bun@1.4.4"
+
+
+def test_builder_with_another_bun_is_told_the_exact_version(
+    no_runtime: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REFLEX_BUILDD_BUN", str(_fake_bun(tmp_path / "b" / "bun", "1.4.5")))
+    with pytest.raises(JSRuntimeNotFoundError) as info:
+        runtime.resolve_runtime("bun@1.4.4")
+    message = str(info.value)
+    for expected in ("bun@1.4.4", "npm install bun@1.4.4", "bun@1.4.5", "REFLEX_BUILDD_JS_RUNTIME"):
+        assert expected in message, message
+
+
+def test_builder_picks_the_keyed_runtime_among_several(
+    no_runtime: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REFLEX_BUILDD_BUN", str(_fake_bun(tmp_path / "b" / "bun", "1.4.5")))
+    wanted = _fake_bun(tmp_path / "path" / "bun", "1.4.4")
+    monkeypatch.setenv("PATH", str(wanted.parent))
+    found = runtime.resolve_runtime("bun@1.4.4")
+    assert found.executable == wanted and found.identity == "bun@1.4.4"
+
+
+def test_auto_keys_with_the_installed_runtime(
+    no_runtime: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REFLEX_BUILDD_BUN", str(_fake_bun(tmp_path / "b" / "bun", "1.4.5")))
+    monkeypatch.setenv("REFLEX_BUILDD_JS_RUNTIME", "auto")
+    assert runtime.runtime_identity() == "bun@1.4.5"
 
 
 def test_explicit_bun_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
