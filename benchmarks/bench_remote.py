@@ -1,0 +1,182 @@
+"""The remote tier: host startup from the remote vs a local build vs a local hit, and
+what a second push sends after a one-line edit. All against a real S3 API (moto's
+server on 127.0.0.1), measured in one run.
+
+Rows (medians of REPEAT runs, each host a fresh uvicorn process, time to the
+first 200 on /admin/):
+
+- host startup, local build: empty cache, policy ``build`` (a fresh machine
+  without the remote: it builds, cold workspace);
+- host startup, remote hit: empty local cache, the remote has the key;
+- host startup, local hit: the artifact is already in the local cache;
+- pull alone: download, verify and install the artifact (in process).
+
+Goals: remote hit <= 2x (local hit + pull), build >= 5x remote hit, and bytes
+sent by the second push after a one-line edit <= 0.2x the artifact's size.
+
+Run: ``.venv/bin/python benchmarks/bench_remote.py`` (about two minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHOWCASE = REPO / "examples" / "showcase"
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import free_port, tool_env  # noqa: E402
+from reflex_buildd.push import push_artifact  # noqa: E402
+from reflex_buildd_client.pull import pull  # noqa: E402
+from reflex_buildd_client.remote import remote_settings  # noqa: E402
+from reflex_buildd_client.store import Cache  # noqa: E402
+from s3server import s3_server  # noqa: E402
+
+REPEAT = 3
+
+
+def host_startup(project: Path, cache: Path, workdir: Path, **env: str) -> float:
+    """Seconds from spawning uvicorn to the first 200 on /admin/."""
+    workdir.mkdir(parents=True)
+    port = free_port()
+    full = tool_env(
+        REFLEX_BUILDD_CACHE_DIR=str(cache),
+        SHOWCASE_PROJECT=str(project),
+        SHOWCASE_MOUNT_PATH="/admin",
+        REFLEX_UPLOADED_FILES_DIR=str(workdir / "uploads"),
+        REFLEX_STATES_WORKDIR=str(workdir / "states"),
+        **env,
+    )
+    log = workdir / "host.log"
+    started = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "examples.hosts.fastapi_host:app",
+                "--port",
+                str(port),
+            ],
+            cwd=workdir,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = started + 300
+        while time.perf_counter() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/", timeout=2) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"host did not start:\n{log.read_text(errors='replace')[-3000:]}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def build(project: Path, cache: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "reflex_buildd", "build", str(project), "--cache-dir", str(cache)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env=tool_env(),
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp_name, s3_server() as s3:
+        tmp = Path(tmp_name)
+        os.environ.update(s3.env())
+        project = tmp / "showcase"
+        shutil.copytree(SHOWCASE, project, ignore=shutil.ignore_patterns("__pycache__"))
+        url = s3.url("bench")
+        settings = remote_settings(url, signing_key="b" * 32)
+        assert settings is not None
+        remote_env = {
+            **s3.env(),
+            "REFLEX_BUILDD_REMOTE": url,
+            "REFLEX_BUILDD_SIGNING_KEY": "b" * 32,
+        }
+
+        builder = tmp / "builder-cache"
+        build(project, builder)  # also warms the JS package cache for the rows below
+        from reflex_buildd_client.project import find_project
+        from reflex_buildd_client.sources import compute_key
+
+        key, _ = compute_key(find_project(project), cache_dir=builder)
+        artifact = Cache(builder).open(key)
+        assert artifact is not None
+        first = push_artifact(Cache(builder), artifact, settings)
+
+        local_builds = [
+            host_startup(project, tmp / f"fresh{i}", tmp / f"h-build{i}") for i in range(REPEAT)
+        ]
+        remote_hits = [
+            host_startup(project, tmp / f"empty{i}", tmp / f"h-remote{i}", **remote_env)
+            for i in range(REPEAT)
+        ]
+        local_hits = [
+            host_startup(project, builder, tmp / f"h-local{i}", **remote_env) for i in range(REPEAT)
+        ]
+        pulls = []
+        for i in range(REPEAT):
+            started = time.perf_counter()
+            assert pull(Cache(tmp / f"pull{i}"), settings, key) is not None
+            pulls.append(time.perf_counter() - started)
+
+        page = project / "showcase" / "showcase.py"
+        # A one-line edit that changes the output: the about page's heading.
+        source = page.read_text()
+        assert source.count('rx.heading("About"') == 1
+        page.write_text(source.replace('rx.heading("About"', 'rx.heading("About us"'))
+        build(project, builder)
+        key2, _ = compute_key(find_project(project), cache_dir=builder)
+        second_artifact = Cache(builder).open(key2)
+        assert second_artifact is not None and key2 != key
+        second = push_artifact(Cache(builder), second_artifact, settings)
+        # Counted as the remote stores it: each distinct blob once.
+        size2 = sum({e.digest: e.size for e in second_artifact.manifest.files.values()}.values())
+
+    build_s, remote_s = statistics.median(local_builds), statistics.median(remote_hits)
+    local_s, pull_s = statistics.median(local_hits), statistics.median(pulls)
+    rows = [
+        ("host startup, local build (empty cache)", build_s),
+        ("host startup, remote hit (empty local cache)", remote_s),
+        ("host startup, local hit", local_s),
+        ("pull alone (download, verify, install)", pull_s),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measurement':<{width}}  seconds")
+    for name, seconds in rows:
+        print(f"{name:<{width}}  {seconds:8.3f}")
+    print()
+    print(f"first push: {first.blobs_sent} blobs, {first.bytes_sent} bytes")
+    print(
+        f"second push after a one-line edit: {second.blobs_sent} blobs, {second.bytes_sent} "
+        f"bytes of an artifact of {size2} bytes ({second.blobs_skipped} blobs skipped)"
+    )
+    print()
+    print(f"remote hit / (local hit + pull)  = {remote_s / (local_s + pull_s):6.2f}x  (goal <= 2x)")
+    print(f"local build / remote hit         = {build_s / remote_s:6.1f}x  (goal >= 5x)")
+    print(f"second push bytes / artifact     = {second.bytes_sent / size2:6.3f}x  (goal <= 0.2x)")
+    print(f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus]")
+
+
+if __name__ == "__main__":
+    main()
