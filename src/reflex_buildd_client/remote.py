@@ -214,7 +214,9 @@ class RemoteStore:
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         try:
-            obstore.put(self._store, name, data, mode="create")
+            # One PUT, never multipart: If-None-Match applies to a single PUT on
+            # every S3-compatible store, and artifact files are far below 5 GB.
+            obstore.put(self._store, name, data, mode="create", use_multipart=False)
             return True
         except (AlreadyExistsError, PreconditionError, FileExistsError):
             return False
