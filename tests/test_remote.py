@@ -41,6 +41,7 @@ from reflex_buildd_client.remote import (
     manifest_object,
     remote_settings,
 )
+from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import Artifact, Cache, FileEntry, Manifest
 from reflex_buildd_client.wait import StartupPolicy, obtain
 
@@ -578,3 +579,37 @@ def test_cli_push_ls_status_pull(
         **{**env, "AWS_ENDPOINT_URL": _closed_port(), "REFLEX_BUILDD_REMOTE_TIMEOUT": "2"},
     )
     assert unreachable.returncode == 5 and "failed" in unreachable.stderr
+
+
+def test_daemon_pulls_a_key_the_remote_has_and_pushes_what_it_has(
+    aws: Any, artifact: Artifact, cache_dir: Path, tmp_path: Path
+) -> None:
+    from conftest import SHOWCASE, run_daemon
+
+    # Pull: an empty cache, the remote has the key: no build, one pull.
+    source = _settings(aws)
+    push_artifact(Cache(tmp_path / "seed"), artifact, source)
+    empty = tmp_path / "daemon-cache"
+    log = tmp_path / "daemon.log"
+    with run_daemon(SHOWCASE, cache_dir=empty, log=log, REFLEX_BUILDD_REMOTE=source.url):
+        wait_for(
+            lambda: Cache(empty).open(artifact.key),
+            timeout=60,
+            what=f"the pulled artifact\n{log.read_text(errors='replace')}",
+        )
+    events = [e["event"] for e in read_journal(Cache(empty))]
+    assert "pulled" in events and "start" not in events, events
+    assert "pulled from the remote" in log.read_text()
+
+    # Push: the session's cache has the key, a fresh remote does not.
+    target = _settings(aws)
+    store = RemoteStore(target)
+    with run_daemon(
+        SHOWCASE, cache_dir=cache_dir, log=tmp_path / "d2.log", REFLEX_BUILDD_REMOTE=target.url
+    ):
+        wait_for(
+            lambda: store.exists(manifest_object(artifact.key)),
+            timeout=60,
+            what="the daemon's push",
+        )
+    assert fetch_manifest(store, artifact.key) == artifact.manifest

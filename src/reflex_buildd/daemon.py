@@ -54,7 +54,7 @@ class DaemonOptions:
         extra_inputs: Declared extra input globs (as ``--input``).
         extra_env: Declared extra environment variables (as ``--input-env``).
         remote: The remote tier: a new key is pulled from it if there, and
-            what this daemon builds is pushed to it.
+            every key this daemon makes ready is pushed to it (unless it has it).
     """
 
     poll: bool | None = None
@@ -91,7 +91,6 @@ class _Job:
         lock = FileLock(str(cache.lock_path(key)))
         started = time.monotonic()
         lookup = remote_lookup(cache, key, self._remote)
-        built = False
         try:
             # Outside the key's lock: a pull takes it itself.
             if lookup is not None and cache.open(key) is None and lookup(None) is not None:
@@ -111,7 +110,6 @@ class _Job:
                             self._project, cache, key=key, inputs=self.inputs, cancel=self.cancel
                         )
                         self._reporter.build_done(key, time.monotonic() - started)
-                        built = True
                         # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
                         # fed by a daemon must not grow without bound.
                         auto_gc(cache)
@@ -121,7 +119,9 @@ class _Job:
                     lock.release()
             else:
                 self.outcome = "cancelled"
-            if built:
+            if self.outcome == "ready":
+                # Built here, pulled, or found: the remote gets it unless it has
+                # it (one HEAD), like `reflex-buildd build`.
                 self._push()
         except BuildCancelledError:
             self.outcome = "cancelled"
