@@ -7,8 +7,6 @@ first 200 on /admin/):
 
 - host startup, local build: empty cache, policy ``build`` (a machine without
   the remote: it builds, cold workspace, bun's package cache warm);
-- the same once with an empty bun package cache (``BUN_INSTALL_CACHE_DIR``):
-  a fresh machine, which also downloads the frontend packages from npm;
 - host startup, remote hit: empty local cache, the remote has the key;
 - host startup, local hit: the artifact is already in the local cache;
 - pull alone: download, verify and install the artifact (in process).
@@ -129,12 +127,6 @@ def main() -> None:
         local_builds = [
             host_startup(project, tmp / f"fresh{i}", tmp / f"h-build{i}") for i in range(REPEAT)
         ]
-        fresh_machine = host_startup(
-            project,
-            tmp / "fresh-machine",
-            tmp / "h-fresh-machine",
-            BUN_INSTALL_CACHE_DIR=str(tmp / "empty-bun-cache"),
-        )
         remote_hits = [
             host_startup(project, tmp / f"empty{i}", tmp / f"h-remote{i}", **remote_env)
             for i in range(REPEAT)
@@ -165,7 +157,6 @@ def main() -> None:
     local_s, pull_s = statistics.median(local_hits), statistics.median(pulls)
     rows = [
         ("host startup, local build (empty cache)", build_s),
-        ("  the same, empty bun package cache (fresh machine)", fresh_machine),
         ("host startup, remote hit (empty local cache)", remote_s),
         ("host startup, local hit", local_s),
         ("pull alone (download, verify, install)", pull_s),
@@ -183,7 +174,6 @@ def main() -> None:
     print()
     print(f"remote hit / (local hit + pull)  = {remote_s / (local_s + pull_s):6.2f}x  (goal <= 2x)")
     print(f"local build / remote hit         = {build_s / remote_s:6.1f}x  (goal >= 5x)")
-    print(f"fresh-machine build / remote hit = {fresh_machine / remote_s:6.1f}x")
     print(f"second push bytes / artifact     = {second.bytes_sent / size2:6.3f}x  (goal <= 0.2x)")
     print(f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus]")
 
