@@ -33,6 +33,7 @@ from reflex_buildd_client.errors import (
     InvalidConfigError,
     UntrustedArtifactError,
 )
+from reflex_buildd_client.manifest import FileEntry, Manifest
 from reflex_buildd_client.pull import fetch_manifest, pull, remote_lookup
 from reflex_buildd_client.remote import (
     RemoteSettings,
@@ -41,9 +42,10 @@ from reflex_buildd_client.remote import (
     manifest_object,
     remote_settings,
 )
+from reflex_buildd_client.settings import StartupPolicy
 from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import Artifact, Cache, FileEntry, Manifest
-from reflex_buildd_client.wait import StartupPolicy, obtain
+from reflex_buildd_client.store import Artifact, Cache
+from reflex_buildd_client.wait import obtain
 
 pytestmark = pytest.mark.timeout(120)
 

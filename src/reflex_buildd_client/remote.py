@@ -40,7 +40,10 @@ __all__ = [
     "remote_settings",
 ]
 
-LAYOUT = "v1"
+# The remote's own layout, owned by this module (the local cache's is store.py's):
+# versioned apart from it, so either can change without the other.
+REMOTE_LAYOUT_VERSION = 1
+LAYOUT = f"v{REMOTE_LAYOUT_VERSION}"
 # A pull or push of one artifact, in all; per request see RemoteStore.
 DEFAULT_REMOTE_TIMEOUT = 30.0
 _REQUEST_TIMEOUT = 10.0
