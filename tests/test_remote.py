@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -615,3 +616,22 @@ def test_daemon_pulls_a_key_the_remote_has_and_pushes_what_it_has(
             what="the daemon's push",
         )
     assert fetch_manifest(store, artifact.key) == artifact.manifest
+
+
+def test_gc_removes_the_scratch_of_a_dead_puller(tmp_path: Path) -> None:
+    from reflex_buildd.gc import SCRATCH_GRACE, clean_scratch
+    from reflex_buildd_client.pull import _scratch
+
+    cache = Cache(tmp_path)
+    cache.ensure()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    mine = _scratch(cache, KEY_A)  # the name a pull in this process uses
+    theirs = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{dead.pid}-"))
+    for path in (mine, theirs):
+        (path / "public").mkdir(parents=True)
+        old = time.time() - SCRATCH_GRACE - 60
+        os.utime(path / "public", (old, old))
+        os.utime(path, (old, old))
+    assert clean_scratch(cache, now=time.time()) == [theirs.name]
+    assert mine.exists() and not theirs.exists()

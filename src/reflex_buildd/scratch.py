@@ -20,7 +20,8 @@ from reflex_buildd_client.status import process_alive
 
 __all__ = ["ScratchOwner", "host_tag", "owner_of", "scratch_name"]
 
-KINDS = ("build", "gc")
+# "pull": downloads from the remote tier (reflex_buildd_client.pull names them alike).
+KINDS = ("build", "gc", "pull")
 
 
 def host_tag(hostname: str | None = None) -> str:
