@@ -417,9 +417,9 @@ def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     from .remote_inventory import remote_status
 
     info = cache_status(Cache(cache_dir))
-    info["remote"] = remote_status(Cache(cache_dir), _remote(remote))
+    rem = remote_status(Cache(cache_dir), _remote(remote))
     if as_json:
-        click.echo(json.dumps(info.to_json(), indent=1))
+        click.echo(json.dumps({**info.to_json(), "remote": rem.to_json()}, indent=1))
         return
     alive = {True: "alive", False: "dead", None: "other host"}
     click.echo(f"cache: {info.cache}")
@@ -445,18 +445,17 @@ def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
         )
         + f" (artifacts without sharing: {format_size(sizes['artifacts_apparent'])})"
     )
-    rem = info["remote"]
-    events = ", ".join(f"{name} {n}" for name, n in rem["events"].items())
-    if rem["url"] is None:
+    events = ", ".join(f"{name} {n}" for name, n in rem.events.items())
+    if rem.url is None:
         click.echo(f"remote: none (REFLEX_BUILDD_REMOTE); journal: {events}")
     else:
         reach = (
-            f"reachable, {rem['artifacts']} artifacts"
-            if rem["reachable"]
-            else f"UNREACHABLE: {rem['error']}"
+            f"reachable, {rem.artifacts} artifacts"
+            if rem.reachable
+            else f"UNREACHABLE: {rem.error}"
         )
-        signed = "signed" if rem["signed"] else "unsigned (no REFLEX_BUILDD_SIGNING_KEY)"
-        click.echo(f"remote: {rem['url']} ({reach}; {signed}); journal: {events}")
+        signed = "signed" if rem.signed else "unsigned (no REFLEX_BUILDD_SIGNING_KEY)"
+        click.echo(f"remote: {rem.url} ({reach}; {signed}); journal: {events}")
 
 
 @main.command()

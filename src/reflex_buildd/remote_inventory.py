@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -11,7 +12,7 @@ from reflex_buildd_client.remote import RemoteSettings, RemoteStore, manifest_ob
 from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import Cache
 
-__all__ = ["REMOTE_EVENTS", "list_remote", "remote_status"]
+__all__ = ["REMOTE_EVENTS", "RemoteStatus", "list_remote", "remote_status"]
 
 # Journal events of the remote tier, counted by ``status``.
 REMOTE_EVENTS = ("pulled", "remote-miss", "remote-error", "remote-refused", "pushed")
@@ -46,21 +47,45 @@ def list_remote(settings: RemoteSettings) -> list[dict[str, Any]]:
     return rows
 
 
-def remote_status(cache: Cache, settings: RemoteSettings | None) -> dict[str, Any]:
+@dataclasses.dataclass
+class RemoteStatus:
+    """The remote in ``reflex-buildd status`` (``to_json`` is its part of ``--json``).
+
+    Attributes:
+        url: The remote, or None when none is configured.
+        signed: Whether a signing key is set.
+        events: This cache's journal counts of :data:`REMOTE_EVENTS`.
+        artifacts: Manifests in the remote (None: not asked, or unreachable).
+        reachable: Whether listing it worked (None: no remote).
+        error: Why not.
+    """
+
+    url: str | None
+    signed: bool
+    events: dict[str, int]
+    artifacts: int | None = None
+    reachable: bool | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The remote's status as plain JSON data."""
+        return dataclasses.asdict(self)
+
+
+def remote_status(cache: Cache, settings: RemoteSettings | None) -> RemoteStatus:
     """The remote's URL, whether it answers, its artifact count, and this cache's hits/misses."""
     counts = Counter(
         str(e.get("event")) for e in read_journal(cache) if e.get("event") in REMOTE_EVENTS
     )
-    info: dict[str, Any] = {
-        "url": settings.url if settings else None,
-        "signed": bool(settings and settings.signing_key),
-        "events": {name: counts.get(name, 0) for name in REMOTE_EVENTS},
-    }
+    info = RemoteStatus(
+        url=settings.url if settings else None,
+        signed=bool(settings and settings.signing_key),
+        events={name: counts.get(name, 0) for name in REMOTE_EVENTS},
+    )
     if settings is None:
         return info
     try:
-        info["artifacts"] = len(RemoteStore(settings).keys())
-        info["reachable"], info["error"] = True, None
+        info.artifacts, info.reachable = len(RemoteStore(settings).keys()), True
     except RemoteUnavailableError as exc:
-        info["artifacts"], info["reachable"], info["error"] = None, False, str(exc)
+        info.reachable, info.error = False, str(exc)
     return info
