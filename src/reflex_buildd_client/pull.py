@@ -68,44 +68,49 @@ def _fetch_one(
     cache: Cache,
     store: RemoteStore,
     staging: Path,
-    rel: str,
+    rels: list[str],
     entry: FileEntry,
     stop: threading.Event,
 ) -> int:
-    """Put one file into ``staging``: from the local blob store if it has it, else downloaded."""
-    target = staging / rel
+    """Put the files ``rels`` (one content) into ``staging``: from the local blob store
+    if it has the bytes, else downloaded once. Returns the bytes downloaded."""
     local = cache.blob_path(entry.digest)
     if blob_ok(local, entry):
+        data, received = local.read_bytes(), 0  # install_artifact links it back to the blob
+    else:
+        fetched = store.get(blob_object(entry.digest))
+        if fetched is None:
+            raise RemoteUnavailableError(
+                f"remote {store.settings.url}: blob {entry.digest} of {rels[0]} is missing "
+                "(expired by a lifecycle rule, or removed)"
+            )
+        if len(fetched) != entry.size or blake3.blake3(fetched).hexdigest() != entry.digest:
+            raise UntrustedArtifactError(
+                f"remote blob of {rels[0]} ({entry.digest[:16]}…) does not match the manifest's "
+                f"digest ({len(fetched)} bytes, the manifest says {entry.size}): refused"
+            )
+        data, received = fetched, len(fetched)
+    for rel in rels:
+        if stop.is_set():  # the pull gave up meanwhile: its scratch is being removed
+            return 0
+        target = staging / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, target)  # install_artifact links it back to the blob
-        return 0
-    data = store.get(blob_object(entry.digest))
-    if data is None:
-        raise RemoteUnavailableError(
-            f"remote {store.settings.url}: blob {entry.digest} of {rel} is missing "
-            "(expired by a lifecycle rule, or an upload in progress)"
-        )
-    if len(data) != entry.size or blake3.blake3(data).hexdigest() != entry.digest:
-        raise UntrustedArtifactError(
-            f"remote blob of {rel} ({entry.digest[:16]}…) does not match the manifest's "
-            f"digest ({len(data)} bytes, the manifest says {entry.size}): refused"
-        )
-    if stop.is_set():  # the pull gave up meanwhile: its scratch is being removed
-        return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return len(data)
+        target.write_bytes(data)
+    return received
 
 
 def _download(
     cache: Cache, store: RemoteStore, manifest: Manifest, staging: Path, deadline: float
 ) -> int:
+    by_digest: dict[str, list[str]] = {}
+    for rel, entry in sorted(manifest.files.items()):
+        by_digest.setdefault(entry.digest, []).append(rel)
     stop = threading.Event()
     pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="reflex-buildd-pull")
     try:
         futures: list[Future[int]] = [
-            pool.submit(_fetch_one, cache, store, staging, rel, entry, stop)
-            for rel, entry in sorted(manifest.files.items())
+            pool.submit(_fetch_one, cache, store, staging, rels, manifest.files[rels[0]], stop)
+            for rels in by_digest.values()
         ]
         done, pending = wait(
             futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION
@@ -116,7 +121,7 @@ def _download(
         if pending:
             raise RemoteUnavailableError(
                 f"remote {store.settings.url}: download of {manifest.key} did not finish "
-                f"within {store.settings.timeout:.0f}s ({len(pending)} of {len(futures)} files left)"
+                f"in time ({len(pending)} of {len(futures)} blobs left)"
             )
         return sum(f.result() for f in futures)
     finally:
