@@ -87,3 +87,17 @@ def test_this_machine_resolves_bun() -> None:
     found = runtime.resolve_runtime()
     assert found.name == "bun" and found.version.startswith("1.")
     assert found.env["REFLEX_USE_NPM"] == "0"
+
+
+def test_a_builder_without_the_keyed_runtime_is_told_what_to_install(tmp_path: Path) -> None:
+    # The whole CLI: the error comes before any build starts or is recorded.
+    from conftest import SHOWCASE, run_cli
+
+    result = run_cli(
+        "build", str(SHOWCASE), cache_dir=tmp_path / "cache", REFLEX_BUILDD_JS_RUNTIME="bun@9.9.9"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    err = " ".join(result.stderr.split())
+    assert "builds of this key use bun@9.9.9 (REFLEX_BUILDD_JS_RUNTIME)" in err, err
+    assert "npm install bun@9.9.9" in err and "bun@1.4.4" in err, err
+    assert not list((tmp_path / "cache").rglob("*.log"))
