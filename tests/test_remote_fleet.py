@@ -185,3 +185,25 @@ def test_host_refuses_or_falls_back_at_startup(
     assert not (tmp_path / "cache-b" / "v1" / "artifacts").exists() or not any(
         (tmp_path / "cache-b" / "v1" / "artifacts").iterdir()
     )
+
+
+def test_machine_without_js_runtime_starts_from_a_local_artifact(
+    showcase_build: Built, cache_dir: Path, bare_python: Path, tmp_path: Path
+) -> None:
+    # No remote, no pin, no runtime: the key it computes is the builder's.
+    env = _bare_env(
+        bare_python,
+        tmp_path,
+        REFLEX_BUILDD_CACHE_DIR=str(cache_dir),
+        REFLEX_BUILDD_POLICY="fail",
+        SHOWCASE_MOUNT_PATH="/admin",
+    )
+    host = _spawn(bare_python, tmp_path, env)
+    try:
+        wait_ready(host, timeout=90)
+        with urllib.request.urlopen(f"{host.url}/admin/", timeout=10) as resp:
+            assert resp.status == 200 and b"Showcase" in resp.read()
+        # It serves the builder's artifact: its lease is on that key.
+        assert any(Cache(cache_dir).leases_dir(showcase_build.key).iterdir())
+    finally:
+        stop_process(host.process)
