@@ -3,7 +3,8 @@
 "Machines" are two cache directories and two kinds of process: A is the
 session's builder (bun on PATH), B is a uvicorn host whose Python has no bun
 beside it, whose PATH has none, with no runtime pin and startup policy
-``fail`` (it cannot build, so whatever it serves came from the remote).
+``fail`` (it cannot build, so whatever it serves came from the remote). A's
+own host runs beside it, and both serve the same bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ import blake3
 import pytest
 
 from browser_checks import check_showcase
-from conftest import REPO, SHOWCASE, Built, Host, free_port, run_cli, stop_process, wait_ready
+from conftest import (
+    REPO,
+    SHOWCASE,
+    Built,
+    Host,
+    free_port,
+    run_cli,
+    run_host,
+    stop_process,
+    wait_ready,
+)
 from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import Cache
 
@@ -59,6 +70,12 @@ def _bare_env(python: Path, tmp: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def _get(url: str) -> bytes:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return bytes(resp.read())
 
 
 def _spawn(python: Path, tmp: Path, env: dict[str, str]) -> Host:
@@ -134,16 +151,26 @@ def test_machine_without_js_runtime_serves_the_remote_artifact_in_chromium(
         assert a is not None and b is not None and a.manifest == b.manifest
         for rel, entry in a.manifest.files.items():
             assert blake3.blake3((b.path / rel).read_bytes()).hexdigest() == entry.digest, rel
-        hashed = [
-            rel
-            for rel, e in a.manifest.files.items()
-            if rel.startswith("public/assets/") and rel.endswith(".js") and not e.sentinels
+        # And both machines' hosts serve the same bytes under the same prefix:
+        # pages (the prefix rewritten, the <meta> injected) and every asset.
+        paths = ["/admin/", "/admin/about", "/admin/404.html"] + [
+            "/admin/" + rel.removeprefix("public/")
+            for rel in sorted(a.manifest.files)
+            if rel.startswith("public/assets/") and not rel.endswith(".gz")
         ]
-        assert hashed
-        for rel in hashed[:5]:
-            url = f"{host.url}/admin/{rel.removeprefix('public/')}"
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                assert resp.read() == (a.path / rel).read_bytes(), rel
+        with run_host(
+            "examples.hosts.fastapi_host:app",
+            cache_dir=showcase_build.path.parents[2],
+            log_dir=tmp_path,
+            SHOWCASE_MOUNT_PATH="/admin",
+            REFLEX_UPLOADED_FILES_DIR=str(tmp_path / "uploads-a"),
+            REFLEX_STATES_WORKDIR=str(tmp_path / "states-a"),
+        ) as host_a:
+            served = {
+                name: {p: blake3.blake3(_get(h.url + p)).hexdigest() for p in paths}
+                for name, h in (("a", host_a), ("b", host))
+            }
+        assert len(paths) > 10 and served["a"] == served["b"]
     finally:
         stop_process(host.process)
     events = [e["event"] for e in read_journal(Cache(cache_b))]
