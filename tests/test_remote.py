@@ -124,6 +124,20 @@ def test_settings_are_validated() -> None:
     settings = remote_settings("s3://b/a/b/", signing_key="k" * 32)
     assert settings is not None and (settings.bucket, settings.prefix) == ("b", "a/b")
     assert "k" * 32 not in repr(settings)
+    # Read with every other REFLEX_BUILDD_* variable, once, by Settings.
+    from reflex_buildd_client.settings import Settings
+
+    environ = {
+        "REFLEX_BUILDD_REMOTE": "s3://b/env",
+        "REFLEX_BUILDD_SIGNING_KEY": "k" * 32,
+        "REFLEX_BUILDD_REMOTE_TIMEOUT": "7",
+    }
+    loaded = Settings.load(environ=environ, cache_dir="/tmp/x")
+    assert loaded.remote_tier == RemoteSettings("s3://b/env", b"k" * 32, 7.0)
+    assert "k" * 32 not in repr(loaded)
+    assert Settings.load(environ=environ, cache_dir="/x", remote="none").remote_tier is None
+    with pytest.raises(InvalidConfigError, match="REFLEX_BUILDD_REMOTE_TIMEOUT"):
+        Settings.load(environ={**environ, "REFLEX_BUILDD_REMOTE_TIMEOUT": "soon"}, cache_dir="/x")
 
 
 # -- push and pull ------------------------------------------------------------
