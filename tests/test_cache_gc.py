@@ -31,9 +31,9 @@ from conftest import (
     wait_ready,
 )
 from reflex_buildd.publish import publish
-from reflex_buildd.scratch import host_tag
 from reflex_buildd_client.lease import live_leases, read_leases
 from reflex_buildd_client.manifest import Manifest
+from reflex_buildd_client.scratch import host_tag
 from reflex_buildd_client.status import read_journal
 from reflex_buildd_client.store import MANIFEST_NAME, Cache
 

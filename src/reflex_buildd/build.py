@@ -42,6 +42,7 @@ from reflex_buildd_client.pull import remote_lookup
 from reflex_buildd_client.remote import RemoteSettings
 from reflex_buildd_client.rewrite import SENTINEL
 from reflex_buildd_client.runtime import JSRuntime, resolve_runtime
+from reflex_buildd_client.scratch import owner_of, scratch_name
 from reflex_buildd_client.settings import StartupPolicy
 from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.status import (
@@ -55,7 +56,6 @@ from reflex_buildd_client.wait import obtain
 
 from .doctor import warn_escapes
 from .publish import publish
-from .scratch import owner_of, scratch_name
 
 __all__ = [
     "BuildCancelledError",

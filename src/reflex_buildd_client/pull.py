@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from .envelope import open_envelope
 from .errors import RemoteUnavailableError, UntrustedArtifactError
 from .manifest import FileEntry, Manifest
 from .remote import RemoteSettings, RemoteStore, blob_object, manifest_object
+from .scratch import scratch_name
 from .status import append_journal
 from .store import Artifact, Cache, key_lock
 
@@ -45,10 +43,8 @@ _WORKERS = 8
 
 
 def _scratch(cache: Cache, key: str) -> Path:
-    # The format of reflex_buildd.scratch (kind-key12-pid-rand-host), so a
-    # builder on this machine removes it once its owner is dead.
-    host = blake3.blake3(socket.gethostname().encode()).hexdigest()[:8]
-    return cache.tmp_dir() / f"pull-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{host}"
+    # A scratch name gc knows: it removes the directory once its owner is dead.
+    return cache.tmp_dir() / scratch_name("pull", key)
 
 
 def fetch_manifest(store: RemoteStore, key: str) -> Manifest | None:

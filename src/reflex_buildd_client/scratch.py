@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import blake3
 
-from reflex_buildd_client.status import process_alive
+from .status import process_alive
 
 __all__ = ["ScratchOwner", "host_tag", "owner_of", "scratch_name"]
 
-# "pull": downloads from the remote tier (reflex_buildd_client.pull names them alike).
+# build: builds; gc: artifacts being evicted; pull: downloads from the remote tier.
 KINDS = ("build", "gc", "pull")
 
 
