@@ -9,11 +9,14 @@ have to ``chdir`` for us, so the project is loaded explicitly:
 - the app module is imported with the project root on ``sys.path``;
 - the backend reads its build markers (``upload_is_used``, stateful pages)
   from the artifact, through ``REFLEX_WEB_WORKDIR``, and never compiles;
-- relative run-time paths resolve against the project, as under
-  ``reflex run``: uploads in ``<project>/uploaded_files``, disk states in
-  ``<project>/.states``, unless ``REFLEX_UPLOADED_FILES_DIR`` /
-  ``REFLEX_STATES_WORKDIR`` say otherwise. (A relative sqlite ``db_url`` still
-  resolves against the host's cwd: SQLAlchemy owns that.)
+- the project's config is the default wherever Reflex loads one
+  (:mod:`.reflex_config`), so event handlers, lifespan tasks and API routes
+  see its ``db_url`` and the rest;
+- relative run-time paths keep Reflex's own defaults (``uploaded_files/``,
+  ``.states/``, a relative sqlite ``db_url``, ``open("data/x")``), so they
+  resolve against the host's working directory, one rule for all of them; the
+  host logs where that is when it is not the project. ``backend="process"``
+  runs the backend in the project instead, as ``reflex run`` does.
 
 Reflex keeps one app per process (a global state registry), so loading a
 second, different project raises instead of mixing states.
@@ -23,18 +26,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import sys
 import threading
-from typing import Any
+from pathlib import Path
 
+from .backend_routes import BackendRoutes
 from .errors import ReflexBuilddError
 from .lifespan import LifespanDriver
 from .project import Project
+from .reflex_config import pin_project_config
 from .store import Artifact
 from .types import ASGIApp
 
 __all__ = ["ReflexBackend", "load_backend"]
+
+logger = logging.getLogger("reflex_buildd")
 
 _lock = threading.Lock()
 _loaded: dict[str, ReflexBackend] = {}
@@ -45,12 +53,12 @@ class ReflexBackend:
 
     Attributes:
         asgi: The ASGI app Reflex builds (event websocket, upload, ping, ...).
-        paths: The top-level paths it routes (``/_event``, ``/ping``, ...).
+        routes: Its router, asked which requests it takes.
     """
 
-    def __init__(self, asgi: ASGIApp, paths: frozenset[str]) -> None:
+    def __init__(self, asgi: ASGIApp, routes: BackendRoutes) -> None:
         self.asgi = asgi
-        self.paths = paths
+        self.routes = routes
         self._users = 0
         self._driver: LifespanDriver | None = None
         self._guard = asyncio.Lock()
@@ -76,33 +84,17 @@ class ReflexBackend:
                 driver, self._driver = self._driver, None
                 await driver.shutdown()
 
-    def owns(self, path: str) -> bool:
-        """Whether a request path (below the prefix) belongs to the backend."""
-        for base in self.paths:
-            if path == base or path.startswith(base.rstrip("/") + "/"):
-                return True
-        return False
-
-
-def _route_paths(app: Any) -> set[str]:
-    """The top-level paths of Reflex's backend and of its ``api_transformer`` apps."""
-    transformers = getattr(app, "api_transformer", None)
-    if not isinstance(transformers, list | tuple):
-        transformers = [transformers]
-    paths: set[str] = set()
-    for routed in (getattr(app, "_api", None), *transformers):
-        for route in getattr(routed, "routes", ()) or ():
-            if path := getattr(route, "path", ""):
-                paths.add(path.split("{", 1)[0].rstrip("/") or path)
-    return {p for p in paths if p not in ("", "/")}
+    def owns(self, path: str, method: str = "GET") -> bool:
+        """Whether a request (path below the prefix) belongs to the backend."""
+        return self.routes.owns(path, method)
 
 
 def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     os.environ["REFLEX_WEB_WORKDIR"] = str(artifact.web_dir)
-    os.environ.setdefault("REFLEX_UPLOADED_FILES_DIR", str(project.root / "uploaded_files"))
-    os.environ.setdefault("REFLEX_STATES_WORKDIR", str(project.root / ".states"))
     # The frontend is prebuilt: never compile (and never write a .web).
     os.environ["__REFLEX_SKIP_COMPILE"] = "true"
+    pin_project_config(project.root)
+    _log_relative_paths(project.root)
 
     from reflex_base.config import _get_config
     from reflex_base.registry import RegistrationContext
@@ -120,7 +112,21 @@ def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     if not isinstance(app, App):
         raise ReflexBuilddError(f"{config.module}.app is not an rx.App (project {root})")
     asgi = app()
-    return ReflexBackend(asgi, frozenset(_route_paths(app)))
+    return ReflexBackend(asgi, BackendRoutes(asgi))
+
+
+def _log_relative_paths(root: Path) -> None:
+    cwd = Path.cwd().resolve()
+    if cwd == root.resolve():
+        return
+    logger.warning(
+        "reflex-buildd: %s runs in this process; its relative paths (uploaded_files/, "
+        ".states/, sqlite:///x.db, open('data/...')) resolve against the host's working "
+        'directory %s, not the project. mount(..., backend="process") runs it in the '
+        "project, as `reflex run` does.",
+        root,
+        cwd,
+    )
 
 
 def load_backend(project: Project, artifact: Artifact) -> ReflexBackend:

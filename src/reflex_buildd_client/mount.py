@@ -245,7 +245,7 @@ class ReflexMount:
             # Before the backend too: its routes (/_upload/...) see the same paths.
             await _plain(send, 400, b"Bad request path\n")
             return
-        if scope["type"] == "websocket" or self._backend.owns(path):
+        if scope["type"] == "websocket" or self._backend.owns(path, scope["method"]):
             # The backend runs as if at the root: its routes and socket.io
             # paths are the ones it was configured with.
             child = dict(scope)

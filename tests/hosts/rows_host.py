@@ -1,0 +1,32 @@
+"""A FastAPI host for tests/fixtures/rows_app (its copy in ``ROWS_PROJECT``).
+
+``ROWS_MOUNT_PATH`` picks the prefix; ``REFLEX_BUILDD_BACKEND`` the backend
+mode. The host's own ``/favicon.ico`` answers 404 loudly, so a request that
+escapes the prefix shows up in the browser's console.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from reflex_buildd_client import mount
+
+app = FastAPI()
+
+
+@app.get("/health")
+async def health() -> dict[str, bool]:
+    """The host's own route."""
+    return {"ok": True}
+
+
+mount(app, os.environ.get("ROWS_MOUNT_PATH", "/admin"), project=os.environ["ROWS_PROJECT"])
+
+
+@app.get("/favicon.ico")
+async def host_favicon() -> PlainTextResponse:
+    """The host has no icon: a request here escaped the mount."""
+    return PlainTextResponse("escaped the prefix", status_code=404)
