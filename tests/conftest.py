@@ -265,3 +265,57 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with s3_server(log=tmp_path_factory.mktemp("s3") / "moto.log") as server:
         yield server
+
+
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+@dataclass(frozen=True)
+class FixtureApp:
+    """A copy of an app of tests/fixtures, built once per session into ``cache``."""
+
+    project: Path
+    key: str
+    cache: Path
+
+
+@pytest.fixture(scope="session")
+def apps_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache of the fixture apps (the shared one holds only the showcase)."""
+    return tmp_path_factory.mktemp("apps-cache")
+
+
+def build_fixture_app(name: str, cache: Path, into: Path) -> FixtureApp:
+    """Copy ``tests/fixtures/NAME`` to ``into`` (apps write beside themselves) and build it."""
+    project = into / name
+    shutil.copytree(FIXTURES / name, project, ignore=shutil.ignore_patterns("__pycache__"))
+    result = run_cli("build", str(project), "--json", cache_dir=cache)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return FixtureApp(project=project, key=data["key"], cache=cache)
+
+
+@pytest.fixture(scope="session")
+def rows_app(apps_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureApp:
+    """tests/fixtures/rows_app: db_url, included router, relative files, uploads."""
+    return build_fixture_app("rows_app", apps_cache, tmp_path_factory.mktemp("rows"))
+
+
+@pytest.fixture(scope="session")
+def jsx_app(apps_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureApp:
+    """tests/fixtures/jsx_app: a local JSX component shipped as a shared asset."""
+    return build_fixture_app("jsx_app", apps_cache, tmp_path_factory.mktemp("jsx"))
+
+
+@pytest.fixture(scope="session")
+def second_app_copy(apps_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> FixtureApp:
+    """tests/fixtures/second_app/project, as a second project beside the showcase."""
+    into = tmp_path_factory.mktemp("second")
+    project = into / "second_app"
+    shutil.copytree(
+        FIXTURES / "second_app" / "project", project, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    result = run_cli("build", str(project), "--json", cache_dir=apps_cache)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    return FixtureApp(project=project, key=data["key"], cache=apps_cache)

@@ -11,6 +11,13 @@ backend would answer ``CONNECT_ERROR``.
 Where no tag exists (prerendering in Node, or a page served by plain Reflex),
 the original function runs unchanged.
 
+It also teaches vite (``.web/vite.config.js``) where shared assets are:
+Reflex 0.10.1 puts ``frontend_path`` into the import of a local JSX component
+shipped with ``rx.asset(..., shared=True)``
+(``"$/public/__RXBUILDD_PREFIX__/external/<module>/hello.jsx"``), while the
+file lies in ``public/external/...``; an alias, placed before Reflex's own
+``$`` alias, drops the sentinel from such imports.
+
 After the vite build (``post_build``, before Reflex relocates and compresses
 the output) it gives the prefix sentinel to root-absolute references to the
 app's own ``assets/`` files (``rx.image(src="/logo.png")``); see
@@ -28,11 +35,33 @@ from typing import Any
 from reflex_base.constants import Dirs
 from reflex_base.plugins.base import Plugin
 
+from reflex_buildd_client.rewrite import SENTINEL
+
 from .assets import REWRITE_SUFFIXES, asset_paths, rewrite_asset_refs
 
-__all__ = ["BuilddPlugin", "PatchError", "patch_state_js", "rewrite_static_dir"]
+__all__ = [
+    "BuilddPlugin",
+    "PatchError",
+    "patch_state_js",
+    "patch_vite_config",
+    "rewrite_static_dir",
+]
 
 STATE_JS = "utils/state.js"
+VITE_CONFIG = "vite.config.js"
+_VITE_MARKER = "/* reflex-buildd: shared assets without the prefix */"
+_VITE_ALIASES = "alias: ["
+_VITE_ALIAS = (
+    "\n      "
+    + _VITE_MARKER
+    + """
+      {
+        find: /^\\$\\/public\\/+"""
+    + SENTINEL.strip("/")
+    + """\\//,
+        replacement: fileURLToPath(new URL("./public/", import.meta.url)),
+      },"""
+)
 _MARKER = "/* reflex-buildd: runtime backend discovery */"
 
 _ORIGINAL_DEF = "export const getBackendURL = (url_str) => {"
@@ -126,6 +155,22 @@ def patch_state_js(source: str) -> str:
     return source
 
 
+def patch_vite_config(source: str) -> str:
+    """Alias ``$/public/<sentinel>/`` to ``public/``; idempotent.
+
+    Raises:
+        PatchError: If Reflex's vite config has no (single) alias list.
+    """
+    if _VITE_MARKER in source:
+        return source
+    if source.count(_VITE_ALIASES) != 1:
+        raise PatchError(
+            f"reflex-buildd cannot patch {VITE_CONFIG}: expected one {_VITE_ALIASES!r}; "
+            "this Reflex version is not supported"
+        )
+    return source.replace(_VITE_ALIASES, _VITE_ALIASES + _VITE_ALIAS)
+
+
 class BuilddPlugin(Plugin):
     """Makes a Reflex build find its backend from the page at run time."""
 
@@ -136,6 +181,7 @@ class BuilddPlugin(Plugin):
             context: The pre-compile context Reflex passes to plugins.
         """
         context["add_modify_task"](STATE_JS, patch_state_js)
+        context["add_modify_task"](VITE_CONFIG, patch_vite_config)
 
     def post_build(self, **context: Any) -> None:
         """Prefix the output's root-absolute references to the app's asset files.

@@ -88,6 +88,10 @@ class ReflexBackend:
         """Whether a request (path below the prefix) belongs to the backend."""
         return self.routes.owns(path, method)
 
+    async def ask(self, path: str, method: str = "GET") -> bool:
+        """The same as :meth:`owns`: the router is here to ask."""
+        return self.routes.owns(path, method)
+
 
 def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     os.environ["REFLEX_WEB_WORKDIR"] = str(artifact.web_dir)

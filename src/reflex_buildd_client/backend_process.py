@@ -55,7 +55,7 @@ from .errors import ReflexBuilddError
 from .forward import UnixForwarder
 from .project import Project
 from .store import Artifact, Cache
-from .types import Receive, Scope, Send
+from .types import ASGIApp
 
 __all__ = ["ProcessBackend", "runtime_dir"]
 
@@ -122,6 +122,8 @@ class ProcessBackend:
         async with self._guard:
             if self._users == 0:
                 self._stopping.clear()
+                self._forwarder = UnixForwarder(self.socket_path)
+                self._memo.clear()
                 self._supervisor = asyncio.create_task(
                     self._supervise(), name="reflex-buildd backend child"
                 )
@@ -160,9 +162,10 @@ class ProcessBackend:
         self._memo[(method, path)] = owned
         return owned
 
-    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Forward one request (its scope already relative to the prefix)."""
-        await self._forwarder(scope, receive, send)
+    @property
+    def asgi(self) -> ASGIApp:
+        """Forwards one request (its scope already relative to the prefix)."""
+        return self._forwarder
 
     # -- supervision ---------------------------------------------------------
 
@@ -277,7 +280,7 @@ class ProcessBackend:
                 child.terminate()
             try:
                 await asyncio.wait_for(child.wait(), _STOP_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     child.kill()
                 await child.wait()

@@ -34,10 +34,17 @@ class PathDispatcher:
             whose lifespan should run with the dispatcher's).
         host_lifespan: Also forward the lifespan protocol to ``default``
             (False for Django, whose handler rejects lifespan scopes).
+        backend: The backend mode (``"inprocess"`` / ``"process"``) of every
+            :class:`ReflexMount` in ``mounts`` created without one.
     """
 
     def __init__(
-        self, default: ASGIApp, mounts: Mapping[str, ASGIApp], *, host_lifespan: bool = False
+        self,
+        default: ASGIApp,
+        mounts: Mapping[str, ASGIApp],
+        *,
+        host_lifespan: bool = False,
+        backend: str | None = None,
     ) -> None:
         self.default = default
         # Longest path first, so /a/b wins over /a.
@@ -47,6 +54,9 @@ class PathDispatcher:
             reverse=True,
         )
         self.host_lifespan = host_lifespan
+        for _path, app in self.mounts:
+            if backend is not None and isinstance(app, ReflexMount) and not app.backend_explicit:
+                app.settings = app.settings.override(backend=backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from .types import Message, Receive, Scope, Send
 
@@ -179,7 +178,10 @@ class UnixForwarder:
             upstream = await unix_connect(
                 self.socket_path,
                 "ws://reflex-backend" + _target(scope).decode("latin-1"),
-                additional_headers=_request_headers(scope, _HOP_BY_HOP | _WS_OWN),
+                additional_headers=[
+                    (n.decode("latin-1"), v.decode("latin-1"))
+                    for n, v in _request_headers(scope, _HOP_BY_HOP | _WS_OWN)
+                ],
                 subprotocols=protocols or None,  # type: ignore[arg-type]
                 compression=None,  # a local hop: deflate only costs CPU
                 max_size=None,
@@ -189,7 +191,7 @@ class UnixForwarder:
         except InvalidStatus:
             await send({"type": "websocket.close", "code": 1008})
             return
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             await send({"type": "websocket.close", "code": 1011})
             return
         accept: Message = {"type": "websocket.accept"}
@@ -206,7 +208,9 @@ class UnixForwarder:
                     else:
                         await upstream.send(message.get("bytes") or b"")
                 elif message["type"] == "websocket.disconnect":
-                    await upstream.close(code=message.get("code", 1000), reason=message.get("reason") or "")
+                    await upstream.close(
+                        code=message.get("code", 1000), reason=message.get("reason") or ""
+                    )
                     return
 
         async def backend_to_client() -> None:
@@ -256,5 +260,3 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-

@@ -2,9 +2,10 @@
 
 :class:`ReflexMount` is a plain ASGI app: at startup it keys the project,
 opens the artifact for that key (failing with the command that builds it if
-the cache has none), loads the Reflex backend and starts its lifespan. Then a
-request below the prefix goes to the backend when it names one of the
-backend's routes (``/_event``, ``/_upload``, ``/ping``, ...) and to the static
+the cache has none), starts the Reflex backend (in this process, or in a
+child process: ``backend="process"``) and its lifespan. Then a request below
+the prefix goes to the backend when the backend's own router takes it
+(``/_event``, ``/_upload``, ``/ping``, its API routes, ...) and to the static
 site of its prefix otherwise.
 
 :func:`mount` wires it into a Starlette or FastAPI app: a ``Mount`` route and
@@ -24,7 +25,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
-from .backend import ReflexBackend, load_backend
+from .backend_choice import Backend, open_backend
 from .builder import Builder, default_builder
 from .checkout import checkout
 from .errors import InvalidPathError, ReflexBuilddError
@@ -61,6 +62,7 @@ class MountOptions(TypedDict, total=False):
     policy: StartupPolicy | str | None
     timeout: float | None
     builder: Builder | None
+    backend: str | None
 
 
 class ReflexMount:
@@ -85,6 +87,10 @@ class ReflexMount:
             ``REFLEX_BUILDD_TIMEOUT``, else 900).
         builder: What builds on a miss under policy ``build`` (default: the
             builder installed with reflex-buildd, loaded only when needed).
+        backend: Where the Reflex backend runs: ``"inprocess"`` (default) in
+            this process, or ``"process"``: Reflex's own backend in a child
+            process in the project directory, as under ``reflex run``
+            (default: ``REFLEX_BUILDD_BACKEND``).
 
     Raises:
         InvalidConfigError: If a setting is malformed.
@@ -102,8 +108,11 @@ class ReflexMount:
         policy: StartupPolicy | str | None = None,
         timeout: float | None = None,
         builder: Builder | None = None,
+        backend: str | None = None,
     ) -> None:
         self._project_path = project
+        # PathDispatcher(backend=...) sets the mode of mounts that chose none.
+        self.backend_explicit = backend is not None
         # Validated now, so a typo fails at import, not at the first request.
         self.settings = (settings or Settings.load()).override(
             cache_dir=cache_dir,
@@ -112,6 +121,7 @@ class ReflexMount:
             public_url=public_url,
             policy=policy,
             timeout=timeout,
+            backend=backend,
         )
         self._cache = Cache(self.settings.cache_dir)
         self._proxy = self.settings.proxy
@@ -120,7 +130,7 @@ class ReflexMount:
         self.project: Project | None = None
         self.artifact: Artifact | None = None
         self._files: ArtifactFiles | None = None
-        self._backend: ReflexBackend | None = None
+        self._backend: Backend | None = None
         self._lease: Lease | None = None
         self._sites: OrderedDict[tuple[str, str], StaticSite] = OrderedDict()
         self.timings: dict[str, float] = {}
@@ -181,7 +191,7 @@ class ReflexMount:
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
         try:
-            backend = load_backend(self.project, artifact)
+            backend = open_backend(self.settings.backend, self.project, artifact, self._cache)
             await backend.acquire()
         except BaseException:
             await self.shutdown()  # ends the lease: this process serves nothing
@@ -245,7 +255,10 @@ class ReflexMount:
             # Before the backend too: its routes (/_upload/...) see the same paths.
             await _plain(send, 400, b"Bad request path\n")
             return
-        if scope["type"] == "websocket" or self._backend.owns(path, scope["method"]):
+        owned = scope["type"] == "websocket" or self._backend.owns(path, scope["method"])
+        if owned is None:  # process mode, a path not seen yet: ask its router
+            owned = await self._backend.ask(path, scope["method"])
+        if owned:
             # The backend runs as if at the root: its routes and socket.io
             # paths are the ones it was configured with.
             child = dict(scope)

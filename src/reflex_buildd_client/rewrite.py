@@ -25,6 +25,7 @@ __all__ = [
     "icon_link",
     "inject_meta",
     "meta_tag",
+    "no_icon_link",
     "replace_sentinel",
 ]
 
@@ -73,6 +74,15 @@ def icon_link(prefix: str) -> bytes:
     the mount, where the host answers (or a 404 lands in the console).
     """
     return f'<link rel="icon" href="{html.escape(prefix, quote=True)}/favicon.ico">'.encode()
+
+
+def no_icon_link() -> bytes:
+    """An empty icon, for an app that ships no ``favicon.ico``.
+
+    Without any link the browser still asks the origin's root, outside the
+    mount; an empty ``data:`` URL satisfies it without a request.
+    """
+    return b'<link rel="icon" href="data:,">'
 
 
 def has_icon_link(document: bytes) -> bool:

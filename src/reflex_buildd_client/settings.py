@@ -24,6 +24,7 @@ The variables:
 ``REFLEX_BUILDD_REMOTE``           the remote cache, ``s3://bucket/prefix``
 ``REFLEX_BUILDD_SIGNING_KEY``      HMAC key of remote manifests
 ``REFLEX_BUILDD_REMOTE_TIMEOUT``   seconds one pull or push may take
+``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
 =================================  ==========================================
 """
 
@@ -43,6 +44,7 @@ from .remote import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
 from .units import parse_age, parse_size
 
 __all__ = [
+    "BACKEND_MODES",
     "DEFAULT_GC_MAX_SIZE",
     "DEFAULT_TIMEOUT",
     "ENV_PREFIX",
@@ -57,6 +59,8 @@ DEFAULT_TIMEOUT = 900.0
 # The daemon's automatic gc keeps the cache under this unless told otherwise.
 DEFAULT_GC_MAX_SIZE = 2 * 1024**3
 _TRUE = ("1", "true", "yes", "on")
+# Where a mount runs the Reflex backend: in the host, or in a child process.
+BACKEND_MODES = ("inprocess", "process")
 _OFF = ("off", "none", "no", "false")
 
 
@@ -117,6 +121,8 @@ class Settings:
         remote: The remote cache (``""``: none).
         signing_key: The HMAC key of remote manifests (``""``: unsigned).
         remote_timeout: Seconds one pull or push may take in all.
+        backend: Where a mount runs the Reflex backend: ``"inprocess"`` or
+            ``"process"`` (a child process in the project directory).
         proxy: The prefix rule's settings, parsed from the three above.
         remote_tier: The remote's settings parsed from the three above, or None.
     """
@@ -136,6 +142,7 @@ class Settings:
     remote: str = ""
     signing_key: str = field(default="", repr=False)  # a secret: never printed
     remote_timeout: float = DEFAULT_REMOTE_TIMEOUT
+    backend: str = "inprocess"
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -145,6 +152,7 @@ class Settings:
         set_(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
         set_(self, "policy", _policy(self.policy))
         set_(self, "timeout", _timeout(self.timeout))
+        set_(self, "backend", _backend(self.backend))
         proxies = self.trusted_proxies
         set_(
             self, "trusted_proxies", _split(proxies) if isinstance(proxies, str) else tuple(proxies)
@@ -179,6 +187,7 @@ class Settings:
         backend_url: str | None = None,
         poll: bool | None = None,
         remote: str | None = None,
+        backend: str | None = None,
     ) -> Settings:
         """Arguments (None: not given) over ``REFLEX_BUILDD_*`` over defaults.
 
@@ -211,6 +220,7 @@ class Settings:
             remote_timeout=_seconds(
                 "REMOTE_TIMEOUT", var("REMOTE_TIMEOUT"), DEFAULT_REMOTE_TIMEOUT
             ),
+            backend=_backend(backend if backend is not None else var("BACKEND")),
         )
 
     def override(
@@ -222,6 +232,7 @@ class Settings:
         trusted_proxies: str | Iterable[str] | None = None,
         public_url: str | None = None,
         backend_url: str | None = None,
+        backend: str | None = None,
     ) -> Settings:
         """A copy with the arguments that are not None (validated like the rest)."""
         given: dict[str, Any] = {
@@ -231,6 +242,7 @@ class Settings:
             "trusted_proxies": _proxies(trusted_proxies) if trusted_proxies is not None else None,
             "public_url": public_url,
             "backend_url": backend_url or None,
+            "backend": _backend(backend) if backend is not None else None,
         }
         changes = {name: value for name, value in given.items() if value is not None}
         return dataclasses.replace(self, **changes) if changes else self
@@ -252,6 +264,17 @@ def _policy(value: StartupPolicy | str) -> StartupPolicy:
         raise InvalidConfigError(
             f"{ENV_PREFIX}POLICY / policy={value!r}: expected one of build, wait, fail"
         ) from None
+
+
+def _backend(value: str) -> str:
+    text = value.strip().lower().replace("-", "").replace("_", "")
+    if not text:
+        return "inprocess"
+    if text not in BACKEND_MODES:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}BACKEND / backend={value!r}: expected one of {', '.join(BACKEND_MODES)}"
+        )
+    return text
 
 
 def _env_timeout(text: str) -> float:

@@ -43,7 +43,14 @@ import blake3
 
 from .errors import CorruptArtifactError
 from .prefix import is_safe_path
-from .rewrite import has_icon_link, icon_link, inject_meta, meta_tag, replace_sentinel
+from .rewrite import (
+    has_icon_link,
+    icon_link,
+    inject_meta,
+    meta_tag,
+    no_icon_link,
+    replace_sentinel,
+)
 from .routes import RouteTable
 from .store import Artifact
 from .types import Receive, Scope, Send
@@ -411,11 +418,8 @@ class StaticSite:
     def __init__(self, files: ArtifactFiles, prefix: str, backend: str = "") -> None:
         self.prefix = prefix
         head = meta_tag(prefix, backend)
-        if "/favicon.ico" in files.raw:
-            icon = icon_link(prefix)
-            head_icon = head + icon
-        else:
-            head_icon = head
+        icon = icon_link(prefix) if "/favicon.ico" in files.raw else no_icon_link()
+        head_icon = head + icon
         resources: dict[str, _Resource] = {}
         for url, raw in files.raw.items():
             extra = (

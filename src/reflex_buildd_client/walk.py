@@ -22,6 +22,7 @@ __all__ = [
     "ALWAYS_DIRS",
     "EXCLUDED_DIRS",
     "EXCLUDED_FILES",
+    "GENERATED_DIRS",
     "Found",
     "declared_files",
     "env_files",
@@ -52,6 +53,14 @@ EXCLUDED_DIRS = frozenset(
         ".direnv",
     }
 )
+
+# Project-relative directories that Reflex writes itself: importing an app
+# that uses rx.asset(..., shared=True) links the shared files under
+# assets/external/. The files linked to are inputs already (they sit beside the
+# app's modules), and a build recreates the links in its own snapshot; keying
+# the links would change the key (and start a daemon build) whenever a host
+# or an editor's Reflex imported the app.
+GENERATED_DIRS = frozenset({"assets/external"})
 
 EXCLUDED_FILES = (
     "*.pyc",
@@ -159,7 +168,11 @@ def walk_project(
             except OSError:
                 continue
             if is_dir:
-                if rel in skip_dirs or _is_excluded_dir(entry.path, entry.name):
+                if (
+                    rel in skip_dirs
+                    or rel in GENERATED_DIRS
+                    or _is_excluded_dir(entry.path, entry.name)
+                ):
                     continue
                 forced = (
                     not ignoring

@@ -1,8 +1,8 @@
-"""A FastAPI host for tests/fixtures/rows_app (its copy in ``ROWS_PROJECT``).
+"""A FastAPI host that mounts the project in ``MOUNT_PROJECT`` at ``MOUNT_PATH``.
 
-``ROWS_MOUNT_PATH`` picks the prefix; ``REFLEX_BUILDD_BACKEND`` the backend
-mode. The host's own ``/favicon.ico`` answers 404 loudly, so a request that
-escapes the prefix shows up in the browser's console.
+``REFLEX_BUILDD_BACKEND`` picks the backend mode. The host's own
+``/favicon.ico`` answers 404, so a request that escapes the prefix shows in
+the browser's console.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ async def health() -> dict[str, bool]:
     return {"ok": True}
 
 
-mount(app, os.environ.get("ROWS_MOUNT_PATH", "/admin"), project=os.environ["ROWS_PROJECT"])
+mount(app, os.environ.get("MOUNT_PATH", "/admin"), project=os.environ["MOUNT_PROJECT"])
 
 
 @app.get("/favicon.ico")
