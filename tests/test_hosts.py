@@ -71,13 +71,17 @@ def test_host(
     assert log == ["started", "stopped"], (log, host.output())
 
 
+@pytest.mark.parametrize("backend", ["inprocess", "process"])
 def test_host_middleware_guards_the_mount(
-    browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path
+    backend: str, browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     with run_host(
-        "examples.hosts.auth_host:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path)
+        "examples.hosts.auth_host:app",
+        cache_dir=cache_dir,
+        log_dir=tmp_path,
+        **_env(tmp_path, REFLEX_BUILDD_BACKEND=backend),
     ) as host:
         # Unauthenticated: the page and an asset are refused ...
         assert _get(host.url + "/admin/")[0] == 401

@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from conftest import (
     run_host,
     spawn_host,
     stop_process,
+    tool_env,
     wait_for,
     wait_ready,
 )
@@ -279,8 +282,22 @@ def test_local_jsx_component(
             _assert_stayed_under(rec, base)
         finally:
             context.close()
-    # Importing the app wrote its shared-asset links into the project; the
-    # key (so the daemon's decision to build) does not see them.
+    # The backend runs backend-only: it linked nothing into the host's directory.
+    assert not (tmp_path / "assets").exists()
+
+
+def test_shared_asset_links_do_not_change_the_key(jsx_app: FixtureApp) -> None:
+    """Importing the app in its project (as `reflex run` or an editor's Reflex
+    does) links its shared assets under assets/external/; the key, and so the
+    daemon's decision to build, does not see them."""
+    subprocess.run(
+        [sys.executable, "-c", "import jsx_app.jsx_app"],
+        cwd=jsx_app.project,
+        env=tool_env(),
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     assert any((jsx_app.project / "assets" / "external").rglob("hello.jsx"))
     result = run_cli("key", str(jsx_app.project), cache_dir=jsx_app.cache)
     assert result.returncode == 0, result.stderr

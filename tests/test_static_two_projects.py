@@ -2,7 +2,8 @@
 
 One project at two paths of one host is fine (one backend, one lifespan); a
 second, *different* Reflex project in the same process fails at startup with a
-clear error, not a silent mix of two apps' states.
+clear error that names the way out (``backend="process"``, tested in
+test_mounted_unchanged.py), not a silent mix of two apps' states.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def test_second_project_in_one_process_fails_at_startup(
     assert result.returncode != 0, output
     assert "Application startup failed" in output, output
     assert "Reflex keeps one app per process" in output, output
+    assert 'backend="process"' in output, output
     # The message names both projects.
     assert "showcase" in output and "second_app" in output, output
     assert (REPO / "tests" / "fixtures" / "second_app" / "project" / ".web").exists() is False

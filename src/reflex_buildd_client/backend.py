@@ -95,8 +95,11 @@ class ReflexBackend:
 
 def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     os.environ["REFLEX_WEB_WORKDIR"] = str(artifact.web_dir)
-    # The frontend is prebuilt: never compile (and never write a .web).
+    # The frontend is prebuilt: never compile (and never write a .web), and
+    # run as `reflex run --backend-only` does, so that importing the app
+    # links no shared assets into the host's working directory.
     os.environ["__REFLEX_SKIP_COMPILE"] = "true"
+    os.environ["REFLEX_BACKEND_ONLY"] = "true"
     pin_project_config(project.root)
     _log_relative_paths(project.root)
 
@@ -146,8 +149,9 @@ def load_backend(project: Project, artifact: Artifact) -> ReflexBackend:
             (other,) = _loaded
             raise ReflexBuilddError(
                 f"cannot mount {project.root}: this process already runs the Reflex "
-                f"app of {other}, and Reflex keeps one app per process; run the "
-                "second project in its own process"
+                f"app of {other}, and Reflex keeps one app per process (a global "
+                'state registry); mount the second project with backend="process" '
+                "to run its backend in a process of its own"
             )
         backend = _load(project, artifact)
         _loaded[str(project.root)] = backend

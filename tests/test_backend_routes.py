@@ -1,0 +1,104 @@
+"""Pure parts of "mounted means unchanged": routing asked of the backend's own
+router, the backend mode setting, the vite alias patch and the empty icon."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from reflex_buildd.plugin import patch_vite_config
+from reflex_buildd_client import InvalidConfigError
+from reflex_buildd_client.backend_choice import backend_mode
+from reflex_buildd_client.backend_routes import BackendRoutes
+from reflex_buildd_client.rewrite import has_icon_link, no_icon_link
+
+
+async def _ok(request: object) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def _reflex_like() -> Starlette:
+    """The shape rx.App()() returns with an api_transformer FastAPI app."""
+    reflex_api = Starlette(
+        routes=[
+            Route("/ping", _ok),
+            Route("/_upload", _ok, methods=["POST"]),
+            Mount("/_event", app=PlainTextResponse("socket.io")),
+        ]
+    )
+    router = APIRouter(prefix="/products")
+    router.add_api_route("", lambda: {}, methods=["GET"])
+    router.add_api_route("/{pid}", lambda pid: {}, methods=["DELETE"])
+    transformer = FastAPI()
+    transformer.include_router(router)
+    transformer.mount("/sub", Starlette(routes=[Route("/x", _ok)]))
+    transformer.mount("", reflex_api)
+    top = Starlette()
+    top.mount("", transformer)
+    top.mount("", PlainTextResponse("opaque"))  # a bare ASGI app claims nothing
+    return top
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "owned"),
+    [
+        ("/ping", "GET", True),
+        ("/ping", "HEAD", True),
+        ("/_upload", "POST", True),
+        # GET of a POST-only route: the static site (the SPA) answers.
+        ("/_upload", "GET", False),
+        ("/_event/socket.io", "GET", True),
+        ("/_event/", "GET", True),
+        # Routes of an included router (one route object without a path).
+        ("/products", "GET", True),
+        ("/products/7", "DELETE", True),
+        ("/products/7", "GET", False),
+        ("/products", "POST", True),  # the path matches: the backend answers 405
+        ("/sub/x", "GET", True),
+        ("/docs", "GET", True),
+        ("/openapi.json", "GET", True),
+        ("", "GET", False),
+        ("/about", "GET", False),
+        ("/assets/app.js", "GET", False),
+        ("/productsx", "GET", False),
+    ],
+)
+def test_backend_routes_ask_the_router(path: str, method: str, owned: bool) -> None:
+    routes = BackendRoutes(_reflex_like())
+    assert routes.owns(path, method) is owned
+    assert routes.owns(path, method) is owned  # memoized: the same answer
+
+
+def test_backend_mode_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFLEX_BUILDD_BACKEND", raising=False)
+    assert backend_mode() == "inprocess"
+    assert backend_mode("process") == "process"
+    monkeypatch.setenv("REFLEX_BUILDD_BACKEND", "process")
+    assert backend_mode() == "process"
+    assert backend_mode("in-process") == "inprocess"  # the argument wins
+    with pytest.raises(InvalidConfigError, match="REFLEX_BUILDD_BACKEND"):
+        monkeypatch.setenv("REFLEX_BUILDD_BACKEND", "thread")
+        backend_mode()
+
+
+VITE = """  resolve: {
+    alias: [
+      {
+        find: "$",
+      },
+    ],
+  },"""
+
+
+def test_vite_alias_patch_is_idempotent() -> None:
+    once = patch_vite_config(VITE)
+    assert once != VITE and patch_vite_config(once) == once
+    assert once.index("__RXBUILDD_PREFIX__") < once.index('find: "$"')
+
+
+def test_empty_icon_is_an_icon_link() -> None:
+    assert has_icon_link(no_icon_link())
+    assert b"data:," in no_icon_link()
