@@ -11,9 +11,9 @@ from starlette.routing import Mount, Route
 
 from reflex_buildd.plugin import patch_vite_config
 from reflex_buildd_client import InvalidConfigError
-from reflex_buildd_client.backend_choice import backend_mode
 from reflex_buildd_client.backend_routes import BackendRoutes
 from reflex_buildd_client.rewrite import has_icon_link, no_icon_link
+from reflex_buildd_client.settings import Settings
 
 
 async def _ok(request: object) -> PlainTextResponse:
@@ -72,16 +72,15 @@ def test_backend_routes_ask_the_router(path: str, method: str, owned: bool) -> N
     assert routes.owns(path, method) is owned  # memoized: the same answer
 
 
-def test_backend_mode_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REFLEX_BUILDD_BACKEND", raising=False)
-    assert backend_mode() == "inprocess"
-    assert backend_mode("process") == "process"
-    monkeypatch.setenv("REFLEX_BUILDD_BACKEND", "process")
-    assert backend_mode() == "process"
-    assert backend_mode("in-process") == "inprocess"  # the argument wins
+def test_backend_mode_setting() -> None:
+    assert Settings.load(environ={}).backend == "inprocess"
+    assert Settings.load(environ={}, backend="process").backend == "process"
+    env = {"REFLEX_BUILDD_BACKEND": "process"}
+    assert Settings.load(environ=env).backend == "process"
+    assert Settings.load(environ=env, backend="in-process").backend == "inprocess"
+    assert Settings.load(environ={}).override(backend="process").backend == "process"
     with pytest.raises(InvalidConfigError, match="REFLEX_BUILDD_BACKEND"):
-        monkeypatch.setenv("REFLEX_BUILDD_BACKEND", "thread")
-        backend_mode()
+        Settings.load(environ={"REFLEX_BUILDD_BACKEND": "thread"})
 
 
 VITE = """  resolve: {
