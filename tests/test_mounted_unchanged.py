@@ -342,3 +342,48 @@ def test_two_projects_in_one_host(
             context.close()
     # The in-process app's lifespan ran and stopped with the host's.
     assert (tmp_path / "lifespan.log").read_text().split() == ["started", "stopped"]
+
+
+def _backend_children(root: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of the backend children below ``root``."""
+    found = []
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        for child in _children(pid):
+            stack.append(child)
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"reflex_buildd_client.backend_child" in cmdline and _alive(child):
+                    found.append((child, pid))
+    return found
+
+
+def test_process_mode_one_child_for_all_workers(rows_app: FixtureApp, tmp_path: Path) -> None:
+    """Two uvicorn workers share one backend child; when its owner dies, another takes over."""
+    with run_host(
+        "tests.hosts.project_host:app",
+        cache_dir=rows_app.cache,
+        log_dir=tmp_path,
+        extra_args=("--workers", "2"),
+        MOUNT_PROJECT=str(rows_app.project),
+        REFLEX_BUILDD_BACKEND="process",
+        REFLEX_BUILDD_POLICY="fail",
+    ) as host:
+        base = host.url + "/admin"
+        wait_for(
+            lambda: len(_children(host.process.pid)) >= 2, timeout=60, what="two uvicorn workers"
+        )
+        for _ in range(8):  # new connections, spread over the workers
+            assert "rows" in _json(base + "/products")
+        ((child, owner),) = _backend_children(host.process.pid)
+        # The owning worker dies: its child dies with it, the other worker
+        # (or the worker uvicorn starts in its place) starts a new one.
+        os.kill(owner, signal.SIGKILL)
+        wait_for(lambda: not _alive(child), timeout=10, what="the child to die with its owner")
+        (new_child, _) = wait_for(
+            lambda: _backend_children(host.process.pid), timeout=60, what="a new child"
+        )[0]
+        assert new_child != child
+        wait_for(lambda: _status(base + "/ping") == 200, timeout=60, what="the backend again")
+        assert len(_backend_children(host.process.pid)) == 1
