@@ -95,6 +95,8 @@ def _check_rows(browser: Any, base: str, tmp_path: Path, words: str) -> PageReco
         assert {"lifespan", "on_load", "event", "background", "api"} <= set(listed), listed
         # FastAPI's own routes of the api_transformer app answer too.
         assert "/products" in _json(base + "/openapi.json")["paths"]
+        # The config's env_file, relative to the project, was loaded.
+        assert _json(base + "/env") == {"greeting": "hello from rows.env"}
 
         page.locator("#read-words").click()
         expect(page.locator("#words")).to_have_text(words)
