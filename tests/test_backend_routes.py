@@ -3,6 +3,8 @@ router, the backend mode setting, the vite alias patch and the empty icon."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
@@ -101,3 +103,13 @@ def test_vite_alias_patch_is_idempotent() -> None:
 def test_empty_icon_is_an_icon_link() -> None:
     assert has_icon_link(no_icon_link())
     assert b"data:," in no_icon_link()
+
+
+def test_path_dispatcher_sets_the_mode_of_mounts_that_chose_none(tmp_path: Path) -> None:
+    from reflex_buildd_client import PathDispatcher, ReflexMount
+
+    chose_none = ReflexMount(tmp_path, cache_dir=tmp_path / "cache")
+    chose = ReflexMount(tmp_path, cache_dir=tmp_path / "cache", backend="inprocess")
+    PathDispatcher(_reflex_like(), {"/a": chose_none, "/b": chose}, backend="process")
+    assert chose_none.settings.backend == "process"
+    assert chose.settings.backend == "inprocess"
