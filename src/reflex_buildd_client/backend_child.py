@@ -30,9 +30,10 @@ from .types import ASGIApp, Receive, Scope, Send
 __all__ = ["OWNS_PATH", "SECRET_ENV", "SECRET_HEADER", "main"]
 
 OWNS_PATH = "/.reflex-buildd/owns"
-SECRET_ENV = "REFLEX_BUILDD_CHILD_SECRET"
+# Between the host and its child only (not settings: nobody sets them by hand).
+SECRET_ENV = "_REFLEX_BUILDD_CHILD_SECRET"
 SECRET_HEADER = b"x-reflex-buildd-secret"
-PARENT_ENV = "REFLEX_BUILDD_PARENT_PID"
+PARENT_ENV = "_REFLEX_BUILDD_CHILD_PARENT"
 
 
 def _owns_endpoint(app: ASGIApp, routes: BackendRoutes, secret: bytes) -> ASGIApp:
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         # X-Forwarded-For/Proto are the client's address and scheme.
         proxy_headers=True,
         forwarded_allow_ips="*",
-        log_level=os.environ.get("REFLEX_BUILDD_CHILD_LOG_LEVEL", "warning"),
+        # Reflex's own production default; the app's own logging is untouched.
+        log_level="warning",
         ws_max_size=2**26,
     )
     uvicorn.Server(config).run()
