@@ -389,3 +389,28 @@ def test_process_mode_one_child_for_all_workers(rows_app: FixtureApp, tmp_path: 
         assert new_child != child
         wait_for(lambda: _status(base + "/ping") == 200, timeout=60, what="the backend again")
         assert len(_backend_children(host.process.pid)) == 1
+
+
+def test_process_mode_backend_that_cannot_start_fails_startup(
+    rows_app: FixtureApp, tmp_path: Path
+) -> None:
+    """A child that dies before it ever answers fails the host's startup with its
+    exit status (and its traceback above), instead of restarting until a timeout."""
+    host = spawn_host(
+        "tests.hosts.project_host:app",
+        cache_dir=rows_app.cache,
+        log_dir=tmp_path,
+        MOUNT_PROJECT=str(rows_app.project),
+        REFLEX_BUILDD_BACKEND="process",
+        REFLEX_BUILDD_POLICY="fail",
+        ROWS_FAIL_AT_IMPORT="1",
+    )
+    try:
+        host.process.wait(timeout=90)
+    finally:
+        stop_process(host.process)
+    output = host.output()
+    assert host.process.returncode != 0, output
+    assert "Application startup failed" in output, output
+    assert "exited with status 1 before it answered" in output, output
+    assert "rows_app refuses to start" in output, output

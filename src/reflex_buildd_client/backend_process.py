@@ -114,6 +114,8 @@ class ProcessBackend:
         self._lock_fd: int | None = None
         self.child: asyncio.subprocess.Process | None = None
         self.restarts = 0
+        # Whether a backend has answered on the socket since acquire().
+        self._answered = False
 
     # -- the backend interface ------------------------------------------------
 
@@ -122,6 +124,7 @@ class ProcessBackend:
         async with self._guard:
             if self._users == 0:
                 self._stopping.clear()
+                self._answered = False
                 self._forwarder = UnixForwarder(self.socket_path)
                 self._memo.clear()
                 self._supervisor = asyncio.create_task(
@@ -205,6 +208,14 @@ class ProcessBackend:
                 self.child = None
                 if self._stopping.is_set():
                     return
+                if not self._answered:
+                    # It never came up (an import error, a bad config): startup
+                    # fails now with the exit status, not after the timeout; the
+                    # child's own output is above in the host's.
+                    raise ReflexBuilddError(
+                        f"the backend process of {self.project.root} exited with "
+                        f"{_describe(code)} before it answered (its output is above)"
+                    )
                 self.restarts += 1
                 logger.warning(
                     "reflex-buildd: the backend process of %s (pid %s) exited with %s; "
@@ -264,6 +275,7 @@ class ProcessBackend:
             with contextlib.suppress(Exception):
                 status, _ = await self._forwarder.request("GET", "/ping")
                 if status == 200 and self._secret():
+                    self._answered = True
                     return
             if time.monotonic() > deadline:
                 raise ReflexBuilddError(
