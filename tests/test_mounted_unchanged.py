@@ -414,3 +414,36 @@ def test_process_mode_backend_that_cannot_start_fails_startup(
     assert "Application startup failed" in output, output
     assert "exited with status 1 before it answered" in output, output
     assert "rows_app refuses to start" in output, output
+
+
+def test_process_backend_routing_questions(rows_app: FixtureApp, tmp_path: Path) -> None:
+    """The host asks the child's router: the static files at startup in one
+    request, other paths once each."""
+    import asyncio
+
+    from reflex_buildd_client import ReflexMount
+
+    async def scenario() -> None:
+        reflex_mount = ReflexMount(
+            rows_app.project, cache_dir=rows_app.cache, backend="process", policy="fail"
+        )
+        await reflex_mount.startup()
+        try:
+            backend = reflex_mount._backend
+            assert backend is not None
+            assert backend.owns("", "GET") is False  # the index page: prewarmed
+            assert backend.owns("/favicon.ico", "GET") is None  # not a file of this app
+            assets = [
+                "/" + name.removeprefix("public/")
+                for name in reflex_mount.artifact.manifest.files  # type: ignore[union-attr]
+                if name.startswith("public/assets/")
+            ]
+            assert assets and all(backend.owns(a, "GET") is False for a in assets)
+            assert backend.owns("/products", "GET") is None
+            assert await backend.ask("/products", "GET") is True
+            assert backend.owns("/products", "GET") is True  # remembered
+            assert await backend.ask("/about", "GET") is False
+        finally:
+            await reflex_mount.shutdown()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=120))

@@ -36,6 +36,15 @@ SECRET_HEADER = b"x-reflex-buildd-secret"
 PARENT_ENV = "_REFLEX_BUILDD_CHILD_PARENT"
 
 
+async def _json_body(receive: Receive) -> Any:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return json.loads(b"".join(chunks) or b"{}")
+
+
 def _owns_endpoint(app: ASGIApp, routes: BackendRoutes, secret: bytes) -> ASGIApp:
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -44,9 +53,15 @@ def _owns_endpoint(app: ASGIApp, routes: BackendRoutes, secret: bytes) -> ASGIAp
             and secret
             and dict(scope["headers"]).get(SECRET_HEADER) == secret
         ):
-            query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-            owned = routes.owns(query.get("path", [""])[0], query.get("method", ["GET"])[0])
-            body = json.dumps({"owns": owned}).encode()
+            if scope["method"] == "POST":
+                # Many at once: {"method": "GET", "paths": [...]} -> {"owns": [...]}.
+                asked = await _json_body(receive)
+                method = str(asked.get("method", "GET"))
+                answer: Any = [routes.owns(str(p), method) for p in asked.get("paths", [])]
+            else:
+                query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+                answer = routes.owns(query.get("path", [""])[0], query.get("method", ["GET"])[0])
+            body = json.dumps({"owns": answer}).encode()
             await send(
                 {
                     "type": "http.response.start",

@@ -135,6 +135,7 @@ class ProcessBackend:
                 except BaseException:
                     await self._stop()
                     raise
+                await self._prewarm()
             self._users += 1
 
     async def release(self) -> None:
@@ -164,6 +165,34 @@ class ProcessBackend:
             self._memo.clear()
         self._memo[(method, path)] = owned
         return owned
+
+    async def _prewarm(self) -> None:
+        """Ask once, in one request, about every file the static site serves.
+
+        Otherwise the first request for each asset would wait for its own
+        question to the child.
+        """
+        paths = sorted(
+            "/" + name[len("public/") :].removesuffix("/index.html").removesuffix("index.html")
+            for name in self.artifact.manifest.files
+            if name.startswith("public/")
+        )
+        paths = sorted({p.rstrip("/") if p != "/" else "" for p in paths} | set(paths))
+        try:
+            status, body = await self._forwarder.request(
+                "POST",
+                OWNS_PATH,
+                [(SECRET_HEADER, self._secret()), (b"content-type", b"application/json")],
+                json.dumps({"method": "GET", "paths": paths}).encode(),
+            )
+        except Exception:
+            return  # only an optimisation: ask() answers path by path
+        if status != 200:
+            return
+        for path, owned in zip(paths, json.loads(body)["owns"], strict=True):
+            if len(self._memo) < _MAX_MEMO:
+                self._memo[("GET", path)] = bool(owned)
+                self._memo[("HEAD", path)] = bool(owned)
 
     @property
     def asgi(self) -> ASGIApp:

@@ -94,12 +94,18 @@ class UnixForwarder:
         await self._transport.aclose()
 
     async def request(
-        self, method: str, target: str, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: bytes = b"",
     ) -> tuple[int, bytes]:
         """A small request of the host's own (not a client's): status and body."""
         import httpx
 
-        request = httpx.Request(method, "http://reflex-backend" + target, headers=headers or [])
+        request = httpx.Request(
+            method, "http://reflex-backend" + target, headers=headers or [], content=body
+        )
         response = await self._transport.handle_async_request(request)
         try:
             body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
