@@ -132,8 +132,10 @@ def _build_env(web_dir: Path, scratch: Path, runtime: JSRuntime) -> dict[str, st
             "TERM": "dumb",
         }
     )
-    # A host's skip-compile flag must not leak into a build.
+    # A host's skip-compile and backend-only flags (set for an in-process
+    # backend) must not leak into a build.
     env.pop("__REFLEX_SKIP_COMPILE", None)
+    env.pop("REFLEX_BACKEND_ONLY", None)
     return env
 
 
