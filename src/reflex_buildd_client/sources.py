@@ -89,6 +89,8 @@ _RUNTIME_ONLY_ENV = frozenset(
         "REFLEX_REDIS_URL",
         "REFLEX_LOGLEVEL",
         "REFLEX_SKIP_COMPILE",
+        # Set by an in-process backend (the build never sees it: build.py drops it).
+        "REFLEX_BACKEND_ONLY",
         "REFLEX_APP_NAME",
         "REFLEX_TELEMETRY_ENABLED",
     }

@@ -24,7 +24,9 @@ async def health() -> dict[str, bool]:
     return {"ok": True}
 
 
-mount(app, "/admin", project=SHOWCASE)
+# The mount added last starts first: here the in-process app loads (and sets
+# Reflex's run-time variables in this process) before the second project is
+# keyed, which must still find the key its build published.
 mount(
     app,
     "/reports",
@@ -32,3 +34,4 @@ mount(
     cache_dir=os.environ["SECOND_CACHE_DIR"],
     backend="process",
 )
+mount(app, "/admin", project=SHOWCASE)
