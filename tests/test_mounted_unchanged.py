@@ -8,6 +8,7 @@ Every host runs from the test's tmp_path, never from the project.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -157,6 +158,16 @@ def _check_forwarding(origin: str, base: str) -> None:
         body = r.read()
         assert r.headers.get("content-type") == "application/octet-stream"
     assert body == b"".join(bytes([65 + i % 26]) * 65536 for i in range(96))
+
+    # A large request body streams to the backend whole (chunked, no length).
+    payload = os.urandom(12 * 1024 * 1024)
+    chunks = (payload[i : i + 65536] for i in range(0, len(payload), 65536))
+    request = urllib.request.Request(base + "/digest", data=chunks, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        assert json.loads(resp.read()) == {
+            "size": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
 
     # The client's address, scheme, host and cookies; two Set-Cookie headers.
     request = urllib.request.Request(base + "/whoami", headers={"Cookie": "a=1; b=2"})
