@@ -7,6 +7,7 @@ Every host runs from the test's tmp_path, never from the project.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -457,4 +458,6 @@ def test_process_backend_routing_questions(rows_app: FixtureApp, tmp_path: Path)
         finally:
             await reflex_mount.shutdown()
 
-    asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    # Its own thread: the session's Playwright keeps an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(asyncio.wait_for(scenario(), timeout=120))).result(150)
