@@ -43,11 +43,26 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("name", list(HOSTS))
+# Every host in-process; the two that are not Starlette (PathDispatcher,
+# restore_mount_path) in process mode too.
+@pytest.mark.parametrize(
+    ("name", "backend"),
+    [(name, "inprocess") for name in HOSTS] + [("django", "process"), ("litestar", "process")],
+)
 def test_host(
-    name: str, browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path
+    name: str,
+    backend: str,
+    browser: object,
+    showcase_build: Built,
+    cache_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    host = spawn_host(HOSTS[name], cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path))
+    host = spawn_host(
+        HOSTS[name],
+        cache_dir=cache_dir,
+        log_dir=tmp_path,
+        **_env(tmp_path, REFLEX_BUILDD_BACKEND=backend),
+    )
     try:
         wait_ready(host, "/health")
         check_showcase(browser, host.url, "/admin", tmp_path)
