@@ -94,6 +94,7 @@ class ProcessBackend:
     """
 
     def __init__(self, project: Project, artifact: Artifact, cache: Cache) -> None:
+        _require_process_extras()
         self.project = project
         self.artifact = artifact
         name = blake3.blake3(
@@ -330,6 +331,17 @@ class ProcessBackend:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(supervisor, _STOP_GRACE)
         await self._forwarder.aclose()
+
+
+def _require_process_extras() -> None:
+    import importlib.util
+
+    missing = [m for m in ("uvicorn", "websockets") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ReflexBuilddError(
+            f'backend="process" needs {" and ".join(missing)}: '
+            "pip install 'reflex-buildd[process]'"
+        )
 
 
 def _describe(code: int) -> str:
