@@ -415,6 +415,8 @@ def test_process_mode_backend_that_cannot_start_fails_startup(
         MOUNT_PROJECT=str(rows_app.project),
         REFLEX_BUILDD_BACKEND="process",
         REFLEX_BUILDD_POLICY="fail",
+        # The mode in which a backend that cannot start fails the host's startup.
+        REFLEX_BUILDD_BACKEND_START="startup",
         ROWS_FAIL_AT_IMPORT="1",
     )
     try:

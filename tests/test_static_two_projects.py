@@ -1,7 +1,7 @@
 """Several mounts in one process (issue 5, part 4).
 
 One project at two paths of one host is fine (one backend, one lifespan); a
-second, *different* Reflex project in the same process fails at startup with a
+second, *different* Reflex project in the same process fails with a
 clear error that names the way out (``backend="process"``, tested in
 test_mounted_unchanged.py), not a silent mix of two apps' states.
 """
@@ -60,6 +60,8 @@ def test_second_project_in_one_process_fails_at_startup(
             SECOND_APP_CACHE_DIR=str(second_cache),
             REFLEX_UPLOADED_FILES_DIR=str(tmp_path / "uploads"),
             REFLEX_STATES_WORKDIR=str(tmp_path / "states"),
+            # The mode in which a backend that cannot start fails the host's startup.
+            REFLEX_BUILDD_BACKEND_START="startup",
         ),
         check=False,
     )

@@ -46,6 +46,8 @@ __all__ = ["MountOptions", "ReflexMount", "mount"]
 
 logger = logging.getLogger("reflex_buildd")
 
+# How long a host's shutdown waits for a backend start still running.
+_START_GRACE = 30.0
 # Prefixes come from the host's root_path and from trusted proxies, so few
 # exist; the bound keeps memory flat even if a proxy passes hostile values on.
 _MAX_PREFIXES = 32
@@ -131,6 +133,8 @@ class ReflexMount:
         self.artifact: Artifact | None = None
         self._files: ArtifactFiles | None = None
         self._backend: Backend | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._backend_error: Exception | None = None
         self._lease: Lease | None = None
         self._sites: OrderedDict[tuple[str, str], StaticSite] = OrderedDict()
         self.timings: dict[str, float] = {}
@@ -186,21 +190,87 @@ class ReflexMount:
         return done.artifact
 
     async def startup(self) -> None:
-        """Get the artifact, load the Reflex backend and start its lifespan."""
+        """Get the artifact, then start the Reflex backend and its lifespan.
+
+        With ``backend_start="background"`` (the default) this returns once
+        the artifact is open, so the host accepts requests while Reflex
+        imports the app (the larger part of a host's start): static files
+        answer at once, backend requests wait for the backend. With
+        ``"startup"`` it returns when the backend runs, and fails with it.
+        """
         artifact = await asyncio.to_thread(self.open_artifact)
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
-        try:
-            backend = open_backend(self.settings.backend, self.project, artifact, self._cache)
-            await backend.acquire()
-        except BaseException:
-            await self.shutdown()  # ends the lease: this process serves nothing
-            raise
+        if self.settings.backend_start == "startup":
+            try:
+                await self._start_backend(artifact)
+            except BaseException:
+                await self.shutdown()  # ends the lease: this process serves nothing
+                raise
+            return
+        self._starting = asyncio.create_task(
+            self._start_backend_logged(artifact), name="reflex-buildd backend start"
+        )
+
+    async def _start_backend(self, artifact: Artifact) -> None:
+        assert self.project is not None
+        mode = self.settings.backend
+        # Importing the app is synchronous and long: off the event loop, so
+        # the static side keeps answering meanwhile. The lifespan runs on it.
+        backend = await asyncio.to_thread(open_backend, mode, self.project, artifact, self._cache)
+        await backend.acquire()
         self._backend = backend
+
+    async def _start_backend_logged(self, artifact: Artifact) -> None:
+        started = time.perf_counter()
+        try:
+            await self._start_backend(artifact)
+        except Exception as exc:
+            self._backend_error = exc
+            logger.exception(
+                "reflex-buildd: the Reflex backend of %s failed to start; its requests "
+                "answer 503 until the host restarts",
+                self.project.root if self.project else self._project_path,
+            )
+            return
+        self.timings["backend"] = time.perf_counter() - started
+
+    @property
+    def backend_state(self) -> str:
+        """``running``, ``starting``, ``failed`` or ``stopped``: for a host's readiness route."""
+        if self._backend is not None:
+            return "running"
+        if self._backend_error is not None:
+            return "failed"
+        if self._starting is not None and not self._starting.done():
+            return "starting"
+        return "stopped"
+
+    async def _ready_backend(self) -> Backend | None:
+        """The backend, waiting for a background start; None if it failed to start."""
+        if self._backend is None and self._starting is not None:
+            await asyncio.shield(self._starting)
+        return self._backend
+
+    def _static_now(self, path: str) -> bool:
+        """Whether ``path`` is a file of the artifact, which can be served before
+        the backend runs (no backend route shadows one of its own files)."""
+        files = self._files
+        if files is None:
+            return False
+        page = path.rstrip("/")
+        return any(
+            candidate in files.raw for candidate in (path, f"{page}/index.html", f"{page}.html")
+        )
 
     async def shutdown(self) -> None:
         """Stop the Reflex lifespan (its event processor and tasks), then end the lease."""
         try:
+            if (starting := self._starting) is not None:
+                self._starting = None
+                # A start still running finishes first, so its lifespan is stopped too.
+                await asyncio.wait({starting}, timeout=_START_GRACE)
+                starting.cancel()
             if self._backend is not None:
                 backend, self._backend = self._backend, None
                 await backend.release()
@@ -247,7 +317,7 @@ class ReflexMount:
             # For hosts that do forward lifespan to raw ASGI apps.
             await serve_lifespan(self.lifespan(), receive, send)
             return
-        if self._backend is None:
+        if self._files is None:
             await _plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")
             return
         path = relative_path(scope)
@@ -255,9 +325,19 @@ class ReflexMount:
             # Before the backend too: its routes (/_upload/...) see the same paths.
             await _plain(send, 400, b"Bad request path\n")
             return
-        owned = scope["type"] == "websocket" or self._backend.owns(path, scope["method"])
+        backend = self._backend
+        if backend is None:
+            if scope["type"] == "http" and self._static_now(path):
+                await self._serve_static(scope, receive, send, path)
+                return
+            backend = await self._ready_backend()
+            if backend is None:
+                if scope["type"] == "http":
+                    await _plain(send, 503, b"The Reflex backend failed to start (see the log)\n")
+                return
+        owned = scope["type"] == "websocket" or backend.owns(path, scope["method"])
         if owned is None:  # process mode, a path not seen yet: ask its router
-            owned = await self._backend.ask(path, scope["method"])
+            owned = await backend.ask(path, scope["method"])
         if owned:
             # The backend runs as if at the root: its routes and socket.io
             # paths are the ones it was configured with.
@@ -266,10 +346,12 @@ class ReflexMount:
             child["path"] = path or "/"
             # raw_path is what the client sent: percent-encoded again.
             child["raw_path"] = quote(path or "/", safe="/:@!$&'()*+,;=-._~").encode("ascii")
-            await self._backend.asgi(child, receive, send)
+            await backend.asgi(child, receive, send)
             return
-        if scope["type"] != "http":
-            return
+        if scope["type"] == "http":
+            await self._serve_static(scope, receive, send, path)
+
+    async def _serve_static(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         try:
             location = resolve_location(scope, self._proxy)
         except InvalidPathError:

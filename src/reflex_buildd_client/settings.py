@@ -25,6 +25,7 @@ The variables:
 ``REFLEX_BUILDD_SIGNING_KEY``      HMAC key of remote manifests
 ``REFLEX_BUILDD_REMOTE_TIMEOUT``   seconds one pull or push may take
 ``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
+``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
 =================================  ==========================================
 """
 
@@ -61,6 +62,9 @@ DEFAULT_GC_MAX_SIZE = 2 * 1024**3
 _TRUE = ("1", "true", "yes", "on")
 # Where a mount runs the Reflex backend: in the host, or in a child process.
 BACKEND_MODES = ("inprocess", "process")
+# When a mount starts its backend: beside the host's startup, its static files
+# answering at once (background), or before the host accepts requests (startup).
+BACKEND_STARTS = ("background", "startup")
 _OFF = ("off", "none", "no", "false")
 
 
@@ -123,6 +127,10 @@ class Settings:
         remote_timeout: Seconds one pull or push may take in all.
         backend: Where a mount runs the Reflex backend: ``"inprocess"`` or
             ``"process"`` (a child process in the project directory).
+        backend_start: ``"background"``: the host accepts requests as soon as
+            the artifact is open (static files answer, backend requests wait
+            for the backend); ``"startup"``: the host's startup waits for the
+            backend and fails with it.
         proxy: The prefix rule's settings, parsed from the three above.
         remote_tier: The remote's settings parsed from the three above, or None.
     """
@@ -143,6 +151,7 @@ class Settings:
     signing_key: str = field(default="", repr=False)  # a secret: never printed
     remote_timeout: float = DEFAULT_REMOTE_TIMEOUT
     backend: str = "inprocess"
+    backend_start: str = "background"
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -153,6 +162,7 @@ class Settings:
         set_(self, "policy", _policy(self.policy))
         set_(self, "timeout", _timeout(self.timeout))
         set_(self, "backend", _backend(self.backend))
+        set_(self, "backend_start", _backend_start(self.backend_start))
         proxies = self.trusted_proxies
         set_(
             self, "trusted_proxies", _split(proxies) if isinstance(proxies, str) else tuple(proxies)
@@ -188,6 +198,7 @@ class Settings:
         poll: bool | None = None,
         remote: str | None = None,
         backend: str | None = None,
+        backend_start: str | None = None,
     ) -> Settings:
         """Arguments (None: not given) over ``REFLEX_BUILDD_*`` over defaults.
 
@@ -221,6 +232,9 @@ class Settings:
                 "REMOTE_TIMEOUT", var("REMOTE_TIMEOUT"), DEFAULT_REMOTE_TIMEOUT
             ),
             backend=_backend(backend if backend is not None else var("BACKEND")),
+            backend_start=_backend_start(
+                backend_start if backend_start is not None else var("BACKEND_START")
+            ),
         )
 
     def override(
@@ -233,6 +247,7 @@ class Settings:
         public_url: str | None = None,
         backend_url: str | None = None,
         backend: str | None = None,
+        backend_start: str | None = None,
     ) -> Settings:
         """A copy with the arguments that are not None (validated like the rest)."""
         given: dict[str, Any] = {
@@ -243,6 +258,7 @@ class Settings:
             "public_url": public_url,
             "backend_url": backend_url or None,
             "backend": _backend(backend) if backend is not None else None,
+            "backend_start": _backend_start(backend_start) if backend_start is not None else None,
         }
         changes = {name: value for name, value in given.items() if value is not None}
         return dataclasses.replace(self, **changes) if changes else self
@@ -273,6 +289,18 @@ def _backend(value: str) -> str:
     if text not in BACKEND_MODES:
         raise InvalidConfigError(
             f"{ENV_PREFIX}BACKEND / backend={value!r}: expected one of {', '.join(BACKEND_MODES)}"
+        )
+    return text
+
+
+def _backend_start(value: str) -> str:
+    text = value.strip().lower()
+    if not text:
+        return "background"
+    if text not in BACKEND_STARTS:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}BACKEND_START / backend_start={value!r}: expected one of "
+            f"{', '.join(BACKEND_STARTS)}"
         )
     return text
 
