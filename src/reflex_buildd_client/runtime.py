@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,6 +81,8 @@ def _version_of(executable: str, mtime_ns: int) -> str:
     # Keyed by mtime so an upgraded binary is probed again; one process spawn
     # (a few ms) per executable and process otherwise.
     del mtime_ns
+    import subprocess  # only builders probe: hosts read the keyed identity
+
     out = subprocess.run(
         [executable, "--version"], capture_output=True, text=True, timeout=30, check=True
     ).stdout.strip()
