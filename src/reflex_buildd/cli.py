@@ -4,7 +4,7 @@ Every command takes the project directory (default: the current directory)
 and ``--cache-dir`` (env ``REFLEX_BUILDD_CACHE_DIR``).
 
 Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
-bad option, unknown key), 3 another daemon already watches the project, 4
+bad option, unknown key), 3 another daemon (or dev session) already runs the project, 4
 problems found: ``verify`` (a corrupt artifact, quarantined),
 ``doctor --strict`` (URLs that leave the prefix) or a remote artifact refused
 (unsigned, wrongly signed, tampered), 5 the remote cache is unreachable or
@@ -104,6 +104,7 @@ def extra_inputs_options(command: F) -> F:
 
 def _fail(exc: ReflexBuilddError) -> None:
     from .daemon import DaemonAlreadyRunningError
+    from .dev import DevAlreadyRunningError
 
     if isinstance(exc, BuildFailedError):
         if exc.log_tail and exc.log_tail not in str(exc):
@@ -115,7 +116,7 @@ def _fail(exc: ReflexBuilddError) -> None:
         sys.exit(5)
     if isinstance(exc, UntrustedArtifactError):
         sys.exit(4)
-    sys.exit(3 if isinstance(exc, DaemonAlreadyRunningError) else 2)
+    sys.exit(3 if isinstance(exc, DaemonAlreadyRunningError | DevAlreadyRunningError) else 2)
 
 
 def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None:
@@ -303,6 +304,70 @@ def watch(
         run_daemon(find_project(project), Cache(cache_dir), stop=stop, options=options)
     except ReflexBuilddError as exc:
         _fail(exc)
+
+
+@main.command()
+@project_argument
+@click.option(
+    "--app",
+    "app_path",
+    required=True,
+    metavar="MODULE:ATTR",
+    help="The host ASGI app that mounts PROJECT, as uvicorn takes it (e.g. host:app).",
+)
+@click.option(
+    "--path",
+    "mount_path",
+    required=True,
+    help="The path the host mounts PROJECT at (e.g. /admin).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the host.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port of the host.")
+@click.option(
+    "--app-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Directory put on sys.path to import --app (as uvicorn's --app-dir).",
+)
+@click.option("--access-log/--no-access-log", default=False, help="Log each host request.")
+@cache_dir_option
+def dev(
+    project: Path,
+    app_path: str,
+    mount_path: str,
+    host: str,
+    port: int,
+    app_dir: Path,
+    access_log: bool,
+    cache_dir: Path | None,
+) -> None:
+    """Run the host app with PROJECT in Reflex's dev loop, under its mount path.
+
+    Instead of `reflex run` while working on a mounted app: the host serves its
+    own routes as usual, and the mount of PROJECT forwards to Vite's dev server
+    and Reflex's reloading backend. A save updates the open page (Vite's HMR)
+    and reloads the backend; the host keeps running. Nothing is written to the
+    cache's artifacts. Stops on Ctrl-C or SIGTERM.
+    """
+    from reflex_buildd_client.prefix import normalize_mount_path
+
+    from .dev import DevOptions, run_dev
+
+    try:
+        options = DevOptions(
+            app=app_path,
+            prefix=normalize_mount_path(mount_path),
+            host=host,
+            port=port,
+            app_dir=app_dir,
+            access_log=access_log,
+        )
+        code = run_dev(find_project(project), Cache(cache_dir), options)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+        return
+    sys.exit(code)
 
 
 # -- cache lifecycle: ls, status, verify, gc (see docs/cache.md) -------------

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from .backend_choice import Backend, open_backend
 from .builder import Builder, default_builder
 from .checkout import checkout
+from .devproxy import DevProxy, start_dev_proxy
 from .errors import InvalidPathError, ReflexBuilddError
 from .keys import KeyInputs
 from .lease import Lease
@@ -138,6 +139,9 @@ class ReflexMount:
         self._lease: Lease | None = None
         self._sites: OrderedDict[tuple[str, str], StaticSite] = OrderedDict()
         self.timings: dict[str, float] = {}
+        # Set when `reflex-buildd dev` runs this project: then nothing comes
+        # from the cache and every request goes to its dev servers.
+        self._dev: DevProxy | None = None
 
     # -- startup -----------------------------------------------------------
 
@@ -197,7 +201,13 @@ class ReflexMount:
         imports the app (the larger part of a host's start): static files
         answer at once, backend requests wait for the backend. With
         ``"startup"`` it returns when the backend runs, and fails with it.
+
+        Under ``reflex-buildd dev`` (``REFLEX_BUILDD_DEV`` names this project)
+        it starts the proxy to the dev servers instead, and nothing else.
         """
+        self._dev = await start_dev_proxy(self._project_path)
+        if self._dev is not None:
+            return
         artifact = await asyncio.to_thread(self.open_artifact)
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
@@ -265,6 +275,9 @@ class ReflexMount:
 
     async def shutdown(self) -> None:
         """Stop the Reflex lifespan (its event processor and tasks), then end the lease."""
+        if (dev := self._dev) is not None:
+            self._dev = None
+            await dev.close()
         try:
             if (starting := self._starting) is not None:
                 self._starting = None
@@ -316,6 +329,9 @@ class ReflexMount:
         if scope["type"] == "lifespan":
             # For hosts that do forward lifespan to raw ASGI apps.
             await serve_lifespan(self.lifespan(), receive, send)
+            return
+        if self._dev is not None:
+            await self._dev(scope, receive, send)
             return
         if self._files is None:
             await _plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")

@@ -15,6 +15,7 @@ Layout (versioned so a future layout never reads this one by mistake)::
     <root>/v1/leases/<key>/<host>-<pid>-<rand>.json   live hosts serving <key> (lease.py)
     <root>/v1/used/<key>            mtime: when <key> was last leased (gc's LRU order)
     <root>/v1/quarantine/<key>-<time>-<pid>/  corrupt artifacts moved aside (verify.py)
+    <root>/v1/dev/<project-id>/     ``reflex-buildd dev``: its .web, routes file, lock
 
 An artifact holds ``public/`` (the static frontend), ``web/backend/`` (the
 markers the Reflex backend reads from ``.web``) and ``manifest.json``. A
@@ -271,6 +272,22 @@ class Cache:
         return self.base / "used" / key
 
     # -- reading and writing --------------------------------------------------
+
+    def dev_dir(self, project_id: str) -> Path:
+        """The workspace of ``reflex-buildd dev`` for one project (never an artifact)."""
+        return self.base / "dev" / project_id
+
+    def dev_web_dir(self, project_id: str) -> Path:
+        """The ``.web`` of a dev session (``REFLEX_WEB_WORKDIR``), prefix-specific."""
+        return self.dev_dir(project_id) / "web"
+
+    def dev_routes_path(self, project_id: str) -> Path:
+        """Where a dev session's backend writes its route paths for the host's proxy."""
+        return self.dev_dir(project_id) / "routes.json"
+
+    def dev_lock_path(self, project_id: str) -> Path:
+        """Held by the one dev session of a project."""
+        return self.dev_dir(project_id) / "session.lock"
 
     def ensure(self) -> None:
         """Create the directories of the layout."""

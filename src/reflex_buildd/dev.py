@@ -1,0 +1,285 @@
+"""``reflex-buildd dev``: the host app with its Reflex app in Reflex's dev loop.
+
+One command instead of ``reflex run`` while working on a mounted app::
+
+    reflex-buildd dev PROJECT --app host:app --path /admin
+
+It runs two things and stops both together:
+
+- **the Reflex side** (:mod:`reflex_buildd.devserver`, a child process in its
+  own process group, working directory the project, as ``reflex run``): the
+  Vite dev server with the prefix as its ``base`` and Reflex's reloading dev
+  backend, both on 127.0.0.1 ports of their own. ``.web`` lives in the cache's
+  dev workspace, never in the project and never among the artifacts.
+- **the host** (in this process, with uvicorn): the host's own routes,
+  middleware and lifespan, unchanged. ``REFLEX_BUILDD_DEV`` tells the mount of
+  PROJECT where the dev servers are; that mount then forwards to them
+  (:mod:`reflex_buildd_client.devproxy`) instead of serving an artifact.
+  Mounts of other projects serve their verified artifacts as always.
+
+The host itself is not reloaded: a save in the project reloads Reflex's
+backend (and, through its compile, updates the open page over Vite's HMR)
+while the host's routes keep answering. Only one dev session per project and
+cache runs at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from reflex_buildd_client.devproxy import DEV_ENV, DevTarget, active_proxies
+from reflex_buildd_client.errors import ReflexBuilddError
+from reflex_buildd_client.project import Project
+from reflex_buildd_client.runtime import resolve_runtime
+from reflex_buildd_client.status import project_id
+from reflex_buildd_client.store import Cache
+
+from .devplugin import ROUTES_ENV
+
+__all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
+
+PLUGIN = "reflex_buildd.devplugin.DevPlugin"
+_PR_SET_PDEATHSIG = 1
+# Seconds the Reflex side may take to come up: the first run installs the
+# frontend packages (bun: about 6 s here; npm several times that).
+DEFAULT_STARTUP_TIMEOUT = 600.0
+
+
+class DevAlreadyRunningError(ReflexBuilddError, RuntimeError):
+    """Another ``reflex-buildd dev`` already runs this project with this cache."""
+
+
+class DevServerError(ReflexBuilddError, RuntimeError):
+    """The Reflex side of the dev session exited or never came up."""
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """What ``reflex-buildd dev`` runs.
+
+    Attributes:
+        app: The host ASGI app as an import string, ``module:attribute``.
+        prefix: The path the host mounts the project at (normalized: ``""`` or ``"/admin"``).
+        host: The interface the host listens on.
+        port: The host's port.
+        app_dir: Put on ``sys.path`` to import ``app`` (as uvicorn's ``--app-dir``).
+        access_log: Log every request the host serves (off: Vite's module
+            requests would flood the terminal).
+        startup_timeout: Seconds the Reflex side may take to come up.
+    """
+
+    app: str
+    prefix: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_dir: Path = Path()
+    access_log: bool = False
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(target: DevTarget, web_dir: Path, environ: dict[str, str]) -> dict[str, str]:
+    """The environment of the Reflex side: our ``.web``, the prefix, the plugin, bun."""
+    env = dict(environ)
+    env.update(resolve_runtime().env)
+    # The host's variables are not the Reflex side's business.
+    env.pop(DEV_ENV, None)
+    env.pop("__REFLEX_SKIP_COMPILE", None)
+    extra = [p for p in env.get("REFLEX_EXTRA_PLUGINS", "").split(",") if p.strip()]
+    env.update(
+        {
+            "REFLEX_WEB_WORKDIR": str(web_dir),
+            "REFLEX_EXTRA_PLUGINS": ",".join([*extra, PLUGIN]),
+            ROUTES_ENV: str(target.routes_file or ""),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if target.prefix:
+        env["REFLEX_FRONTEND_PATH"] = target.prefix
+    else:
+        env.pop("REFLEX_FRONTEND_PATH", None)
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _spawn(project: Project, target: DevTarget, web_dir: Path) -> subprocess.Popen[bytes]:
+    frontend_port = int(target.frontend.rsplit(":", 1)[1])
+    backend_port = int(target.backend.rsplit(":", 1)[1])
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reflex_buildd.devserver",
+            "--frontend-port",
+            str(frontend_port),
+            "--backend-port",
+            str(backend_port),
+        ],
+        cwd=project.root,
+        env=child_env(target, web_dir, dict(os.environ)),
+        stdin=subprocess.DEVNULL,
+        # Its own group: Ctrl-C reaches the host only, which then stops the
+        # whole group (granian's workers, bun, Vite) in one go.
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    # Whatever is left of the group (a reloader's worker, Vite under bun).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+async def _listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _say(message: str) -> None:
+    print(f"reflex-buildd dev: {message}", file=sys.stderr, flush=True)
+
+
+async def _supervise(
+    child: subprocess.Popen[bytes],
+    target: DevTarget,
+    server: Any,
+    options: DevOptions,
+    project: Project,
+) -> int:
+    """Wait for the Reflex side, say where to look, then stop the host if it dies."""
+    ports = [int(url.rsplit(":", 1)[1]) for url in (target.frontend, target.backend)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.startup_timeout
+    while not (server.started and all([await _listening(p) for p in ports])):
+        if child.poll() is not None:
+            _say(f"the Reflex dev server exited with {child.returncode} (see above); stopping")
+            server.should_exit = True
+            return 1
+        if loop.time() > deadline:
+            _say(f"the Reflex dev server did not come up in {options.startup_timeout:.0f}s")
+            server.should_exit = True
+            return 1
+        await asyncio.sleep(0.1)
+    shown_host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
+    url = f"http://{shown_host}:{options.port}{target.prefix}/"
+    _say(f"{project.root.name} at {url}  (host app {options.app}; Ctrl-C stops both)")
+    if not any(p.target.project == target.project for p in active_proxies()):
+        _say(
+            f"warning: no mount of {project.root} in {options.app} switched to dev mode; "
+            "does the host mount this project (and run its lifespan)?"
+        )
+    while child.poll() is None:
+        await asyncio.sleep(0.25)
+    _say(f"the Reflex dev server exited with {child.returncode} (see above); stopping")
+    server.should_exit = True
+    return 1
+
+
+async def _run(
+    child: subprocess.Popen[bytes], target: DevTarget, options: DevOptions, project: Project
+) -> int:
+    import uvicorn
+
+    config = uvicorn.Config(
+        options.app,
+        host=options.host,
+        port=options.port,
+        access_log=options.access_log,
+        # Reflex's socket.io and Vite's HMR client reconnect through the proxy
+        # on every backend reload; at "info" each try would print two lines.
+        log_level="info" if options.access_log else "warning",
+        # The websocket implementation uvicorn picks must speak subprotocols
+        # (Vite's HMR socket asks for "vite-hmr"); both of its own do.
+        ws="auto",
+    )
+    server = uvicorn.Server(config)
+    watcher = asyncio.create_task(_supervise(child, target, server, options, project))
+    try:
+        await server.serve()
+    finally:
+        if not watcher.done():
+            watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        return await watcher
+    return 0
+
+
+def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
+    """Run the dev session until the host stops (Ctrl-C, SIGTERM) or the Reflex side dies.
+
+    Returns:
+        The exit code: 0 when stopped, 1 when the Reflex side failed.
+
+    Raises:
+        DevAlreadyRunningError: If another dev session runs this project.
+    """
+    pid = project_id(project.root)
+    cache.dev_dir(pid).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(cache.dev_lock_path(pid)))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DevAlreadyRunningError(
+            f"another reflex-buildd dev already runs {project.root} with cache {cache.root}"
+        ) from None
+    try:
+        routes = cache.dev_routes_path(pid)
+        routes.unlink(missing_ok=True)  # a previous session's list is not this app's
+        target = DevTarget(
+            project=project.root,
+            prefix=options.prefix,
+            frontend=f"http://127.0.0.1:{_free_port()}",
+            backend=f"http://127.0.0.1:{_free_port()}",
+            routes_file=routes,
+        )
+        app_dir = str(options.app_dir.absolute())
+        if app_dir not in sys.path:
+            sys.path.insert(0, app_dir)
+        os.environ[DEV_ENV] = target.to_env()
+        _say(f"starting Reflex's dev servers for {project.root} (Vite base {target.prefix}/)")
+        child = _spawn(project, target, cache.dev_web_dir(pid))
+        try:
+            return asyncio.run(_run(child, target, options, project))
+        finally:
+            _stop(child)
+            os.environ.pop(DEV_ENV, None)
+    finally:
+        lock.release()
