@@ -274,7 +274,10 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
         os.environ[DEV_ENV] = target.to_env()
-        _say(f"starting Reflex's dev servers for {project.root} (Vite base {target.prefix}/)")
+        _say(
+            f"starting Reflex's dev servers for {project.root}: Vite (base {target.prefix}/) "
+            f"on {target.frontend}, backend on {target.backend} (behind the host, not to open)"
+        )
         child = _spawn(project, target, cache.dev_web_dir(pid))
         try:
             return asyncio.run(_run(child, target, options, project))

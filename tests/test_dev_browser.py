@@ -1,0 +1,222 @@
+"""``reflex-buildd dev`` end to end: real processes, real edits, Chromium.
+
+The showcase (a copy in tmp_path: the project lives outside the host's
+directory) is mounted at /admin of the FastAPI example host, which has routes
+of its own. One session of the dev command; on the open page:
+
+- a change to a page's text in the Python source shows up without a reload
+  (Vite's HMR, proxied under the prefix);
+- a change to an event handler's body is used by the next click (the backend
+  reloaded);
+- a syntax error is printed in the terminal, the page and the host keep
+  answering, and fixing it recovers both;
+- the host's own route answers throughout; every request and websocket of the
+  page (HMR included) stays under the prefix; no artifact is written.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, SHOWCASE, free_port, stop_process, tool_env, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TIMEOUT_MS = 30_000
+_READY = re.compile(r"reflex-buildd dev: \S+ at (http://\S+)/ ")
+
+
+@dataclass
+class DevSession:
+    url: str  # the app's URL: origin + prefix, no trailing slash
+    origin: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def dev_session(tmp_path: Path) -> Iterator[DevSession]:
+    project = tmp_path / "elsewhere" / "showcase"
+    shutil.copytree(SHOWCASE, project)
+    port = free_port()
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reflex_buildd",
+                "dev",
+                str(project),
+                "--app",
+                "examples.hosts.fastapi_host:app",
+                "--path",
+                "/admin",
+                "--port",
+                str(port),
+                "--app-dir",
+                str(REPO),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Neither the project nor the host's directory.
+            cwd=tmp_path,
+            env=tool_env(
+                SHOWCASE_PROJECT=str(project),
+                SHOWCASE_MOUNT_PATH="/admin",
+                REFLEX_UPLOADED_FILES_DIR=str(tmp_path / "uploads"),
+                REFLEX_STATES_WORKDIR=str(tmp_path / "states"),
+            ),
+        )
+    session = DevSession("", f"http://127.0.0.1:{port}", process, log)
+    try:
+
+        def ready() -> str | None:
+            if process.poll() is not None:
+                raise RuntimeError(f"dev exited with {process.returncode}:\n{session.output()}")
+            match = _READY.search(session.output())
+            return match.group(1) if match else None
+
+        session.url = wait_for(ready, timeout=300, what="the dev session", interval=0.2)
+        yield session
+    finally:
+        stop_process(process)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _host_answers(session: DevSession) -> None:
+    status, body = _get(session.origin + "/health")
+    assert status == 200 and b"host startup" in body, (status, body)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def _click_until_step(page: Any, step: int, timeout: float) -> None:
+    """Click #increment until one click adds ``step`` (the backend may be reloading)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + timeout
+    while True:
+        before = int(page.locator("#count").inner_text())
+        page.locator("#increment").click()
+        try:
+            page.wait_for_function(
+                f"document.querySelector('#count').textContent !== '{before}'", timeout=3000
+            )
+        except PlaywrightTimeout:
+            pass  # the click hit a reconnecting socket: click again
+        after = int(page.locator("#count").inner_text())
+        if after - before == step:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no click added {step} within {timeout}s ({before} -> {after})")
+
+
+def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    session = dev_session
+    project = tmp_path / "elsewhere" / "showcase"
+    source = project / "showcase" / "showcase.py"
+    base = session.url
+    assert base == session.origin + "/admin", base
+    _host_answers(session)
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    requests: list[str] = []
+    sockets: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    try:
+        page.goto(base + "/")
+        expect(page.locator("#title")).to_have_text("Showcase")
+        expect(page.locator("#lifespan")).to_have_text("lifespan running")
+        assert page.locator("link[rel=icon]").get_attribute("href") == "/admin/favicon.ico"
+        _click_until_step(page, 1, timeout=30)
+        # Survives HMR; a page reload would drop it.
+        page.evaluate("window.__devMarker = 'still here'")
+
+        # 1. Text in a page: the open page changes by itself.
+        _edit(source, 'rx.heading("Showcase", id="title")', 'rx.heading("Edited", id="title")')
+        expect(page.locator("#title")).to_have_text("Edited")
+        assert page.evaluate("window.__devMarker") == "still here", "the page was reloaded"
+        _host_answers(session)
+
+        # 2. An event handler's body: the next click runs the new code.
+        _edit(source, "self.count += 1", "self.count += 10")
+        _click_until_step(page, 10, timeout=60)
+        assert page.evaluate("window.__devMarker") == "still here", "the page was reloaded"
+        _host_answers(session)
+
+        # 3. A syntax error: the terminal shows it; the page and the host still answer.
+        broken = source.read_text()
+        source.write_text(broken.replace("def nav() -> rx.Component:", "def nav( -> rx.Component:"))
+        wait_for(lambda: "SyntaxError" in session.output(), timeout=60, what="the SyntaxError")
+        assert "showcase.py" in session.output()
+        status, body = _get(base + "/")
+        assert status == 200 and b"<html" in body, status
+        _host_answers(session)
+        # Reflex's own banner says the backend is unreachable, as under `reflex run`.
+        expect(page.get_by_text("Cannot connect to server")).to_be_visible()
+        expect(page.locator("#title")).to_have_text("Edited")
+
+        # 4. Fixed (with one more text change): the page and the backend recover.
+        source.write_text(broken.replace('"Edited"', '"Fixed"'))
+        expect(page.locator("#title")).to_have_text("Fixed")
+        _click_until_step(page, 10, timeout=60)
+        _host_answers(session)
+    finally:
+        context.close()
+
+    # Nothing escaped the prefix: documents, modules, styles, the event
+    # websocket and Vite's HMR websocket.
+    escaped = [u for u in requests if not (u == base or u.startswith(base + "/"))]
+    assert not escaped, escaped
+    ws_base = "ws" + base[len("http") :]
+    assert sockets and all(u.startswith(ws_base + "/") for u in sockets), sockets
+    assert any(u.startswith(ws_base + "/_event") for u in sockets), sockets
+    assert any(u.startswith(ws_base + "/?token=") for u in sockets), sockets  # HMR
+    # Dev never writes artifacts; its .web is in the cache's dev workspace.
+    assert not (tmp_path / "cache" / "v1" / "artifacts").exists()
+    assert not (project / ".web").exists()
+
+    # Ctrl-C (SIGINT) stops the host and the Reflex side; exit code 0.
+    inner = [int(p) for p in re.findall(r"on http://127\.0\.0\.1:(\d+)", session.output())]
+    assert len(inner) == 2, session.output()
+    session.process.send_signal(signal.SIGINT)
+    assert session.process.wait(timeout=30) == 0, session.output()
+    for port in inner:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"

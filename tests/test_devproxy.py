@@ -1,0 +1,152 @@
+"""Dev mode's pure parts: the target variable, routing, the Vite command, the child's env.
+
+The whole loop (real processes, Chromium) is tests/test_dev_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import SHOWCASE
+from reflex_buildd.dev import PLUGIN, child_env
+from reflex_buildd.devplugin import ROUTES_ENV
+from reflex_buildd.devserver import vite_command
+from reflex_buildd_client.devproxy import (
+    DEFAULT_BACKEND_PATHS,
+    DEV_ENV,
+    DevProxy,
+    DevTarget,
+    _close_code,
+    dev_target,
+    start_dev_proxy,
+)
+from reflex_buildd_client.errors import InvalidConfigError
+
+
+def _target(tmp_path: Path, prefix: str = "/admin") -> DevTarget:
+    return DevTarget(
+        project=SHOWCASE,
+        prefix=prefix,
+        frontend="http://127.0.0.1:5001",
+        backend="http://127.0.0.1:5002",
+        routes_file=tmp_path / "routes.json",
+    )
+
+
+def test_target_round_trips_through_the_variable(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    assert DevTarget.from_env(target.to_env()) == target
+    root = _target(tmp_path, prefix="")
+    assert DevTarget.from_env(root.to_env()).prefix == ""
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("frontend", "http://10.0.0.5:5001"),  # not loopback: never proxy elsewhere
+        ("backend", "http://example.com:80"),
+        ("frontend", "https://127.0.0.1:5001"),
+        ("backend", "http://127.0.0.1"),  # no port
+        ("prefix", "admin"),
+        ("prefix", "/a/../b"),
+    ],
+)
+def test_malformed_targets_are_refused(tmp_path: Path, field: str, value: str) -> None:
+    data = json.loads(_target(tmp_path).to_env())
+    data[field] = value
+    with pytest.raises(InvalidConfigError) as info:
+        DevTarget.from_env(json.dumps(data))
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(InvalidConfigError):
+        DevTarget.from_env("{not json")
+
+
+def test_only_the_named_project_is_in_dev_mode(tmp_path: Path) -> None:
+    env = {DEV_ENV: _target(tmp_path).to_env()}
+    assert dev_target(SHOWCASE, env) == _target(tmp_path)
+    assert dev_target(tmp_path, env) is None
+    assert dev_target(SHOWCASE, {}) is None
+
+
+def test_production_mounts_never_look(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEV_ENV, raising=False)
+    # Not even the project is resolved without the variable (this one does not exist).
+    assert asyncio.run(start_dev_proxy(tmp_path / "missing")) is None
+    other = _target(tmp_path)
+    monkeypatch.setenv(DEV_ENV, other.to_env())
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "rxconfig.py").write_text("import reflex as rx\nconfig = rx.Config(app_name='x')\n")
+    assert asyncio.run(start_dev_proxy(second)) is None
+
+
+def _scope(path: str, root_path: str = "/admin") -> dict[str, object]:
+    return {"type": "http", "path": root_path + path, "root_path": root_path, "headers": []}
+
+
+def test_routing_backend_paths_lose_the_prefix_vite_keeps_it(tmp_path: Path) -> None:
+    proxy = DevProxy(_target(tmp_path))
+    assert proxy.upstream(_scope("/_event/")) == ("http://127.0.0.1:5002/_event/", True)
+    assert proxy.upstream(_scope("/ping")) == ("http://127.0.0.1:5002/ping", True)
+    assert proxy.upstream(_scope("/_upload/a b.txt")) == (
+        "http://127.0.0.1:5002/_upload/a%20b.txt",
+        True,
+    )
+    assert proxy.upstream(_scope("")) == ("http://127.0.0.1:5001/admin/", False)
+    assert proxy.upstream(_scope("/@id/__x00__virtual:react-router/browser-manifest")) == (
+        "http://127.0.0.1:5001/admin/@id/__x00__virtual:react-router/browser-manifest",
+        False,
+    )
+    # Not a backend route just because it starts alike.
+    assert proxy.upstream(_scope("/pingpong"))[1] is False
+
+
+def test_routes_written_by_the_backend_are_picked_up(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    proxy = DevProxy(target)
+    assert proxy.upstream(_scope("/api/items"))[1] is False
+    assert target.routes_file is not None
+    target.routes_file.write_text(json.dumps(["/api", "/ping"]))
+    assert proxy.upstream(_scope("/api/items")) == ("http://127.0.0.1:5002/api/items", True)
+    # A half-written file keeps the last good list.
+    target.routes_file.write_text('["/other"')
+    os.utime(target.routes_file, ns=(1, 1))
+    assert proxy.upstream(_scope("/api/items"))[1] is True
+    assert DEFAULT_BACKEND_PATHS <= proxy._routes.current()
+
+
+def test_close_codes_passed_on_are_sendable() -> None:
+    assert _close_code(None) == 1000
+    assert _close_code(1005) == 1000
+    assert _close_code(1006) == 1011  # upstream vanished (a backend reload)
+    assert _close_code(1001) == 1001
+    assert _close_code(4001) == 4001
+    assert _close_code(1015) == 1011
+
+
+def test_vite_listens_on_loopback_only() -> None:
+    bun = vite_command(["bun", "--bun"], npm=False, port=5173)
+    assert bun == ["bun", "--bun", "run", "dev", "127.0.0.1", "--port", "5173", "--strictPort"]
+    npm = vite_command(["npm"], npm=True, port=5173)
+    assert npm[:4] == ["npm", "run", "dev", "--"] and npm[4] == "127.0.0.1"
+
+
+def test_child_env(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    env = child_env(
+        target,
+        tmp_path / "web",
+        {DEV_ENV: "x", "__REFLEX_SKIP_COMPILE": "true", "REFLEX_EXTRA_PLUGINS": "a.B"},
+    )
+    assert DEV_ENV not in env and "__REFLEX_SKIP_COMPILE" not in env
+    assert env["REFLEX_FRONTEND_PATH"] == "/admin"
+    assert env["REFLEX_WEB_WORKDIR"] == str(tmp_path / "web")
+    assert env["REFLEX_EXTRA_PLUGINS"] == f"a.B,{PLUGIN}"
+    assert env[ROUTES_ENV] == str(target.routes_file)
+    root = child_env(_target(tmp_path, prefix=""), tmp_path, {"REFLEX_FRONTEND_PATH": "/x"})
+    assert "REFLEX_FRONTEND_PATH" not in root
