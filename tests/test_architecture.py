@@ -31,6 +31,7 @@ LAYOUT_NAMES = frozenset(
         "artifacts",
         "blobs",
         "daemons",
+        "dev",
         "journal.jsonl",
         "leases",
         "locks",

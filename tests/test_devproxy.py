@@ -14,18 +14,16 @@ import pytest
 
 from conftest import SHOWCASE
 from reflex_buildd.dev import PLUGIN, child_env
-from reflex_buildd.devplugin import ROUTES_ENV
 from reflex_buildd.devserver import vite_command
 from reflex_buildd_client.devproxy import (
     DEFAULT_BACKEND_PATHS,
-    DEV_ENV,
     DevProxy,
-    DevTarget,
     _close_code,
-    dev_target,
     start_dev_proxy,
 )
+from reflex_buildd_client.devtarget import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import InvalidConfigError
+from reflex_buildd_client.settings import Settings
 
 
 def _target(tmp_path: Path, prefix: str = "/admin") -> DevTarget:
@@ -66,23 +64,30 @@ def test_malformed_targets_are_refused(tmp_path: Path, field: str, value: str) -
         DevTarget.from_env("{not json")
 
 
+def test_settings_read_the_variable_once(tmp_path: Path) -> None:
+    target = _target(tmp_path)
+    env = {DEV_ENV: target.to_env()}
+    assert Settings.load(environ=env, cache_dir=tmp_path).dev == target
+    assert Settings.load(environ={}, cache_dir=tmp_path).dev is None
+    with pytest.raises(InvalidConfigError):
+        Settings.load(environ={DEV_ENV: '{"project": "x"}'}, cache_dir=tmp_path)
+
+
 def test_only_the_named_project_is_in_dev_mode(tmp_path: Path) -> None:
-    env = {DEV_ENV: _target(tmp_path).to_env()}
-    assert dev_target(SHOWCASE, env) == _target(tmp_path)
-    assert dev_target(tmp_path, env) is None
-    assert dev_target(SHOWCASE, {}) is None
-
-
-def test_production_mounts_never_look(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DEV_ENV, raising=False)
-    # Not even the project is resolved without the variable (this one does not exist).
-    assert asyncio.run(start_dev_proxy(tmp_path / "missing")) is None
-    other = _target(tmp_path)
-    monkeypatch.setenv(DEV_ENV, other.to_env())
+    # Production: not even the project is resolved (this one does not exist).
+    assert asyncio.run(start_dev_proxy(None, tmp_path / "missing")) is None
     second = tmp_path / "second"
     second.mkdir()
     (second / "rxconfig.py").write_text("import reflex as rx\nconfig = rx.Config(app_name='x')\n")
-    assert asyncio.run(start_dev_proxy(second)) is None
+    assert asyncio.run(start_dev_proxy(_target(tmp_path), second)) is None
+
+    async def named() -> bool:
+        proxy = await start_dev_proxy(_target(tmp_path), SHOWCASE)
+        assert proxy is not None
+        await proxy.close()
+        return True
+
+    assert asyncio.run(named())
 
 
 def _scope(path: str, root_path: str = "/admin") -> dict[str, object]:
@@ -143,10 +148,10 @@ def test_child_env(tmp_path: Path) -> None:
         tmp_path / "web",
         {DEV_ENV: "x", "__REFLEX_SKIP_COMPILE": "true", "REFLEX_EXTRA_PLUGINS": "a.B"},
     )
-    assert DEV_ENV not in env and "__REFLEX_SKIP_COMPILE" not in env
+    assert "__REFLEX_SKIP_COMPILE" not in env
+    assert DevTarget.from_env(env[DEV_ENV]) == target  # the plugin finds the routes file
     assert env["REFLEX_FRONTEND_PATH"] == "/admin"
     assert env["REFLEX_WEB_WORKDIR"] == str(tmp_path / "web")
     assert env["REFLEX_EXTRA_PLUGINS"] == f"a.B,{PLUGIN}"
-    assert env[ROUTES_ENV] == str(target.routes_file)
     root = child_env(_target(tmp_path, prefix=""), tmp_path, {"REFLEX_FRONTEND_PATH": "/x"})
     assert "REFLEX_FRONTEND_PATH" not in root

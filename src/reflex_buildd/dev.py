@@ -39,14 +39,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from reflex_buildd_client.devproxy import DEV_ENV, DevTarget, active_proxies
+from reflex_buildd_client.devproxy import active_proxies
+from reflex_buildd_client.devtarget import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import ReflexBuilddError
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.runtime import resolve_runtime
-from reflex_buildd_client.status import project_id
-from reflex_buildd_client.store import Cache
-
-from .devplugin import ROUTES_ENV
+from reflex_buildd_client.store import Cache, project_id
 
 __all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
 
@@ -96,18 +94,21 @@ def _free_port() -> int:
 
 
 def child_env(target: DevTarget, web_dir: Path, environ: dict[str, str]) -> dict[str, str]:
-    """The environment of the Reflex side: our ``.web``, the prefix, the plugin, bun."""
+    """The environment of the Reflex side: our ``.web``, the prefix, the plugin, bun.
+
+    ``REFLEX_BUILDD_DEV`` goes along: the dev plugin writes the backend's
+    routes where it says.
+    """
     env = dict(environ)
     env.update(resolve_runtime().env)
-    # The host's variables are not the Reflex side's business.
-    env.pop(DEV_ENV, None)
+    env[DEV_ENV] = target.to_env()
+    # A host's skip-compile flag would stop every reload from updating .web.
     env.pop("__REFLEX_SKIP_COMPILE", None)
     extra = [p for p in env.get("REFLEX_EXTRA_PLUGINS", "").split(",") if p.strip()]
     env.update(
         {
             "REFLEX_WEB_WORKDIR": str(web_dir),
             "REFLEX_EXTRA_PLUGINS": ",".join([*extra, PLUGIN]),
-            ROUTES_ENV: str(target.routes_file or ""),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -2,8 +2,9 @@
 
 ``reflex-buildd dev`` runs Reflex's own dev loop (the Vite dev server and
 Reflex's reloading backend, both on 127.0.0.1) beside the host, and tells the
-host where they are through ``REFLEX_BUILDD_DEV``. A mount whose project is the
-one named there serves nothing from the cache; it forwards:
+host where they are through ``REFLEX_BUILDD_DEV`` (:mod:`.devtarget`). A mount
+whose project is the one named there serves nothing from the cache; it
+forwards:
 
 - requests for the backend's routes (``/_event``, ``/_upload``, ``/ping``, any
   ``api_transformer`` route) and the event websocket to the backend, with the
@@ -16,9 +17,7 @@ one named there serves nothing from the cache; it forwards:
 The backend's route list comes from the backend itself: the dev plugin writes
 it to a file on every (re)load, read here again whenever it changes.
 
-Only loopback addresses are accepted as targets: a stray variable in a
-production environment must never turn a mount into a proxy to elsewhere.
-Mounts of other projects never look at the variable.
+Mounts of other projects serve their verified artifacts as always.
 """
 
 from __future__ import annotations
@@ -27,34 +26,23 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from .errors import InvalidConfigError
-from .prefix import is_safe_path, normalize_mount_path, prefix_of, relative_path
+from .devtarget import DevTarget
+from .prefix import is_safe_path, prefix_of, relative_path
 from .rewrite import has_icon_link, icon_link, inject_meta, meta_tag
 from .types import Receive, Scope, Send
 
-__all__ = [
-    "DEFAULT_BACKEND_PATHS",
-    "DEV_ENV",
-    "DevProxy",
-    "DevTarget",
-    "active_proxies",
-    "dev_target",
-    "start_dev_proxy",
-]
+__all__ = ["DEFAULT_BACKEND_PATHS", "DevProxy", "active_proxies", "start_dev_proxy"]
 
-DEV_ENV = "REFLEX_BUILDD_DEV"
 # Reflex's own endpoints (reflex_base.constants.Endpoint), used until the
 # backend has written its real list (which adds api_transformer routes).
 DEFAULT_BACKEND_PATHS = frozenset(
     {"/_event", "/_upload", "/ping", "/_health", "/_all_routes", "/auth-codespace"}
 )
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -74,81 +62,6 @@ _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 101
 _SAFE_CHARS = "/:@!$&'()*+,;=-._~"
 # Pages from Vite are a few kB; anything bigger is streamed without the tag.
 _MAX_HTML = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class DevTarget:
-    """Where the dev servers of one project listen, as ``reflex-buildd dev`` says.
-
-    Attributes:
-        project: The project's root directory (resolved).
-        prefix: The mount prefix Vite serves under (``""`` or ``"/admin"``).
-        frontend: The Vite dev server, ``http://127.0.0.1:PORT``.
-        backend: Reflex's dev backend, ``http://127.0.0.1:PORT``.
-        routes_file: Where the backend writes its route paths (JSON list).
-    """
-
-    project: Path
-    prefix: str
-    frontend: str
-    backend: str
-    routes_file: Path | None = None
-
-    def to_env(self) -> str:
-        """The value of ``REFLEX_BUILDD_DEV`` that names this target."""
-        return json.dumps(
-            {
-                "project": str(self.project),
-                "prefix": self.prefix,
-                "frontend": self.frontend,
-                "backend": self.backend,
-                "routes_file": str(self.routes_file) if self.routes_file else None,
-            }
-        )
-
-    @classmethod
-    def from_env(cls, value: str) -> DevTarget:
-        """Parse and check ``REFLEX_BUILDD_DEV``.
-
-        Raises:
-            InvalidConfigError: If it is not the JSON the dev command writes,
-                or a target is not an ``http://`` loopback address.
-        """
-        try:
-            data = json.loads(value)
-            routes = data.get("routes_file")
-            target = cls(
-                project=Path(str(data["project"])),
-                prefix=normalize_mount_path(str(data["prefix"]) or "/", what="dev prefix"),
-                frontend=_loopback(str(data["frontend"])),
-                backend=_loopback(str(data["backend"])),
-                routes_file=Path(str(routes)) if routes else None,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InvalidConfigError(f"{DEV_ENV} is malformed: {exc}") from None
-        return target
-
-
-def _loopback(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in _LOOPBACK or parts.port is None:
-        raise ValueError(f"{url!r:.80} is not http://<loopback>:<port>")
-    return f"http://{parts.netloc}"
-
-
-def dev_target(project_root: Path, environ: Mapping[str, str] | None = None) -> DevTarget | None:
-    """The dev target for ``project_root``, or None when it is not in dev mode.
-
-    Raises:
-        InvalidConfigError: If ``REFLEX_BUILDD_DEV`` is set but malformed.
-    """
-    value = (os.environ if environ is None else environ).get(DEV_ENV, "").strip()
-    if not value:
-        return None
-    target = DevTarget.from_env(value)
-    if target.project.resolve() != project_root.resolve():
-        return None
-    return target
 
 
 class _Routes:
@@ -411,20 +324,20 @@ def active_proxies() -> tuple[DevProxy, ...]:
     return tuple(_active)
 
 
-async def start_dev_proxy(project: str | os.PathLike[str]) -> DevProxy | None:
-    """Start the dev proxy of ``project`` if ``reflex-buildd dev`` runs it, else None.
+async def start_dev_proxy(
+    target: DevTarget | None, project: str | os.PathLike[str]
+) -> DevProxy | None:
+    """Start the proxy to ``target`` if it names ``project``, else None (production).
 
     Raises:
-        InvalidConfigError: If ``REFLEX_BUILDD_DEV`` is set but malformed.
         ProjectNotFoundError: If ``project`` is not a Reflex project.
     """
-    if not os.environ.get(DEV_ENV, "").strip():
+    if target is None:
         return None  # the production path: not even the project is looked at
     from .project import find_project
 
-    target = dev_target(find_project(project).root)
-    if target is None:
-        return None
+    if target.project.resolve() != find_project(project).root.resolve():
+        return None  # dev runs another project; this mount serves its artifact
     proxy = DevProxy(target)
     await proxy.start()
     return proxy

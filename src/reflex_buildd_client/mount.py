@@ -205,7 +205,7 @@ class ReflexMount:
         Under ``reflex-buildd dev`` (``REFLEX_BUILDD_DEV`` names this project)
         it starts the proxy to the dev servers instead, and nothing else.
         """
-        self._dev = await start_dev_proxy(self._project_path)
+        self._dev = await start_dev_proxy(self.settings.dev, self._project_path)
         if self._dev is not None:
             return
         artifact = await asyncio.to_thread(self.open_artifact)

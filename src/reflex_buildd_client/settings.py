@@ -26,6 +26,8 @@ The variables:
 ``REFLEX_BUILDD_REMOTE_TIMEOUT``   seconds one pull or push may take
 ``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
 ``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
+``REFLEX_BUILDD_DEV``              set by ``reflex-buildd dev`` only: where its
+                                   dev servers are (JSON, :mod:`.devtarget`)
 =================================  ==========================================
 """
 
@@ -39,6 +41,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .devtarget import DevTarget
 from .errors import InvalidConfigError
 from .prefix import ProxyConfig, proxy_config
 from .remote import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
@@ -131,6 +134,8 @@ class Settings:
             the artifact is open (static files answer, backend requests wait
             for the backend); ``"startup"``: the host's startup waits for the
             backend and fails with it.
+        dev: Where ``reflex-buildd dev`` runs its dev servers, when it runs
+            this process (None: production, always served from the cache).
         proxy: The prefix rule's settings, parsed from the three above.
         remote_tier: The remote's settings parsed from the three above, or None.
     """
@@ -152,6 +157,7 @@ class Settings:
     remote_timeout: float = DEFAULT_REMOTE_TIMEOUT
     backend: str = "inprocess"
     backend_start: str = "background"
+    dev: DevTarget | None = None
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -235,6 +241,7 @@ class Settings:
             backend_start=_backend_start(
                 backend_start if backend_start is not None else var("BACKEND_START")
             ),
+            dev=DevTarget.from_env(var("DEV")) if var("DEV") else None,
         )
 
     def override(

@@ -271,23 +271,25 @@ class Cache:
         """Its mtime says when ``key`` was last leased (gc's LRU order)."""
         return self.base / "used" / key
 
-    # -- reading and writing --------------------------------------------------
+    # -- dev sessions (reflex-buildd dev) --------------------------------------
 
-    def dev_dir(self, project_id: str) -> Path:
-        """The workspace of ``reflex-buildd dev`` for one project (never an artifact)."""
-        return self.base / "dev" / project_id
+    def dev_dir(self, project: str) -> Path:
+        """The workspace of ``reflex-buildd dev`` for project id ``project`` (never an artifact)."""
+        return self.base / "dev" / project
 
-    def dev_web_dir(self, project_id: str) -> Path:
+    def dev_web_dir(self, project: str) -> Path:
         """The ``.web`` of a dev session (``REFLEX_WEB_WORKDIR``), prefix-specific."""
-        return self.dev_dir(project_id) / "web"
+        return self.dev_dir(project) / "web"
 
-    def dev_routes_path(self, project_id: str) -> Path:
+    def dev_routes_path(self, project: str) -> Path:
         """Where a dev session's backend writes its route paths for the host's proxy."""
-        return self.dev_dir(project_id) / "routes.json"
+        return self.dev_dir(project) / "routes.json"
 
-    def dev_lock_path(self, project_id: str) -> Path:
+    def dev_lock_path(self, project: str) -> Path:
         """Held by the one dev session of a project."""
-        return self.dev_dir(project_id) / "session.lock"
+        return self.dev_dir(project) / "session.lock"
+
+    # -- reading and writing --------------------------------------------------
 
     def ensure(self) -> None:
         """Create the directories of the layout."""
