@@ -16,6 +16,7 @@ of its own. One session of the dev command; on the open page:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -50,8 +51,9 @@ class DevSession:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture
-def dev_session(tmp_path: Path) -> Iterator[DevSession]:
+@contextlib.contextmanager
+def run_dev(tmp_path: Path, app: str) -> Iterator[DevSession]:
+    """``reflex-buildd dev`` on a copy of the showcase, mounted at /admin of ``app``."""
     project = tmp_path / "elsewhere" / "showcase"
     shutil.copytree(SHOWCASE, project)
     port = free_port()
@@ -65,7 +67,7 @@ def dev_session(tmp_path: Path) -> Iterator[DevSession]:
                 "dev",
                 str(project),
                 "--app",
-                "examples.hosts.fastapi_host:app",
+                app,
                 "--path",
                 "/admin",
                 "--port",
@@ -99,6 +101,12 @@ def dev_session(tmp_path: Path) -> Iterator[DevSession]:
         yield session
     finally:
         stop_process(process)
+
+
+@pytest.fixture
+def dev_session(tmp_path: Path) -> Iterator[DevSession]:
+    with run_dev(tmp_path, "examples.hosts.fastapi_host:app") as session:
+        yield session
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -220,3 +228,38 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
     for port in inner:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
+@pytest.mark.parametrize(
+    "app", ["examples.hosts.litestar_host:app", "examples.hosts.django_host.asgi:application"]
+)
+def test_dev_on_raw_asgi_hosts(app: str, browser: Any, tmp_path: Path) -> None:
+    """Litestar (restore_mount_path) and Django (PathDispatcher) take the dev path too."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    source = tmp_path / "elsewhere" / "showcase" / "showcase" / "showcase.py"
+    with run_dev(tmp_path, app) as session:
+        base = session.url
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        requests: list[str] = []
+        sockets: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        try:
+            page.goto(base + "/")
+            expect(page.locator("#lifespan")).to_have_text("lifespan running")
+            page.evaluate("window.__devMarker = 'still here'")
+            _edit(source, 'rx.heading("Showcase", id="title")', 'rx.heading("Edited", id="title")')
+            expect(page.locator("#title")).to_have_text("Edited")
+            assert page.evaluate("window.__devMarker") == "still here", "the page was reloaded"
+            _click_until_step(page, 1, timeout=30)
+            _host_answers(session)
+        finally:
+            context.close()
+    escaped = [u for u in requests if not (u == base or u.startswith(base + "/"))]
+    assert not escaped, escaped
+    ws_base = "ws" + base[len("http") :]
+    assert sockets and all(u.startswith(ws_base + "/") for u in sockets), sockets
