@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHOWCASE
-from reflex_buildd.dev import PLUGIN, child_env
+from reflex_buildd.dev import PLUGIN, DevAlreadyRunningError, DevOptions, child_env, run_dev
 from reflex_buildd.devserver import vite_command
 from reflex_buildd_client.devproxy import (
     DEFAULT_BACKEND_PATHS,
@@ -155,3 +155,19 @@ def test_child_env(tmp_path: Path) -> None:
     assert env["REFLEX_EXTRA_PLUGINS"] == f"a.B,{PLUGIN}"
     root = child_env(_target(tmp_path, prefix=""), tmp_path, {"REFLEX_FRONTEND_PATH": "/x"})
     assert "REFLEX_FRONTEND_PATH" not in root
+
+
+def test_one_dev_session_per_project_and_cache(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    from reflex_buildd_client.project import find_project
+    from reflex_buildd_client.store import Cache, project_id
+
+    cache, project = Cache(tmp_path / "cache"), find_project(SHOWCASE)
+    lock_path = cache.dev_lock_path(project_id(project.root))
+    lock_path.parent.mkdir(parents=True)
+    with FileLock(str(lock_path)):  # another session holds it
+        with pytest.raises(DevAlreadyRunningError) as info:
+            run_dev(project, cache, DevOptions(app="x:app", prefix="/admin"))
+    assert isinstance(info.value, RuntimeError)
+    assert str(project.root) in str(info.value)

@@ -235,6 +235,11 @@ async def _run(
     watcher = asyncio.create_task(_supervise(child, target, server, options, project))
     try:
         await server.serve()
+    except SystemExit:
+        # uvicorn exits (code 3) when the app cannot be imported or its
+        # lifespan startup fails; it has logged why.
+        _say(f"the host app {options.app} did not start (see above); stopping")
+        return 1
     finally:
         if not watcher.done():
             watcher.cancel()
@@ -247,7 +252,8 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
     """Run the dev session until the host stops (Ctrl-C, SIGTERM) or the Reflex side dies.
 
     Returns:
-        The exit code: 0 when stopped, 1 when the Reflex side failed.
+        The exit code: 0 when stopped, 1 when the host did not start or the
+        Reflex side failed.
 
     Raises:
         DevAlreadyRunningError: If another dev session runs this project.

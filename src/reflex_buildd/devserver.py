@@ -46,6 +46,9 @@ _PR_SET_PDEATHSIG = 1
 # Vite lines worth showing: its errors and warnings (transform failures,
 # missing imports). Its banner names Vite's own port, which nobody should open.
 _SHOWN = re.compile(r"error|warn|failed|cannot|unable", re.IGNORECASE)
+# How the package manager reports Vite stopped by our own SIGTERM/SIGINT at
+# the end of a session: not an error worth a line.
+_STOPPED = re.compile(r"exited with code (?:143|130)\b")
 
 
 def vite_command(executor: Sequence[str], *, npm: bool, port: int) -> list[str]:
@@ -69,7 +72,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 def _relay(process: subprocess.Popen[str]) -> None:
     assert process.stdout is not None
     for line in process.stdout:
-        if _SHOWN.search(line):
+        if _SHOWN.search(line) and not _STOPPED.search(line):
             sys.stdout.write(f"vite: {line}")
             sys.stdout.flush()
 
