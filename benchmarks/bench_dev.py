@@ -11,7 +11,8 @@ one run:
 
 ``reflex run`` serves the app at the root of its own Vite port; ``dev`` serves
 it at ``/admin`` of the FastAPI example host. Both run at once and the edits
-alternate between them (a shared machine's load then hits both alike); each
+alternate between them, who goes first alternating too (a shared machine's load
+then hits both alike); each
 edit is made ``ROUNDS`` times per mode and medians are compared. Goal: dev at
 most 1.5x ``reflex run``.
 
@@ -204,12 +205,14 @@ class Session:
 
 
 def measure(sessions: list[Session]) -> None:
-    """Alternate the modes edit by edit, so that load on a shared machine hits both."""
+    """Alternate the modes edit by edit (and who goes first, round by round), so
+    that load on a shared machine hits both alike."""
     for round_ in range(1, ROUNDS + 1):
-        for session in sessions:
+        order = sessions if round_ % 2 else sessions[::-1]
+        for session in order:
             session.text_edit(round_)
             time.sleep(1.0)  # let this mode's reloads settle before the next save
-        for session in sessions:
+        for session in order:
             session.handler_edit()
             time.sleep(1.0)
 
