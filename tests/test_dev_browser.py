@@ -109,6 +109,15 @@ def dev_session(tmp_path: Path) -> Iterator[DevSession]:
         yield session
 
 
+def _assert_stopped(session: DevSession) -> None:
+    """Vite and the Reflex backend are gone with the command."""
+    inner = [int(p) for p in re.findall(r"on http://127\.0\.0\.1:(\d+)", session.output())]
+    assert len(inner) == 2, session.output()
+    for port in inner:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -221,13 +230,9 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
     assert not (project / ".web").exists()
 
     # Ctrl-C (SIGINT) stops the host and the Reflex side; exit code 0.
-    inner = [int(p) for p in re.findall(r"on http://127\.0\.0\.1:(\d+)", session.output())]
-    assert len(inner) == 2, session.output()
     session.process.send_signal(signal.SIGINT)
     assert session.process.wait(timeout=30) == 0, session.output()
-    for port in inner:
-        with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    _assert_stopped(session)
 
 
 @pytest.mark.parametrize(
@@ -259,6 +264,9 @@ def test_dev_on_raw_asgi_hosts(app: str, browser: Any, tmp_path: Path) -> None:
             _host_answers(session)
         finally:
             context.close()
+    # Left by SIGTERM (stop_process): a clean stop too.
+    assert session.process.returncode == 0, session.output()
+    _assert_stopped(session)
     escaped = [u for u in requests if not (u == base or u.startswith(base + "/"))]
     assert not escaped, escaped
     ws_base = "ws" + base[len("http") :]

@@ -87,6 +87,17 @@ class DevOptions:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM: the end of a session, not an error."""
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -286,9 +297,18 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
             f"on {target.frontend}, backend on {target.backend} (behind the host, not to open)"
         )
         child = _spawn(project, target, cache.dev_web_dir(pid))
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal
+        # again for the handler it found; with ours, that ends the session
+        # here (Reflex side stopped below) instead of killing the process
+        # (SIGTERM's default) or printing a KeyboardInterrupt.
+        previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOP_SIGNALS}
         try:
             return asyncio.run(_run(child, target, options, project))
+        except _Stopped:
+            return 0
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             _stop(child)
             os.environ.pop(DEV_ENV, None)
     finally:
