@@ -39,13 +39,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .devtarget import DevTarget
 from .errors import InvalidConfigError
 from .prefix import ProxyConfig, proxy_config
 from .remote import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
 from .units import parse_age, parse_size
+
+if TYPE_CHECKING:
+    from .devtarget import DevTarget
 
 __all__ = [
     "BACKEND_MODES",
@@ -241,7 +243,7 @@ class Settings:
             backend_start=_backend_start(
                 backend_start if backend_start is not None else var("BACKEND_START")
             ),
-            dev=DevTarget.from_env(var("DEV")) if var("DEV") else None,
+            dev=_dev(var("DEV")),
         )
 
     def override(
@@ -269,6 +271,14 @@ class Settings:
         }
         changes = {name: value for name, value in given.items() if value is not None}
         return dataclasses.replace(self, **changes) if changes else self
+
+
+def _dev(text: str) -> DevTarget | None:
+    if not text:
+        return None  # production: the dev contract is not even imported
+    from .devtarget import DevTarget
+
+    return DevTarget.from_env(text)
 
 
 def _proxies(value: str | Iterable[str]) -> tuple[str, ...]:
