@@ -46,16 +46,28 @@ class DevSession:
     origin: str
     process: subprocess.Popen[bytes]
     log: Path
+    project: Path
+    cache: Path
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
 
+@pytest.fixture(scope="module")
+def dev_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One project copy and cache for this module's sessions, one after the other:
+    the dev workspace (its node_modules) is installed once."""
+    home = tmp_path_factory.mktemp("dev")
+    shutil.copytree(SHOWCASE, home / "elsewhere" / "showcase")
+    return home
+
+
 @contextlib.contextmanager
-def run_dev(tmp_path: Path, app: str) -> Iterator[DevSession]:
-    """``reflex-buildd dev`` on a copy of the showcase, mounted at /admin of ``app``."""
-    project = tmp_path / "elsewhere" / "showcase"
-    shutil.copytree(SHOWCASE, project)
+def run_dev(home: Path, tmp_path: Path, app: str) -> Iterator[DevSession]:
+    """``reflex-buildd dev`` on the showcase copy in ``home``, mounted at /admin of ``app``."""
+    project = home / "elsewhere" / "showcase"
+    page = Path("showcase") / "showcase.py"
+    shutil.copyfile(SHOWCASE / page, project / page)  # undo the last test's edits
     port = free_port()
     log = tmp_path / "dev.log"
     with log.open("wb") as out:
@@ -75,7 +87,7 @@ def run_dev(tmp_path: Path, app: str) -> Iterator[DevSession]:
                 "--app-dir",
                 str(REPO),
                 "--cache-dir",
-                str(tmp_path / "cache"),
+                str(home / "cache"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -88,7 +100,7 @@ def run_dev(tmp_path: Path, app: str) -> Iterator[DevSession]:
                 REFLEX_STATES_WORKDIR=str(tmp_path / "states"),
             ),
         )
-    session = DevSession("", f"http://127.0.0.1:{port}", process, log)
+    session = DevSession("", f"http://127.0.0.1:{port}", process, log, project, home / "cache")
     try:
 
         def ready() -> str | None:
@@ -104,8 +116,8 @@ def run_dev(tmp_path: Path, app: str) -> Iterator[DevSession]:
 
 
 @pytest.fixture
-def dev_session(tmp_path: Path) -> Iterator[DevSession]:
-    with run_dev(tmp_path, "examples.hosts.fastapi_host:app") as session:
+def dev_session(dev_home: Path, tmp_path: Path) -> Iterator[DevSession]:
+    with run_dev(dev_home, tmp_path, "examples.hosts.fastapi_host:app") as session:
         yield session
 
 
@@ -163,7 +175,7 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
 
     expect.set_options(timeout=TIMEOUT_MS)
     session = dev_session
-    project = tmp_path / "elsewhere" / "showcase"
+    project = session.project
     source = project / "showcase" / "showcase.py"
     base = session.url
     assert base == session.origin + "/admin", base
@@ -226,7 +238,7 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
     assert any(u.startswith(ws_base + "/_event") for u in sockets), sockets
     assert any(u.startswith(ws_base + "/?token=") for u in sockets), sockets  # HMR
     # Dev never writes artifacts; its .web is in the cache's dev workspace.
-    assert not (tmp_path / "cache" / "v1" / "artifacts").exists()
+    assert not (session.cache / "v1" / "artifacts").exists()
     assert not (project / ".web").exists()
 
     # Ctrl-C (SIGINT) stops the host and the Reflex side; exit code 0.
@@ -238,13 +250,13 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
 @pytest.mark.parametrize(
     "app", ["examples.hosts.litestar_host:app", "examples.hosts.django_host.asgi:application"]
 )
-def test_dev_on_raw_asgi_hosts(app: str, browser: Any, tmp_path: Path) -> None:
+def test_dev_on_raw_asgi_hosts(app: str, browser: Any, dev_home: Path, tmp_path: Path) -> None:
     """Litestar (restore_mount_path) and Django (PathDispatcher) take the dev path too."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
-    source = tmp_path / "elsewhere" / "showcase" / "showcase" / "showcase.py"
-    with run_dev(tmp_path, app) as session:
+    with run_dev(dev_home, tmp_path, app) as session:
+        source = session.project / "showcase" / "showcase.py"
         base = session.url
         context = browser.new_context()
         page = context.new_page()
