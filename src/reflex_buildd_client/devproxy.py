@@ -86,7 +86,7 @@ class _Routes:
                 self.paths = frozenset(str(p) for p in listed) | DEFAULT_BACKEND_PATHS
                 self._stamp = stamp
             except (OSError, ValueError, TypeError):
-                pass  # half-written: keep the last list, read again next time
+                pass  # unreadable: keep the last good list, read again next time
         return self.paths
 
 
