@@ -171,3 +171,45 @@ def test_one_dev_session_per_project_and_cache(tmp_path: Path) -> None:
             run_dev(project, cache, DevOptions(app="x:app", prefix="/admin"))
     assert isinstance(info.value, RuntimeError)
     assert str(project.root) in str(info.value)
+
+
+def _call(proxy: DevProxy, scope: dict[str, object]) -> list[dict[str, object]]:
+    """Run one request through the proxy in process; return what it sent."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        await proxy.start()
+        try:
+            await proxy(scope, receive, send)  # type: ignore[arg-type]
+        finally:
+            await proxy.close()
+
+    asyncio.run(run())
+    return sent
+
+
+def test_a_request_at_another_prefix_is_told_the_path_to_use(tmp_path: Path) -> None:
+    scope = {**_scope("/", root_path="/other"), "method": "GET", "query_string": b""}
+    sent = _call(DevProxy(_target(tmp_path)), scope)
+    assert sent[0]["status"] == 500
+    body = sent[1]["body"]
+    assert isinstance(body, bytes) and b"--path /other" in body and b"at /admin only" in body
+
+
+def test_a_dev_server_that_is_down_gets_a_502_that_says_why(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    target = _target(tmp_path)
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proxy = DevProxy(DevTarget(target.project, "/admin", down, down, target.routes_file))
+    for path, what in (("/ping", b"Reflex backend"), ("/about", b"Vite dev server")):
+        sent = _call(proxy, {**_scope(path), "method": "GET", "query_string": b""})
+        assert sent[0]["status"] == 502
+        body = sent[1]["body"]
+        assert isinstance(body, bytes) and what in body and b"see the terminal" in body
