@@ -240,6 +240,9 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
     # Dev never writes artifacts; its .web is in the cache's dev workspace.
     assert not (session.cache / "v1" / "artifacts").exists()
     assert not (project / ".web").exists()
+    # Reflex's lockfiles (a build input) went to the dev workspace, not the project.
+    assert not (project / "reflex.lock").exists()
+    assert list(session.cache.glob("v1/dev/*/reflex.lock/bun.lock"))
 
     # Ctrl-C (SIGINT) stops the host and the Reflex side; exit code 0.
     session.process.send_signal(signal.SIGINT)

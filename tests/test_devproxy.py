@@ -213,3 +213,21 @@ def test_a_dev_server_that_is_down_gets_a_502_that_says_why(tmp_path: Path) -> N
         assert sent[0]["status"] == 502
         body = sent[1]["body"]
         assert isinstance(body, bytes) and what in body and b"see the terminal" in body
+
+
+def test_a_session_reads_the_projects_pins_and_writes_its_own_copy(tmp_path: Path) -> None:
+    from reflex_buildd.dev import _seed_lockfiles
+    from reflex_buildd_client.project import Project
+
+    project = Project(root=tmp_path / "proj", app_name="x")
+    (project.root / "reflex.lock").mkdir(parents=True)
+    (project.root / "reflex.lock" / "bun.lock").write_text("pins")
+    session = tmp_path / "dev" / "reflex.lock"
+    session.mkdir(parents=True)
+    (session / "package.json").write_text("stale: from another session")
+    assert _seed_lockfiles(project, session) == session
+    assert sorted(p.name for p in session.iterdir()) == ["bun.lock"]
+    assert (session / "bun.lock").read_text() == "pins"
+    (project.root / "reflex.lock" / "bun.lock").unlink()
+    (project.root / "reflex.lock").rmdir()
+    assert not _seed_lockfiles(project, session).exists()  # no pins: Reflex starts fresh

@@ -9,8 +9,9 @@ It runs two things and stops both together:
 - **the Reflex side** (:mod:`reflex_buildd.devserver`, a child process in its
   own process group, working directory the project, as ``reflex run``): the
   Vite dev server with the prefix as its ``base`` and Reflex's reloading dev
-  backend, both on 127.0.0.1 ports of their own. ``.web`` lives in the cache's
-  dev workspace, never in the project and never among the artifacts.
+  backend, both on 127.0.0.1 ports of their own. ``.web`` and the session's
+  ``reflex.lock/`` live in the cache's dev workspace, never in the project
+  and never among the artifacts.
 - **the host** (in this process, with uvicorn): the host's own routes,
   middleware and lifespan, unchanged. ``REFLEX_BUILDD_DEV`` tells the mount of
   PROJECT where the dev servers are; that mount then forwards to them
@@ -29,6 +30,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -128,6 +130,15 @@ def child_env(target: DevTarget, web_dir: Path, environ: dict[str, str]) -> dict
     else:
         env.pop("REFLEX_FRONTEND_PATH", None)
     return env
+
+
+def _seed_lockfiles(project: Project, directory: Path) -> Path:
+    """The session's ``reflex.lock/``: a fresh copy of the project's pins, if it has any."""
+    shutil.rmtree(directory, ignore_errors=True)
+    pins = project.root / "reflex.lock"
+    if pins.is_dir():
+        shutil.copytree(pins, directory)
+    return directory
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -287,6 +298,7 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
             frontend=f"http://127.0.0.1:{_free_port()}",
             backend=f"http://127.0.0.1:{_free_port()}",
             routes_file=routes,
+            lockfiles_dir=_seed_lockfiles(project, cache.dev_lockfiles_dir(pid)),
         )
         app_dir = str(options.app_dir.absolute())
         if app_dir not in sys.path:

@@ -7,6 +7,13 @@ top-level route paths where the dev target says (``REFLEX_BUILDD_DEV``), so
 the host's proxy knows which requests are the backend's (``api_transformer``
 routes included) without loading the app itself.
 
+It also keeps Reflex's lockfiles out of the project: after installing frontend
+packages Reflex copies ``.web``'s lockfiles and ``package.json`` to
+``<cwd>/reflex.lock/`` (``reflex run`` runs in the project), and that
+directory is a build input. A dev session reads the project's pins (the
+supervisor seeds its own copy from them) and writes only that copy, so
+developing never changes the key production builds.
+
 A separate class, not a change to :class:`BuilddPlugin`: that file is hashed
 into every build key, and dev mode must not change production keys.
 """
@@ -14,6 +21,7 @@ into every build key, and dev mode must not change production keys.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from reflex_buildd_client.settings import Settings
@@ -21,7 +29,7 @@ from reflex_buildd_client.store import write_atomic
 
 from .plugin import BuilddPlugin
 
-__all__ = ["DevPlugin", "route_paths"]
+__all__ = ["DevPlugin", "keep_lockfiles_in", "route_paths"]
 
 
 def route_paths(app: Any) -> set[str]:
@@ -54,8 +62,37 @@ def _routes(routed: Any) -> list[Any]:
     return list(routes) if isinstance(routes, list | tuple) else []
 
 
+def keep_lockfiles_in(directory: Path) -> None:
+    """Make this process's Reflex read and write ``reflex.lock/`` in ``directory``.
+
+    Reflex finds the directory through one function,
+    ``frontend_skeleton.get_root_lockfile_path`` (``<cwd>/reflex.lock/<name>``),
+    looked up at each call; it is replaced for this process only.
+    """
+    from reflex.utils import frontend_skeleton
+
+    def lockfile_path(filename: str) -> Path:
+        return directory / filename
+
+    frontend_skeleton.get_root_lockfile_path = lockfile_path
+
+
 class DevPlugin(BuilddPlugin):
     """:class:`BuilddPlugin` that also publishes the backend's routes for the host."""
+
+    def pre_compile(self, **context: Any) -> None:
+        """Patch ``state.js`` as a build does; keep the lockfiles in the dev workspace.
+
+        Every process that compiles (each reload's worker) passes here before
+        Reflex installs packages and writes the lockfiles back.
+
+        Args:
+            context: The pre-compile context Reflex passes to plugins.
+        """
+        target = Settings.load().dev
+        if target is not None and target.lockfiles_dir is not None:
+            keep_lockfiles_in(target.lockfiles_dir)
+        super().pre_compile(**context)
 
     def post_compile(self, **context: Any) -> None:
         """Write the app's route paths where the host's proxy reads them.

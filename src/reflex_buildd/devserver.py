@@ -21,10 +21,13 @@ edit-and-look loop is Reflex's and nothing else:
    reloader waiting for the next save.
 
 Differences from ``reflex run``, each on purpose: Vite listens on 127.0.0.1
-instead of every interface (only the host's proxy talks to it); the first run
-does not write ``requirements.txt`` or ``.gitignore`` into the project (it
-initialises ``.web`` only); Vite's own output is shown only for its warnings
-and errors (``reflex run`` hides it all below ``--loglevel debug``).
+instead of every interface (only the host's proxy talks to it); nothing but
+run-time files lands in the project: no ``requirements.txt`` or
+``.gitignore`` (only ``.web`` is initialised), and ``reflex.lock/`` is read
+from the project but written to the dev workspace
+(:func:`~reflex_buildd.devplugin.keep_lockfiles_in`); Vite's own output is
+shown only for its warnings and errors (``reflex run`` hides it all below
+``--loglevel debug``).
 """
 
 from __future__ import annotations
@@ -108,8 +111,16 @@ def _prepare(frontend_port: int, backend_port: int) -> None:
     from reflex_base.config import get_config
     from reflex_base.environment import environment
 
+    from reflex_buildd_client.settings import Settings
+
+    from .devplugin import keep_lockfiles_in
+
     environment.REFLEX_ENV_MODE.set(constants.Env.DEV)
     prerequisites.assert_in_reflex_dir()
+    # Before .web is set up: initialising it reads the persisted lockfiles.
+    target = Settings.load().dev
+    if target is not None and target.lockfiles_dir is not None:
+        keep_lockfiles_in(target.lockfiles_dir)
     if prerequisites.needs_reinit():
         # The part of `reflex init` a run needs: Reflex's user directory and
         # .web (templates, package.json, vite config); not the project files.

@@ -35,6 +35,8 @@ class DevTarget:
         frontend: The Vite dev server, ``http://127.0.0.1:PORT``.
         backend: Reflex's dev backend, ``http://127.0.0.1:PORT``.
         routes_file: Where the backend writes its route paths (JSON list).
+        lockfiles_dir: Where the Reflex side keeps Reflex's ``reflex.lock/``
+            (seeded from the project's), so a session never writes the project's.
     """
 
     project: Path
@@ -42,6 +44,7 @@ class DevTarget:
     frontend: str
     backend: str
     routes_file: Path | None = None
+    lockfiles_dir: Path | None = None
 
     def to_env(self) -> str:
         """The value of ``REFLEX_BUILDD_DEV`` that names this target."""
@@ -52,6 +55,7 @@ class DevTarget:
                 "frontend": self.frontend,
                 "backend": self.backend,
                 "routes_file": str(self.routes_file) if self.routes_file else None,
+                "lockfiles_dir": str(self.lockfiles_dir) if self.lockfiles_dir else None,
             }
         )
 
@@ -65,13 +69,14 @@ class DevTarget:
         """
         try:
             data = json.loads(value)
-            routes = data.get("routes_file")
+            routes, locks = data.get("routes_file"), data.get("lockfiles_dir")
             target = cls(
                 project=Path(str(data["project"])),
                 prefix=normalize_mount_path(str(data["prefix"]) or "/", what="dev prefix"),
                 frontend=_loopback(str(data["frontend"])),
                 backend=_loopback(str(data["backend"])),
                 routes_file=Path(str(routes)) if routes else None,
+                lockfiles_dir=Path(str(locks)) if locks else None,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidConfigError(f"{DEV_ENV} is malformed: {exc}") from None

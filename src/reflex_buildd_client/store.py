@@ -15,7 +15,7 @@ Layout (versioned so a future layout never reads this one by mistake)::
     <root>/v1/leases/<key>/<host>-<pid>-<rand>.json   live hosts serving <key> (lease.py)
     <root>/v1/used/<key>            mtime: when <key> was last leased (gc's LRU order)
     <root>/v1/quarantine/<key>-<time>-<pid>/  corrupt artifacts moved aside (verify.py)
-    <root>/v1/dev/<project-id>/     ``reflex-buildd dev``: its .web, routes file, lock
+    <root>/v1/dev/<project-id>/     ``reflex-buildd dev``: its .web, reflex.lock, routes file, lock
 
 An artifact holds ``public/`` (the static frontend), ``web/backend/`` (the
 markers the Reflex backend reads from ``.web``) and ``manifest.json``. A
@@ -284,6 +284,10 @@ class Cache:
     def dev_routes_path(self, project: str) -> Path:
         """Where a dev session's backend writes its route paths for the host's proxy."""
         return self.dev_dir(project) / "routes.json"
+
+    def dev_lockfiles_dir(self, project: str) -> Path:
+        """A dev session's ``reflex.lock/`` (Reflex writes it after installs; not into the project)."""
+        return self.dev_dir(project) / "reflex.lock"
 
     def dev_lock_path(self, project: str) -> Path:
         """Held by the one dev session of a project."""
