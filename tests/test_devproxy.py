@@ -6,9 +6,12 @@ The whole loop (real processes, Chromium) is tests/test_dev_browser.py.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -24,6 +27,15 @@ from reflex_buildd_client.devproxy import (
 from reflex_buildd_client.devtarget import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import InvalidConfigError
 from reflex_buildd_client.settings import Settings
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: Playwright's sync API (the session
+    browser) keeps an event loop running in the main thread, where it refuses."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=30)
 
 
 def _target(tmp_path: Path, prefix: str = "/admin") -> DevTarget:
@@ -75,11 +87,11 @@ def test_settings_read_the_variable_once(tmp_path: Path) -> None:
 
 def test_only_the_named_project_is_in_dev_mode(tmp_path: Path) -> None:
     # Production: not even the project is resolved (this one does not exist).
-    assert asyncio.run(start_dev_proxy(None, tmp_path / "missing")) is None
+    assert _run(start_dev_proxy(None, tmp_path / "missing")) is None
     second = tmp_path / "second"
     second.mkdir()
     (second / "rxconfig.py").write_text("import reflex as rx\nconfig = rx.Config(app_name='x')\n")
-    assert asyncio.run(start_dev_proxy(_target(tmp_path), second)) is None
+    assert _run(start_dev_proxy(_target(tmp_path), second)) is None
 
     async def named() -> bool:
         proxy = await start_dev_proxy(_target(tmp_path), SHOWCASE)
@@ -87,7 +99,7 @@ def test_only_the_named_project_is_in_dev_mode(tmp_path: Path) -> None:
         await proxy.close()
         return True
 
-    assert asyncio.run(named())
+    assert _run(named())
 
 
 def _scope(path: str, root_path: str = "/admin") -> dict[str, object]:
@@ -190,7 +202,7 @@ def _call(proxy: DevProxy, scope: dict[str, object]) -> list[dict[str, object]]:
         finally:
             await proxy.close()
 
-    asyncio.run(run())
+    _run(run())
     return sent
 
 
