@@ -224,7 +224,9 @@ def test_dev_hot_reload_under_prefix(dev_session: DevSession, browser: Any, tmp_
         # 4. Fixed (with one more text change): the page and the backend recover.
         source.write_text(broken.replace('"Edited"', '"Fixed"'))
         expect(page.locator("#title")).to_have_text("Fixed")
+        expect(page.get_by_text("Cannot connect to server")).to_have_count(0)
         _click_until_step(page, 10, timeout=60)
+        assert page.evaluate("window.__devMarker") == "still here", "the page was reloaded"
         _host_answers(session)
     finally:
         context.close()
