@@ -100,6 +100,16 @@ def _raise_stopped(signum: int, _frame: object) -> None:
     raise _Stopped(signum)
 
 
+def _require_dev_extras() -> None:
+    import importlib.util
+
+    missing = [m for m in ("uvicorn", "websockets") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ReflexBuilddError(
+            f"reflex-buildd dev needs {' and '.join(missing)}: pip install 'reflex-buildd[dev]'"
+        )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -279,7 +289,9 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
 
     Raises:
         DevAlreadyRunningError: If another dev session runs this project.
+        ReflexBuilddError: If uvicorn or websockets is not installed.
     """
+    _require_dev_extras()
     pid = project_id(project.root)
     cache.dev_dir(pid).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(cache.dev_lock_path(pid)))

@@ -130,19 +130,17 @@ class DevProxy:
         self._icon = icon_link(target.prefix) if favicon.is_file() else b""
 
     async def start(self) -> None:
-        """Open the HTTP client (one connection pool for the host's lifetime)."""
+        """Open the connection pool (one for the host's lifetime)."""
         import httpx  # Reflex depends on it; only dev mode needs it here
 
-        # trust_env=False: a developer's HTTP_PROXY must not catch loopback calls.
-        self._client = httpx.AsyncClient(
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(10.0, read=None),
-        )
+        # A transport, not a client: a client keeps a cookie jar, which would
+        # carry one browser's cookies into another's requests; and no
+        # HTTP_PROXY from the environment applies to it.
+        self._client = httpx.AsyncHTTPTransport(retries=0)
         _active.append(self)
 
     async def close(self) -> None:
-        """Close the HTTP client."""
+        """Close the connection pool."""
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -199,14 +197,17 @@ class DevProxy:
         has_body = any(
             k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
         )
-        request = self._client.build_request(
+        request = httpx.Request(
             scope["method"],
             url,
             headers=headers,
-            content=_request_body(receive) if has_body else None,
+            content=_request_body(receive) if has_body else b"",
+            # Connecting is quick on loopback or fails; a response may take
+            # as long as the server needs (Vite transforming a large module).
+            extensions={"timeout": {"connect": 10.0, "read": None, "write": None, "pool": 10.0}},
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._client.handle_async_request(request)
         except httpx.TransportError as exc:
             what = "Reflex backend" if backend else "Vite dev server"
             await _plain(
@@ -220,7 +221,7 @@ class DevProxy:
             out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
             content_type = response.headers.get("content-type", "")
             if not backend and content_type.startswith("text/html"):
-                body = await response.aread()
+                body = b"".join([chunk async for chunk in response.stream])
                 if len(body) <= _MAX_HTML:
                     body = self._inject(body)
                 out = [(k, v) for k, v in out if k.lower() != b"content-length"]
@@ -233,9 +234,11 @@ class DevProxy:
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": out}
             )
-            async for chunk in response.aiter_raw():
+            async for chunk in response.stream:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
+        except httpx.TransportError:
+            return  # the dev server went away mid-response (a reload): a cut stream
         finally:
             await response.aclose()
 
