@@ -243,3 +243,27 @@ def test_a_session_reads_the_projects_pins_and_writes_its_own_copy(tmp_path: Pat
     (project.root / "reflex.lock" / "bun.lock").unlink()
     (project.root / "reflex.lock").rmdir()
     assert not _seed_lockfiles(project, session).exists()  # no pins: Reflex starts fresh
+
+
+def test_the_route_list_covers_api_transformer_routers() -> None:
+    from fastapi import APIRouter, FastAPI
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from reflex_buildd.devplugin import route_paths
+
+    async def ok(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    api = FastAPI()
+    router = APIRouter(prefix="/api/v1")
+    router.add_api_route("/items/{item}", ok)
+    api.include_router(router)  # one route object without a path of its own
+    api.add_api_route("/whoami", ok)
+
+    class App:
+        _api = Starlette(routes=[Route("/ping", ok), Route("/_upload/{path:path}", ok)])
+        api_transformer = api
+
+    assert {"/ping", "/_upload", "/api/v1/items", "/whoami"} <= route_paths(App())

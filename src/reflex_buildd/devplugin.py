@@ -36,8 +36,10 @@ def route_paths(app: Any) -> set[str]:
     """The top-level paths of Reflex's backend app and of its ``api_transformer`` apps.
 
     A list, because the host's proxy cannot ask the app (it runs in another
-    process). Route objects without a path of their own (FastAPI's
-    ``include_router`` adds one) are looked into for theirs.
+    process). Route objects without a path of their own are looked into for
+    theirs: FastAPI 0.165's ``include_router`` adds one that lists its routes
+    with their full paths (``effective_route_contexts``); a mount's app has
+    routes of its own.
     """
     from reflex_buildd_client.backend_routes import routes_of
 
@@ -52,6 +54,8 @@ def route_paths(app: Any) -> set[str]:
         route = pending.pop()
         if path := getattr(route, "path", ""):
             paths.add(path.split("{", 1)[0].rstrip("/") or path)
+        elif callable(contexts := getattr(route, "effective_route_contexts", None)):
+            pending.extend(contexts())  # FastAPI's included router: each route, full path
         else:
             pending.extend(_routes(route) or routes_of(getattr(route, "app", None)) or ())
     return {p for p in paths if p not in ("", "/")}
