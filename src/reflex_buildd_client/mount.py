@@ -248,7 +248,7 @@ class ReflexMount:
     @property
     def backend_state(self) -> str:
         """``running``, ``starting``, ``failed`` or ``stopped``: for a host's readiness route."""
-        if self._backend is not None:
+        if self._backend is not None or self._dev is not None:  # dev: Reflex's dev backend
             return "running"
         if self._backend_error is not None:
             return "failed"
