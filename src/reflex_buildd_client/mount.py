@@ -246,6 +246,10 @@ class ReflexMount:
             return "starting"
         return "stopped"
 
+    async def ready(self) -> bool:
+        """Wait for a background start of the backend; whether it runs."""
+        return await self._ready_backend() is not None
+
     async def _ready_backend(self) -> Backend | None:
         """The backend, waiting for a background start; None if it failed to start."""
         if self._backend is None and self._starting is not None:
