@@ -29,9 +29,11 @@ from .backend_choice import Backend, open_backend
 from .builder import Builder, default_builder
 from .checkout import checkout
 from .errors import InvalidPathError, ReflexBuilddError
+from .hostlog import show_logs
 from .keys import KeyInputs
 from .lease import Lease
 from .lifespan import serve_lifespan
+from .nodaemon import DaemonGrace
 from .prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .project import Project, find_project
 from .pull import remote_lookup
@@ -179,6 +181,12 @@ class ReflexMount:
             ),
             # The remote tier (REFLEX_BUILDD_REMOTE), asked on a local miss; hosts only read.
             remote=remote_lookup(cache, key, settings.remote_tier),
+            give_up=(
+                DaemonGrace(cache, project.root, grace=settings.daemon_grace)
+                if settings.policy is StartupPolicy.WAIT
+                else None
+            ),
+            project=project.root,
         )
         if (previous := self._lease) is not None:  # opened again: one lease at a time
             previous.release()
@@ -198,6 +206,7 @@ class ReflexMount:
         answer at once, backend requests wait for the backend. With
         ``"startup"`` it returns when the backend runs, and fails with it.
         """
+        show_logs()  # a build or a wait at startup says what it does
         artifact = await asyncio.to_thread(self.open_artifact)
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
