@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -70,13 +71,14 @@ def test_group_help_and_logging_options() -> None:
 
 
 def _row(name: str) -> str:
+    """The reference's rows of a command (``ls`` has one for ``ls --remote`` too), joined."""
     rows = [
         line
         for line in REFERENCE.read_text().splitlines()
-        if line.startswith(f"| `reflex-buildd {name}")
+        if re.match(rf"\| `reflex-buildd {re.escape(name)}[ `]", line)
     ]
-    assert len(rows) == 1, f"docs/reference.md has {len(rows)} rows for {name}"
-    return rows[0]
+    assert rows, f"docs/reference.md has no row for {name}"
+    return "\n".join(rows)
 
 
 @pytest.mark.parametrize("name", sorted(_commands()))
@@ -127,6 +129,29 @@ def _watch_json(built: Built, cache_dir: Path, tmp_path: Path) -> list[dict[str,
     return events
 
 
+def _push_json(built: Built, cache_dir: Path, tmp_path: Path, s3: Any) -> object:
+    url = s3.url(f"cli-{tmp_path.name}")
+    data = _json_lines(
+        "push", built.key, "--remote", url, "--json", cache_dir=cache_dir, **s3.env()
+    )
+    return data[-1]
+
+
+def _pull_json(built: Built, cache_dir: Path, tmp_path: Path, s3: Any) -> object:
+    url = s3.url(f"cli-{tmp_path.name}")
+    _json_lines("push", built.key, "--remote", url, "--json", cache_dir=cache_dir, **s3.env())
+    data = _json_lines(
+        "pull", built.key, "--remote", url, "--json", cache_dir=tmp_path / "other", **s3.env()
+    )
+    assert Path(data[-1]["path"]).is_dir()  # type: ignore[index]
+    return {"key": data[-1]["key"]}  # type: ignore[index]
+
+
+# Commands that talk to the remote tier get the session's S3 server (moto).
+REMOTE_RUNS: dict[str, Callable[[Built, Path, Path, Any], object]] = {
+    "push": _push_json,
+    "pull": _pull_json,
+}
 JSON_RUNS: dict[str, Callable[[Built, Path, Path], object]] = {
     "build": lambda b, c, t: _json_lines("build", str(SHOWCASE), "--json", cache_dir=c)[-1],
     "key": lambda b, c, t: _json_lines("key", str(SHOWCASE), "--json", cache_dir=c)[-1],
@@ -147,8 +172,8 @@ def _json(*args: str, cache_dir: Path) -> object:
     return json.loads(result.stdout)
 
 
-def _json_lines(*args: str, cache_dir: Path) -> list[object]:
-    result = run_cli(*args, cache_dir=cache_dir)
+def _json_lines(*args: str, cache_dir: Path, **env: str) -> list[Any]:
+    result = run_cli(*args, cache_dir=cache_dir, **env)
     assert result.returncode == 0, result.stdout + result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -156,12 +181,19 @@ def _json_lines(*args: str, cache_dir: Path) -> list[object]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(_commands()) - set(NO_JSON)))
 def test_json_output_of_every_command(
-    name: str, showcase_build: Built, cache_dir: Path, tmp_path: Path
+    name: str,
+    showcase_build: Built,
+    cache_dir: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    assert name in JSON_RUNS, f"add a --json run of the new command {name!r} here"
-    data = JSON_RUNS[name](showcase_build, cache_dir, tmp_path)
+    if name in REMOTE_RUNS:
+        data = REMOTE_RUNS[name](showcase_build, cache_dir, tmp_path, request.getfixturevalue("s3"))
+    else:
+        assert name in JSON_RUNS, f"add a --json run of the new command {name!r} here"
+        data = JSON_RUNS[name](showcase_build, cache_dir, tmp_path)
     assert data is not None
-    if name in ("build", "key"):
+    if name in ("build", "key", "push", "pull"):
         assert data["key"] == showcase_build.key  # type: ignore[index]
     if name == "explain":
         assert data["diff"]["same"] is True and data["against"] == showcase_build.key  # type: ignore[index]

@@ -693,7 +693,8 @@ def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
 @click.argument("key")
 @cache_dir_option
 @remote_option
-def pull(key: str, cache_dir: Path | None, remote: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {key, path}.")
+def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     """Download the artifact KEY (the full key) from the remote into the local cache.
 
     The manifest is checked (signature when REFLEX_BUILDD_SIGNING_KEY is set,
@@ -713,8 +714,11 @@ def pull(key: str, cache_dir: Path | None, remote: str | None) -> None:
     except ReflexBuilddError as exc:
         _fail(exc)
         return
-    _err.print(f"pulled {key} -> {artifact.path}")
-    click.echo(key)
+    _say(f"pulled {key} -> {artifact.path}")
+    if as_json:
+        click.echo(json.dumps({"key": key, "path": str(artifact.path)}))
+    else:
+        click.echo(key)
 
 
 @main.command()
