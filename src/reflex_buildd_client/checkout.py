@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from .lease import Lease, take_lease
 from .settings import StartupPolicy
 from .store import Artifact, Cache
 from .verify import corruption, quarantine, read_checked
-from .wait import obtain
+from .wait import build_command, obtain
 
 __all__ = ["Checkout", "checkout", "is_read_only_error"]
 
@@ -119,9 +118,7 @@ def _corrupt(
     moved = f"; moved to {where}" if where is not None else ""
     if policy is StartupPolicy.FAIL:
         raise CorruptArtifactError(
-            f"{exc}{moved}; rebuild it with: reflex-buildd build "
-            f"{shlex.quote(str(project)) if project is not None else 'PROJECT'} "
-            f"--cache-dir {shlex.quote(str(cache.root))}"
+            f"{exc}{moved}; rebuild it with: {build_command(cache, project)}"
         ) from exc
     logger.warning("reflex-buildd: %s%s; obtaining it again", exc, moved)
 

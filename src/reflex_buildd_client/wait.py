@@ -31,7 +31,7 @@ from .settings import DEFAULT_TIMEOUT, StartupPolicy
 from .status import BuildState, KeyStatus, read_daemon, read_status, record_lookup
 from .store import Artifact, Cache
 
-__all__ = ["POLL_INTERVAL", "explain_daemon_mismatch", "obtain"]
+__all__ = ["POLL_INTERVAL", "build_command", "explain_daemon_mismatch", "obtain"]
 
 logger = logging.getLogger("reflex_buildd")
 
@@ -207,7 +207,7 @@ def _build_if_free(
         raise ReadOnlyCacheError(
             f"no artifact for key {key} in {cache.root}, and this process cannot build it "
             f"there ({exc.strerror}: {exc.filename}); build it where the cache is writable: "
-            f"{_build_command(cache, project)}",
+            f"{build_command(cache, project)}",
             key=key,
         ) from exc
     try:
@@ -231,12 +231,12 @@ def _missing(
     why = f"; {explain_missing()}" if explain_missing else ""
     return ArtifactMissingError(
         f"no artifact for key {key} in {cache.root} and the startup policy is 'fail'{why}; "
-        f"build it with: {_build_command(cache, project)}",
+        f"build it with: {build_command(cache, project)}",
         key=key,
     )
 
 
-def _build_command(cache: Cache, project: Path | None) -> str:
+def build_command(cache: Cache, project: Path | None) -> str:
     """The command that builds the key, ready to paste (the real project when known)."""
     where = shlex.quote(str(project)) if project is not None else "PROJECT"
     return f"reflex-buildd build {where} --cache-dir {shlex.quote(str(cache.root))}"
