@@ -94,6 +94,19 @@ def test_broken_app_fails_loudly_and_publishes_nothing(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "boom from the broken page" in result.stderr
     assert "failed" in result.stderr
+    # The error points at the user's file and line, not into the deleted
+    # build snapshot, and reads whole: from its traceback header, no ANSI codes.
+    line = (
+        page.read_text().splitlines().index("    raise RuntimeError('boom from the broken page')")
+    )
+    where = f'File "{page}", line {line + 1}, in broken'
+    assert where in result.stderr, result.stderr
+    assert f"at showcase/showcase.py, line {line + 1}, in broken: RuntimeError" in result.stderr
+    assert "Traceback (most recent call last):" in result.stderr
+    assert "/v1/tmp/build-" not in result.stderr and "\x1b[" not in result.stderr
+    (log,) = (cache / "v1" / "logs").iterdir()
+    text = log.read_text()
+    assert where in text and "/v1/tmp/build-" not in text and "\x1b" not in text
     artifacts = cache / "v1" / "artifacts"
     assert not artifacts.exists() or not any(artifacts.iterdir())
     assert not any((cache / "v1" / "tmp").iterdir()), "scratch left behind"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -111,6 +112,29 @@ def test_edit_publishes_a_new_key_and_non_inputs_build_nothing(
         time.sleep(1.0)
         assert len(_events(cache, "start")) == starts, log.read_text()
         assert _key(project, cache) == second
+
+        # Undo the edit with sed -i (it saves through a temp file), then redo
+        # it: each key is already built, and the daemon says so.
+        for text, key in (("Showcase", first), ("Showcase v2", second)):
+            old = "Showcase v2" if key == first else "Showcase"
+            subprocess.run(
+                ["sed", "-i", f's/rx.heading("{old}"/rx.heading("{text}"/', str(page)],
+                check=True,
+                timeout=10,
+            )
+            wait_for(
+                lambda key=key: f"already built: {key}" in log.read_text(),
+                timeout=20,
+                what=f"the daemon to find {key} built",
+            )
+        assert len(_events(cache, "start")) == starts, log.read_text()
+        lines = log.read_text().splitlines()
+        # Only the edited file is named (not sed's temp file), every line has a time.
+        assert any(
+            line.endswith(f"changed: showcase/showcase.py -> key {first}") for line in lines
+        ), lines
+        assert not [line for line in lines if "showcase/sed" in line], lines
+        assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines if line.strip()), lines
 
     # A host started afterwards serves the new content.
     with run_host(HOST, cache_dir=cache, log_dir=tmp_path, **_host_env(project, tmp_path)) as host:

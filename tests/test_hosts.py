@@ -79,6 +79,14 @@ def test_host(
         # The bare mount path leads into the app.
         status, body = _get(host.url + "/admin")
         assert status == 200 and b'name="reflex-buildd"' in body
+        # The access log names the full path of requests under the mount.
+        assert _get(host.url + "/admin/about")[0] == 200
+        wait_for(
+            lambda: '"GET /admin/about HTTP/1.1" 200' in host.output(),
+            timeout=10,
+            what="the access log line",
+        )
+        assert '"GET /about' not in host.output(), host.output()
     finally:
         stop_process(host.process)
     # Stopping the host stopped Reflex's lifespan tasks.

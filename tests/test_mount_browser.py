@@ -54,3 +54,34 @@ def test_same_artifact_under_any_prefix(
     artifacts = list((cache_dir / "v1" / "artifacts").iterdir())
     assert [a.name for a in artifacts] == [showcase_build.key]
     assert _tree(showcase_build.path) == artifact_before
+
+
+def test_the_demo_page_explains_itself(
+    browser: object, showcase_build: Built, cache_dir: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with run_host(
+        "examples.hosts.fastapi_host:app",
+        cache_dir=cache_dir,
+        log_dir=tmp_path,
+        REFLEX_UPLOADED_FILES_DIR=str(tmp_path / "uploads"),
+        REFLEX_STATES_WORKDIR=str(tmp_path / "states"),
+    ) as host:
+        context = browser.new_context()  # type: ignore[attr-defined]
+        try:
+            page = context.new_page()
+            page.goto(host.url + "/admin/")
+            expect(page.locator("#about-demo")).to_contain_text("/admin of a FastAPI host")
+            # The host's own routes, linked at the page's origin (built at run time).
+            links = page.locator("#host-routes a")
+            expect(links).to_have_count(2, timeout=20_000)
+            hrefs = [links.nth(i).get_attribute("href") for i in range(2)]
+            assert hrefs == [host.url + "/health", host.url + "/docs"], hrefs
+            with context.expect_page() as opened:
+                links.first.click()
+            health = opened.value
+            health.wait_for_load_state()
+            assert '"ok":true' in health.content()
+        finally:
+            context.close()

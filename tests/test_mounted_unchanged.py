@@ -224,7 +224,7 @@ def test_process_mode_child_killed_and_host_killed(
         REFLEX_BUILDD_POLICY="fail",
     )
     try:
-        wait_ready(host)
+        wait_ready(host, "/admin/ping")  # the backend's own route: the child answers
         base = host.url + "/admin"
         (child,) = _children(host.process.pid)
         context = browser.new_context()
@@ -443,6 +443,7 @@ def test_process_backend_routing_questions(rows_app: FixtureApp, tmp_path: Path)
         )
         await reflex_mount.startup()
         try:
+            assert await reflex_mount.ready()
             backend = reflex_mount._backend
             assert backend is not None
             assert backend.owns("", "GET") is False  # the index page: prewarmed

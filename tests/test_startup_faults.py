@@ -129,7 +129,8 @@ def test_read_only_cache_without_the_artifact_fails_clearly(tmp_path: Path) -> N
     output = log.read_text(errors="replace")
     assert process.returncode != 0
     assert "ReadOnlyCacheError" in output and "cannot build it there" in output, output
-    assert "reflex-buildd build PROJECT --cache-dir" in output
+    # The command names the real project, ready to paste.
+    assert f"reflex-buildd build {SHOWCASE} --cache-dir" in output, output
 
 
 def test_served_bytes_are_the_verified_bytes(

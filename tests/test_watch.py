@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reflex_buildd.watch import ChangeWatcher
+from reflex_buildd_client.tempfiles import is_editor_temp
 
 
 @pytest.fixture(params=[False, True], ids=["inotify", "polling"])
@@ -59,3 +61,37 @@ def test_stop_ends_a_wait(watcher: ChangeWatcher) -> None:
     started = time.monotonic()
     assert watcher.next_batch(stop, timeout=30) is None
     assert time.monotonic() - started < 25  # returned on stop, not on the timeout
+
+
+def test_editor_temp_files_stay_out_of_the_change_list(watcher: ChangeWatcher) -> None:
+    stop = threading.Event()
+    page = watcher.root / "app" / "app.py"
+    page.write_text("x = 1\n")
+    assert watcher.next_batch(stop, timeout=10) == {"app/app.py"}
+    # GNU sed -i writes app/sedXXXXXX and renames it over app.py.
+    subprocess.run(["sed", "-i", "s/1/2/", str(page)], check=True, timeout=10)
+    # vim: its 4913 probe, a swap file, a backup; emacs: a lock file.
+    for name in ("4913", ".app.py.swp", "app.py~", ".#app.py", "#app.py#"):
+        (watcher.root / "app" / name).write_text("junk")
+        (watcher.root / "app" / name).unlink()
+    seen: set[str] = set()
+    while (batch := watcher.next_batch(stop, timeout=1.5)) is not None:
+        seen |= batch
+    assert seen == {"app/app.py"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("sedIqBlhE", "4913", ".x.py.swp", "x.py.swo", "x.py~", ".#x.py", "#x.py#"),
+        *("x.py___jb_tmp___", ".goutputstream-ABC123", ".~lock.x.ods#", ".nfs000000001234"),
+        *("flycheck_x.py", "x.tmp"),
+    ],
+)
+def test_editor_temp_names(name: str) -> None:
+    assert is_editor_temp(name)
+
+
+@pytest.mark.parametrize("name", ["app.py", "sedan.py", "sediment", "state.py", "swap.py", "4914"])
+def test_real_names_are_not_temp(name: str) -> None:
+    assert not is_editor_temp(name)

@@ -3,7 +3,8 @@
 Litestar mounts raw ASGI apps with ``@asgi(path, is_mount=True)``; it strips
 the mount path without setting ``root_path``, so the app is wrapped with
 ``restore_mount_path``. Reflex's lifespan joins the host's through Litestar's
-``lifespan=`` list. Run: ``uvicorn examples.hosts.litestar_host:app``.
+``lifespan=`` list, and ``isolate_scope`` keeps the full path in the
+server's access log. Run: ``uvicorn examples.hosts.litestar_host:app``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from litestar import Litestar, MediaType, Response, asgi, get
 from litestar.types import Receive, Scope, Send
 
-from reflex_buildd_client import ReflexMount, restore_mount_path
+from reflex_buildd_client import ReflexMount, isolate_scope, restore_mount_path
 
 PROJECT = Path(
     os.environ.get("SHOWCASE_PROJECT", Path(__file__).resolve().parent.parent / "showcase")
@@ -59,8 +60,11 @@ async def catch_all(path: str) -> Response[dict[str, str]]:
     return Response({"host": "catch-all", "path": path}, status_code=404)
 
 
-app = Litestar(
+host = Litestar(
     route_handlers=[admin, health, host_file, catch_all],
     # Reflex's lifespan first: it starts before the host's and stops after it.
     lifespan=[lambda app: reflex_app.lifespan(), host_lifespan],
 )
+# Litestar rewrites the server's scope in place (a mount's path, stripped):
+# a copy keeps the full path in uvicorn's access log.
+app = isolate_scope(host)

@@ -19,6 +19,7 @@ The build runs Reflex's own ``reflex export`` in a subprocess:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -33,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 
 import blake3
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.keys import KeyInputs
@@ -54,7 +55,9 @@ from reflex_buildd_client.status import (
 from reflex_buildd_client.store import Artifact, Cache, project_id
 from reflex_buildd_client.wait import obtain
 
+from .buildlog import PhaseTracker, clean, error_tail, user_frame
 from .doctor import warn_escapes
+from .progress import LoggedProgress, Phase
 from .publish import publish
 
 __all__ = [
@@ -105,12 +108,21 @@ def _snapshot(project: Project, inputs: KeyInputs, dest: Path) -> None:
         target.write_bytes(data)
 
 
-def _tail(log: Path, lines: int = _LOG_TAIL_LINES) -> str:
+def _clean_log(log: Path, src: Path, project: Project) -> str:
+    """Rewrite the log readable and pointing at the project; return its text."""
     try:
-        text = log.read_text(errors="replace")
+        text = clean(log.read_text(errors="replace"), snapshot=str(src), project=str(project.root))
     except OSError:
         return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    with contextlib.suppress(OSError):
+        log.write_text(text)
+    return text
+
+
+def _failure_message(key: str, code: int, log: Path, text: str, project: Project) -> str:
+    frame = user_frame(text, project.root)
+    at = f" at {frame}" if frame is not None else ""
+    return f"build of {key} failed (reflex export exited {code}){at}; log: {log}"
 
 
 def _build_env(web_dir: Path, scratch: Path, runtime: JSRuntime) -> dict[str, str]:
@@ -163,6 +175,39 @@ def _collect(web_dir: Path, staging: Path) -> list[str]:
     return []
 
 
+def _shared_phases(
+    cache: Cache, key: str, progress: Phase, *, log: Path, project: Project
+) -> Phase:
+    """``progress``, and each phase in the key's status record: waiters log it too."""
+    since = time.time()
+
+    def phase(name: str) -> None:
+        progress(name)
+        # The record's time stays the build's start; only the phase changes.
+        with contextlib.suppress(OSError):
+            write_record(
+                cache,
+                key,
+                BuildState.BUILDING,
+                log=str(log),
+                project=str(project.root),
+                phase=name,
+                time=since,
+            )
+
+    return phase
+
+
+def _workspace_busy(workspace: Path) -> bool:
+    lock = FileLock(str(workspace) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 def _clean_stale_scratch(cache: Cache) -> None:
     """Remove scratch dirs of dead builders of this machine (never a live one's)."""
     try:
@@ -175,7 +220,13 @@ def _clean_stale_scratch(cache: Cache) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _run_export(src: Path, env: dict[str, str], log: Path, cancel: threading.Event | None) -> int:
+def _run_export(
+    src: Path,
+    env: dict[str, str],
+    log: Path,
+    cancel: threading.Event | None,
+    progress: Phase,
+) -> int:
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"],
@@ -187,11 +238,14 @@ def _run_export(src: Path, env: dict[str, str], log: Path, cancel: threading.Eve
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
+        phases = PhaseTracker(log)
         try:
             while True:
                 try:
                     return proc.wait(timeout=0.1)
                 except subprocess.TimeoutExpired:
+                    if (phase := phases.poll()) is not None:
+                        progress(phase)
                     if cancel is not None and cancel.is_set():
                         raise BuildCancelledError("superseded by a newer change") from None
         finally:
@@ -207,12 +261,17 @@ def run_build(
     key: str,
     inputs: KeyInputs,
     cancel: threading.Event | None = None,
+    progress: Phase | None = None,
 ) -> Artifact:
     """Build ``project`` (whose inputs are ``inputs``) and publish it as ``key``.
 
     The caller holds the key's lock. The status record says ``building`` while
     this runs, ``failed`` (with the log's tail) if it fails, and is removed
     once the artifact is published.
+
+    ``progress`` is told each phase of the build as it starts; without it the
+    phases and the elapsed time go to the ``reflex_buildd`` logger every few
+    seconds (a host that builds at startup would be silent otherwise).
 
     Raises:
         BuildFailedError: If the export fails; nothing is published and the
@@ -231,29 +290,43 @@ def run_build(
     workspace = cache.work_dir(project_id(project.root))
     workspace.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    logged = LoggedProgress(f"building {key} ({project.root.name})") if progress is None else None
+    if logged is not None:
+        logged.start()
+        progress = logged.set_phase
+    assert progress is not None
     try:
+        progress(f"copying {len(inputs.files)} input files")
         _snapshot(project, inputs, src)
         staging.mkdir(parents=True)
         log.write_bytes(f"reflex-buildd: building {key} from {project.root}\n".encode())
         write_record(cache, key, BuildState.BUILDING, log=str(log), project=str(project.root))
         append_journal(cache, "start", key, project=str(project.root))
+        progress = _shared_phases(cache, key, progress, log=log, project=project)
         code: int | None = None
         try:
             # One build at a time per workspace: two keys of one project may be
             # built at once by different processes, and they share node_modules.
+            if _workspace_busy(workspace):
+                progress("waiting for another build of this project to finish")
             with FileLock(str(workspace) + ".lock"):
                 web_dir = workspace / "web"
-                code = _run_export(src, _build_env(web_dir, scratch, runtime), log, cancel)
+                progress("starting reflex export")
+                code = _run_export(
+                    src, _build_env(web_dir, scratch, runtime), log, cancel, progress
+                )
+                text = _clean_log(log, src, project)
                 if code != 0:
                     raise BuildFailedError(
-                        f"build of {key} failed (reflex export exited {code}); log: {log}",
+                        _failure_message(key, code, log, text, project),
                         key=key,
-                        log_tail=_tail(log),
+                        log_tail=error_tail(text, _LOG_TAIL_LINES),
                     )
+                progress("publishing")
                 routes = _collect(web_dir, staging)
         except BuildCancelledError:
             clear_record(cache, key)
-            append_journal(cache, "cancelled", key)
+            append_journal(cache, "cancelled", key, project=str(project.root))
             raise
         except BuildFailedError as exc:
             write_record(
@@ -265,7 +338,7 @@ def run_build(
                 exit_code=code,
                 project=str(project.root),
             )
-            append_journal(cache, "failed", key)
+            append_journal(cache, "failed", key, project=str(project.root))
             raise
         seconds = round(time.monotonic() - started, 3)
         publish(
@@ -283,8 +356,10 @@ def run_build(
             routes=routes,
         )
         clear_record(cache, key)
-        append_journal(cache, "published", key, seconds=seconds)
+        append_journal(cache, "published", key, seconds=seconds, project=str(project.root))
     finally:
+        if logged is not None:
+            logged.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     artifact = cache.open(key)
     if artifact is None:  # pragma: no cover - we just published it
@@ -305,22 +380,27 @@ def ensure_built(
     extra_inputs: tuple[str, ...] = (),
     extra_env: tuple[str, ...] = (),
     remote: RemoteSettings | None = None,
+    progress: Phase | None = None,
 ) -> BuildOutcome:
     """Return the artifact for the project's current sources, building it if missing.
 
     Any number of processes may call this at once for one key: one builds, the
     others wait for it (and fail with its error if it fails). With ``remote``,
     a local miss is looked up there before building (pushing is the caller's).
+    ``progress`` is told each phase (keying, looking up, each phase of a build).
     """
     started = time.monotonic()
+    say = progress or (lambda _phase: None)
     for attempt in range(attempts):
+        say("computing the key")
         key, inputs = compute_key(
             project, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
         )
 
         def build(key: str = key, inputs: KeyInputs = inputs) -> Artifact:
-            return run_build(project, cache, key=key, inputs=inputs)
+            return run_build(project, cache, key=key, inputs=inputs, progress=progress)
 
+        say(f"key {key[:12]}: looking it up in the cache")
         try:
             artifact, built = obtain(
                 cache,
@@ -330,6 +410,7 @@ def ensure_built(
                 timeout=timeout,
                 retry_failed=retry_failed,
                 remote=remote_lookup(cache, key, remote),
+                project=project.root,
             )
         except SourcesChangedError:
             if attempt == attempts - 1:

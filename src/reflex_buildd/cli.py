@@ -1,7 +1,10 @@
 """The ``reflex-buildd`` command line (click + rich, like Reflex's own CLI).
 
-Every command takes the project directory (default: the current directory)
-and ``--cache-dir`` (env ``REFLEX_BUILDD_CACHE_DIR``).
+Every project command takes the project directory (default: the nearest
+directory at or above the current one holding ``rxconfig.py``), ``--input``
+and ``--input-env``; every command takes ``--cache-dir`` (env
+``REFLEX_BUILDD_CACHE_DIR``), ``-h``, ``--log-level``/``-v``/``-q``, and
+``--json`` where it prints facts.
 
 Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
 bad option, unknown key), 3 another daemon (or dev session) already runs the project, 4
@@ -14,6 +17,7 @@ failed.
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -30,12 +34,14 @@ from reflex_buildd_client.errors import (
     RemoteUnavailableError,
     UntrustedArtifactError,
 )
-from reflex_buildd_client.project import find_project
+from reflex_buildd_client.project import Project, find_project, find_project_upward
 from reflex_buildd_client.remote import RemoteSettings
+from reflex_buildd_client.settings import LOG_LEVELS, Settings
 from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.store import Cache
 
-from . import __version__
+from . import __version__, logsetup
+from .progress import Progress
 
 __all__ = ["main"]
 
@@ -59,9 +65,69 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 project_argument = click.argument(
     "project",
-    default=".",
+    required=False,
     type=click.Path(file_okay=False, path_type=Path),
 )
+
+
+def _project(path: Path | None) -> Project:
+    """PROJECT as given, or the project around the current directory (like git)."""
+    return find_project(path) if path is not None else find_project_upward(Path.cwd())
+
+
+def _set_level(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        logsetup.configure(value)
+
+
+# Accepted before the command and after it alike, as the last one given wins:
+# `reflex-buildd -q build` and `reflex-buildd build -q`.
+_logging_options = (
+    click.Option(
+        ["--log-level"],
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        expose_value=False,
+        callback=_set_level,
+        help="How much to say on stderr [env: REFLEX_BUILDD_LOG_LEVEL; default: info].",
+    ),
+    click.Option(
+        ["-v", "--verbose"],
+        flag_value="debug",
+        default=None,
+        expose_value=False,
+        callback=_set_level,
+        help="Same as --log-level debug.",
+    ),
+    click.Option(
+        ["-q", "--quiet"],
+        flag_value="warning",
+        default=None,
+        expose_value=False,
+        callback=_set_level,
+        help="Same as --log-level warning: no progress, only problems.",
+    ),
+)
+
+
+class _Group(click.Group):
+    """Gives every command the logging options, whoever adds it."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        have = {opt for param in cmd.params for opt in getattr(param, "opts", ())}
+        cmd.params.extend(o for o in _logging_options if not have & set(o.opts))
+        super().add_command(cmd, name)
+
+
+def _quiet() -> bool:
+    return not logsetup.enabled(logging.INFO)
+
+
+def _say(text: str) -> None:
+    """An informative line on stderr, unless -q."""
+    if not _quiet():
+        _err.print(text)
+
+
 cache_dir_option = click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -121,8 +187,6 @@ def _fail(exc: ReflexBuilddError) -> None:
 
 def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None:
     """The remote of ``--remote`` (or its env), with a clear error when it is malformed."""
-    from reflex_buildd_client.settings import Settings
-
     try:
         settings = Settings.load(remote=url).remote_tier
     except ReflexBuilddError as exc:
@@ -135,10 +199,18 @@ def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None
     return settings
 
 
-@click.group()
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, message="%(version)s")
 def main() -> None:
     """Build Reflex apps once into a shared cache; mount them on any path."""
+    # After the group's own options (`reflex-buildd -q build`), before the command's.
+    try:
+        logsetup.configure_default(Settings.load().log_level)
+    except ReflexBuilddError as exc:
+        _fail(exc)
+
+
+main.params.extend(_logging_options)
 
 
 @main.command()
@@ -148,7 +220,7 @@ def main() -> None:
 @extra_inputs_options
 @click.option("--json", "as_json", is_flag=True, help="Print {key, path, built, seconds, push}.")
 def build(
-    project: Path,
+    project: Path | None,
     cache_dir: Path | None,
     remote: str | None,
     extra_inputs: tuple[str, ...],
@@ -167,20 +239,25 @@ def build(
 
     settings = _remote(remote)
     try:
-        proj = find_project(project)
+        proj = _project(project)
         cache = Cache(cache_dir)
-        with _err.status(f"building {proj.root.name}", spinner="dots"):
+        with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
             outcome = ensure_built(
-                proj, cache, extra_inputs=extra_inputs, extra_env=extra_env, remote=settings
+                proj,
+                cache,
+                extra_inputs=extra_inputs,
+                extra_env=extra_env,
+                remote=settings,
+                progress=progress.set_phase,
             )
         verb = "built" if outcome.built else "cached"
-        _err.print(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
+        _say(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
         pushed = push_artifact(cache, outcome.artifact, settings) if settings else None
     except ReflexBuilddError as exc:
         _fail(exc)
         return
     if pushed is not None:
-        _err.print(pushed.summary())
+        _say(pushed.summary())
     if as_json:
         click.echo(
             json.dumps(
@@ -201,21 +278,29 @@ def build(
 @project_argument
 @cache_dir_option
 @extra_inputs_options
+@click.option("--json", "as_json", is_flag=True, help="Print {key, project, cached}.")
 def key(
-    project: Path, cache_dir: Path | None, extra_inputs: tuple[str, ...], extra_env: tuple[str, ...]
+    project: Path | None,
+    cache_dir: Path | None,
+    extra_inputs: tuple[str, ...],
+    extra_env: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Print the key of PROJECT's current build inputs, without building."""
     try:
-        found = compute_key(
-            find_project(project),
-            cache_dir=cache_dir,
-            extra_inputs=extra_inputs,
-            extra_env=extra_env,
+        proj = _project(project)
+        cache = Cache(cache_dir)
+        found, _inputs = compute_key(
+            proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
         )
     except ReflexBuilddError as exc:
         _fail(exc)
         return
-    click.echo(found[0])
+    if as_json:
+        cached = cache.read_manifest(found) is not None
+        click.echo(json.dumps({"key": found, "project": str(proj.root), "cached": cached}))
+    else:
+        click.echo(found)
 
 
 @main.command()
@@ -223,12 +308,14 @@ def key(
 @cache_dir_option
 @click.option("--against", metavar="KEY", help="Key (or unique prefix) to compare with.")
 @extra_inputs_options
+@click.option("--json", "as_json", is_flag=True, help="Print the difference as one JSON object.")
 def explain(
-    project: Path,
+    project: Path | None,
     cache_dir: Path | None,
     against: str | None,
     extra_inputs: tuple[str, ...],
     extra_env: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Explain why PROJECT's current key differs from a cached one.
 
@@ -236,13 +323,18 @@ def explain(
     with the most recent artifact of PROJECT in the cache.
     """
     from .explain import explain as explain_inputs
+    from .explain import explain_json
 
     try:
-        proj = find_project(project)
+        proj = _project(project)
         cache = Cache(cache_dir)
         current, inputs = compute_key(
             proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
         )
+        if as_json:
+            data = explain_json(proj, cache, key=current, inputs=inputs, against=against)
+            click.echo(json.dumps(data, indent=1))
+            return
         click.echo(
             explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False
         )
@@ -268,23 +360,28 @@ def explain(
     show_default=True,
     help="Seconds of quiet that end a burst of saves (a change during a build cancels it).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print each event as one JSON line on stdout."
+)
 def watch(
-    project: Path,
+    project: Path | None,
     cache_dir: Path | None,
     remote: str | None,
     extra_inputs: tuple[str, ...],
     extra_env: tuple[str, ...],
     poll: bool | None,
     debounce: float,
+    as_json: bool,
 ) -> None:
     """Watch PROJECT and keep its build current in the cache (a foreground daemon).
 
     Builds the current key if missing, then rebuilds on every change to a
     build input; with a remote, pulls a key from it instead of building when
-    it has it, and pushes what it builds. Logs to stderr; stops cleanly on
-    SIGTERM or SIGINT.
+    it has it, and pushes what it builds. Logs to stderr (with --json: JSON
+    lines on stdout); stops cleanly on SIGTERM or SIGINT.
     """
     from .daemon import DaemonOptions, run_daemon
+    from .report import JsonReporter, Reporter
 
     stop = threading.Event()
 
@@ -300,8 +397,11 @@ def watch(
         extra_env=extra_env,
         remote=_remote(remote),
     )
+    reporter = JsonReporter() if as_json else Reporter(_err, quiet=_quiet())
     try:
-        run_daemon(find_project(project), Cache(cache_dir), stop=stop, options=options)
+        run_daemon(
+            _project(project), Cache(cache_dir), stop=stop, options=options, reporter=reporter
+        )
     except ReflexBuilddError as exc:
         _fail(exc)
 
@@ -658,7 +758,8 @@ def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
 @click.argument("key")
 @cache_dir_option
 @remote_option
-def pull(key: str, cache_dir: Path | None, remote: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {key, path}.")
+def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     """Download the artifact KEY (the full key) from the remote into the local cache.
 
     The manifest is checked (signature when REFLEX_BUILDD_SIGNING_KEY is set,
@@ -678,16 +779,27 @@ def pull(key: str, cache_dir: Path | None, remote: str | None) -> None:
     except ReflexBuilddError as exc:
         _fail(exc)
         return
-    _err.print(f"pulled {key} -> {artifact.path}")
-    click.echo(key)
+    _say(f"pulled {key} -> {artifact.path}")
+    if as_json:
+        click.echo(json.dumps({"key": key, "path": str(artifact.path)}))
+    else:
+        click.echo(key)
 
 
 @main.command()
 @project_argument
 @cache_dir_option
+@extra_inputs_options
 @click.option("--strict", is_flag=True, help="Exit with status 4 when anything is found (for CI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
-def doctor(project: Path, cache_dir: Path | None, strict: bool, as_json: bool) -> None:
+def doctor(
+    project: Path | None,
+    cache_dir: Path | None,
+    extra_inputs: tuple[str, ...],
+    extra_env: tuple[str, ...],
+    strict: bool,
+    as_json: bool,
+) -> None:
     """List root-absolute URLs in PROJECT's build that will leave the mount prefix.
 
     Builds the current key first if it is missing. Each finding names the
@@ -699,8 +811,15 @@ def doctor(project: Path, cache_dir: Path | None, strict: bool, as_json: bool) -
     from .doctor import diagnose, format_findings
 
     try:
-        proj = find_project(project)
-        outcome = ensure_built(proj, Cache(cache_dir))
+        proj = _project(project)
+        with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
+            outcome = ensure_built(
+                proj,
+                Cache(cache_dir),
+                extra_inputs=extra_inputs,
+                extra_env=extra_env,
+                progress=progress.set_phase,
+            )
         findings = diagnose(outcome.artifact, proj.root)
     except ReflexBuilddError as exc:
         _fail(exc)
@@ -716,3 +835,53 @@ def doctor(project: Path, cache_dir: Path | None, strict: bool, as_json: bool) -
     )
     if strict and findings:
         sys.exit(4)
+
+
+def _parse_since(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--since``: an age (``12h``, ``7d``) or a date (``2026-12-01``, ISO 8601)."""
+    import datetime
+    import time
+
+    from reflex_buildd_client.units import parse_age
+
+    if value is None:
+        return None
+    try:
+        return time.time() - parse_age(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected an age (30m, 12h, 7d) or a date (2026-12-01, 2026-12-01T09:00)",
+            param=param,
+        ) from None
+    return when.timestamp()
+
+
+@main.command()
+@cache_dir_option
+@click.option(
+    "--since",
+    metavar="AGE|DATE",
+    callback=_parse_since,
+    help="Count only events after this: an age (12h, 7d) or a date (2026-12-01).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as one JSON object.")
+def stats(cache_dir: Path | None, since: float | None, as_json: bool) -> None:
+    """Cache statistics per project: hits, misses, builds, failures, time saved.
+
+    Counted from the cache's journal: every host start, build, doctor and
+    daemon key is one lookup (a hit or a miss); time saved adds up, over
+    hits, what building that key took.
+    """
+    from reflex_buildd_client.status import read_journal
+
+    from .stats import render, summarize
+
+    summary = summarize(read_journal(Cache(cache_dir)), since=since)
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), indent=1))
+    else:
+        click.echo(render(summary), nl=False)

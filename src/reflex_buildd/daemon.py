@@ -27,7 +27,7 @@ from reflex_buildd_client.project import Project
 from reflex_buildd_client.pull import remote_lookup
 from reflex_buildd_client.remote import RemoteSettings
 from reflex_buildd_client.sources import compute_key
-from reflex_buildd_client.status import read_daemon, write_daemon
+from reflex_buildd_client.status import read_daemon, record_lookup, write_daemon
 from reflex_buildd_client.store import Cache, project_id
 
 from .build import BuildCancelledError, SourcesChangedError, run_build
@@ -91,14 +91,26 @@ class _Job:
         lock = FileLock(str(cache.lock_path(key)))
         started = time.monotonic()
         lookup = remote_lookup(cache, key, self._remote)
+        looked_up = False
         try:
             # Outside the key's lock: a pull takes it itself.
             if lookup is not None and cache.open(key) is None and lookup(None) is not None:
                 self._reporter.pulled(key, time.monotonic() - started)
+                # Not in the local cache: a miss there, which the remote served.
+                looked_up = True
+                record_lookup(cache, key, hit=False, project=self._project.root)
             while not self.cancel.is_set():
                 if cache.open(key) is not None:
+                    if not looked_up:
+                        # An edit undone, a branch switched back: say so, or
+                        # the log would end at "-> key ..." as if stuck.
+                        record_lookup(cache, key, hit=True, project=self._project.root)
+                        self._reporter.already_built(key)
                     self.outcome = "ready"
                     break
+                if not looked_up:
+                    looked_up = True
+                    record_lookup(cache, key, hit=False, project=self._project.root)
                 try:
                     lock.acquire(timeout=0.25)
                 except Timeout:
@@ -107,7 +119,12 @@ class _Job:
                     if cache.open(key) is None:
                         self._reporter.build_started(key)
                         run_build(
-                            self._project, cache, key=key, inputs=self.inputs, cancel=self.cancel
+                            self._project,
+                            cache,
+                            key=key,
+                            inputs=self.inputs,
+                            cancel=self.cancel,
+                            progress=lambda phase: self._reporter.phase(key, phase),
                         )
                         self._reporter.build_done(key, time.monotonic() - started)
                         # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache

@@ -8,6 +8,7 @@ out); :func:`find_manifest` and :func:`explain` read the cache.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from reflex_buildd_client.diff import ABSENT, InputsDiff, diff_inputs
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
@@ -16,7 +17,15 @@ from reflex_buildd_client.manifest import Manifest
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.store import Cache
 
-__all__ = ["InputsDiff", "diff_inputs", "explain", "find_manifest", "render"]
+__all__ = [
+    "InputsDiff",
+    "diff_inputs",
+    "diff_to_json",
+    "explain",
+    "explain_json",
+    "find_manifest",
+    "render",
+]
 
 
 def _env_state(value: object) -> str:
@@ -139,3 +148,42 @@ def explain(
     if manifest.key == key and against is None:
         text += "the most recent artifact is the current key: nothing to rebuild\n"
     return text
+
+
+def diff_to_json(diff: InputsDiff) -> dict[str, Any]:
+    """The diff as plain JSON data (env values by state only: set, unset, not an input)."""
+    return {
+        "same": diff.empty,
+        "schema": list(diff.schema) if diff.schema else None,
+        "files": {
+            "added": diff.added,
+            "removed": diff.removed,
+            "changed": diff.changed,
+            "renamed": [list(pair) for pair in diff.renamed],
+        },
+        "versions": [{"name": n, "old": o, "new": v} for n, o, v in diff.versions],
+        "env": [
+            {"name": n, "old": _env_state(o), "new": _env_state(v), "value_changed": o != v}
+            for n, o, v in diff.env
+        ],
+        "js_runtime": list(diff.js_runtime) if diff.js_runtime else None,
+        "settings": [{"name": n, "old": o, "new": v} for n, o, v in diff.settings],
+    }
+
+
+def explain_json(
+    project: Project, cache: Cache, *, key: str, inputs: KeyInputs, against: str | None = None
+) -> dict[str, Any]:
+    """What :func:`explain` says, as data: both keys and their difference.
+
+    Raises:
+        ArtifactMissingError: If there is nothing to compare with.
+    """
+    manifest = find_manifest(cache, project, against)
+    return {
+        "project": str(project.root),
+        "key": key,
+        "against": manifest.key,
+        "against_created": manifest.created,
+        "diff": diff_to_json(diff_inputs(manifest.inputs, inputs)),
+    }

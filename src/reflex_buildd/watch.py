@@ -5,7 +5,8 @@ alone decides whether anything changed (so a save that leaves the bytes
 unchanged, or a change to a file that is not an input, starts no build).
 Events inside directories that are never inputs (``.web``, ``node_modules``,
 ``__pycache__``, ``.git``, ...) are dropped early so that busy tools writing
-there do not keep waking the daemon.
+there do not keep waking the daemon, and so are editors' temporary files
+(``sedIqBlhE`` of ``sed -i``, vim's ``4913`` and ``.swp``, ``x~``, ``.#x``).
 
 inotify is used where it works; network mounts and many container volumes
 deliver no events, so ``poll=True`` (or ``REFLEX_BUILDD_POLL=1``, or an
@@ -27,6 +28,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from reflex_buildd_client.settings import Settings
+from reflex_buildd_client.tempfiles import is_editor_temp
 from reflex_buildd_client.walk import EXCLUDED_DIRS
 
 __all__ = ["ChangeWatcher"]
@@ -54,6 +56,10 @@ class _Handler(FileSystemEventHandler):
             if any(part in self._ignored for part in rel.parts[:-1] or rel.parts):
                 continue
             if event.is_directory and event.event_type == "modified":
+                continue
+            # A save through a temp file also renames it over the real one:
+            # that second event names the file that changed.
+            if not event.is_directory and is_editor_temp(rel.name):
                 continue
             self._out.put(rel.as_posix())
 

@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .dispatch import PathDispatcher, restore_mount_path
+    from .dispatch import PathDispatcher, isolate_scope, restore_mount_path
     from .errors import (
         ArtifactMissingError,
         BuildFailedError,
@@ -48,6 +48,7 @@ __all__ = [
     "Settings",
     "StartupPolicy",
     "WaitTimeoutError",
+    "isolate_scope",
     "mount",
     "restore_mount_path",
 ]
@@ -55,6 +56,7 @@ __all__ = [
 _HOMES = {
     "PathDispatcher": "dispatch",
     "restore_mount_path": "dispatch",
+    "isolate_scope": "dispatch",
     "MountOptions": "mount",
     "ReflexMount": "mount",
     "mount": "mount",

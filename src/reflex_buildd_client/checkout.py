@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from .errors import CorruptArtifactError, WaitTimeoutError
@@ -32,7 +33,7 @@ from .lease import Lease, take_lease
 from .settings import StartupPolicy
 from .store import Artifact, Cache
 from .verify import corruption, quarantine, read_checked
-from .wait import obtain
+from .wait import build_command, obtain
 
 __all__ = ["Checkout", "checkout", "is_read_only_error"]
 
@@ -95,6 +96,7 @@ def _corrupt(
     exc: CorruptArtifactError,
     policy: StartupPolicy,
     bad: list[str],
+    project: Path | None,
 ) -> None:
     try:
         where = quarantine(
@@ -116,7 +118,7 @@ def _corrupt(
     moved = f"; moved to {where}" if where is not None else ""
     if policy is StartupPolicy.FAIL:
         raise CorruptArtifactError(
-            f"{exc}{moved}; rebuild it with: reflex-buildd build PROJECT --cache-dir {cache.root}"
+            f"{exc}{moved}; rebuild it with: {build_command(cache, project)}"
         ) from exc
     logger.warning("reflex-buildd: %s%s; obtaining it again", exc, moved)
 
@@ -130,6 +132,8 @@ def checkout(
     build: Callable[[], Artifact] | None = None,
     explain_missing: Callable[[], str] | None = None,
     remote: Callable[[float | None], Artifact | None] | None = None,
+    give_up: Callable[[], str | None] | None = None,
+    project: Path | None = None,
 ) -> Checkout:
     """Obtain the artifact of ``key`` (wait/build/fail per ``policy``), lease it, read it verified.
 
@@ -141,6 +145,8 @@ def checkout(
         build: Builds the key under its lock (policy ``build``).
         explain_missing: Says why nobody builds the key (for waits and errors).
         remote: Looks in the remote tier on a local miss (:func:`.pull.remote_lookup`).
+        give_up: Ends a wait nobody serves (see :func:`~.wait.obtain`).
+        project: The project directory, for the journal and suggested commands.
 
     Raises:
         CorruptArtifactError: The artifact is corrupt and the policy is
@@ -158,6 +164,8 @@ def checkout(
             timeout=timeout,
             explain_missing=explain_missing,
             remote=remote,
+            give_up=give_up,
+            project=project,
         )
         lease = _lease(cache, key)
         if lease is False:
@@ -186,7 +194,7 @@ def checkout(
         if error is None:
             continue  # gone under us: obtain again
         corrupt += 1
-        _corrupt(cache, key, artifact, error, policy, list(problems))
+        _corrupt(cache, key, artifact, error, policy, list(problems), project)
         if corrupt >= _MAX_CORRUPT:
             raise CorruptArtifactError(
                 f"the artifact of {key} was corrupt again after it was obtained anew: {error}"

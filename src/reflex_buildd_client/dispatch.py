@@ -9,6 +9,9 @@
 - :func:`restore_mount_path` wraps a mounted app for hosts that strip the
   mount path from ``path`` without setting ``root_path`` (Litestar's
   ``@asgi(..., is_mount=True)``): it rebuilds both from ``raw_path``.
+- :func:`isolate_scope` wraps a whole host app that rewrites the server's
+  scope in place (Litestar's router sets a mount's stripped ``path`` on it),
+  so the server's access log keeps the path the client asked for.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .mount import ReflexMount
 from .prefix import normalize_mount_path
 from .types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["PathDispatcher", "restore_mount_path"]
+__all__ = ["PathDispatcher", "isolate_scope", "restore_mount_path"]
 
 
 class PathDispatcher:
@@ -118,3 +121,21 @@ def restore_mount_path(app: ASGIApp, mount_path: str) -> ASGIApp:
         await app(scope, receive, send)
 
     return restored
+
+
+def isolate_scope(app: ASGIApp) -> ASGIApp:
+    """Hand ``app`` a copy of each connection's scope.
+
+    uvicorn's access log reads ``path`` from the scope it made, after the app
+    ran; Litestar's router replaces that ``path`` with a mount's stripped one
+    (``/assets/x.js/`` for ``/admin/assets/x.js``). Given a copy, the app
+    rewrites its own, and the log shows the full path. Lifespan passes
+    through unchanged (its scope holds the shared ``state``).
+    """
+
+    async def isolated(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = dict(scope)
+        await app(scope, receive, send)
+
+    return isolated

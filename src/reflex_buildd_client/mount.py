@@ -30,9 +30,11 @@ from .builder import Builder, default_builder
 from .checkout import checkout
 from .devproxy import DevProxy, start_dev_proxy
 from .errors import InvalidPathError, ReflexBuilddError
+from .hostlog import show_logs
 from .keys import KeyInputs
 from .lease import Lease
 from .lifespan import serve_lifespan
+from .nodaemon import DaemonGrace
 from .prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .project import Project, find_project
 from .pull import remote_lookup
@@ -183,6 +185,12 @@ class ReflexMount:
             ),
             # The remote tier (REFLEX_BUILDD_REMOTE), asked on a local miss; hosts only read.
             remote=remote_lookup(cache, key, settings.remote_tier),
+            give_up=(
+                DaemonGrace(cache, project.root, grace=settings.daemon_grace)
+                if settings.policy is StartupPolicy.WAIT
+                else None
+            ),
+            project=project.root,
         )
         if (previous := self._lease) is not None:  # opened again: one lease at a time
             previous.release()
@@ -205,6 +213,7 @@ class ReflexMount:
         Under ``reflex-buildd dev`` (``REFLEX_BUILDD_DEV`` names this project)
         it starts the proxy to the dev servers instead, and nothing else.
         """
+        show_logs()  # a build or a wait at startup says what it does
         self._dev = await start_dev_proxy(self.settings.dev, self._project_path)
         if self._dev is not None:
             return
@@ -255,6 +264,10 @@ class ReflexMount:
         if self._starting is not None and not self._starting.done():
             return "starting"
         return "stopped"
+
+    async def ready(self) -> bool:
+        """Wait for a background start of the backend; whether it runs."""
+        return await self._ready_backend() is not None
 
     async def _ready_backend(self) -> Backend | None:
         """The backend, waiting for a background start; None if it failed to start."""

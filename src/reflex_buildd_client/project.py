@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import ProjectNotFoundError
 
-__all__ = ["Project", "config_literal", "find_project"]
+__all__ = ["Project", "config_literal", "find_project", "find_project_upward"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,23 @@ def find_project(path: str | os.PathLike[str]) -> Project:
             "or set REFLEX_APP_NAME"
         )
     return Project(root=root, app_name=app_name)
+
+
+def find_project_upward(start: str | os.PathLike[str]) -> Project:
+    """The project holding ``start``: the nearest directory at or above it with ``rxconfig.py``.
+
+    What ``reflex-buildd`` does without a PROJECT argument, like git looks
+    for ``.git``: any subdirectory of a project (its app package, ``assets/``)
+    names the project.
+
+    Raises:
+        ProjectNotFoundError: If no directory from ``start`` up has ``rxconfig.py``.
+    """
+    here = Path(start).expanduser().resolve()
+    for directory in (here, *here.parents):
+        if (directory / "rxconfig.py").is_file():
+            return find_project(directory)
+    raise ProjectNotFoundError(
+        f"no rxconfig.py in {here} or any directory above it: run this inside a Reflex "
+        "project or pass the project directory"
+    )

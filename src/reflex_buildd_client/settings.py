@@ -28,6 +28,8 @@ The variables:
 ``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
 ``REFLEX_BUILDD_DEV``              set by ``reflex-buildd dev`` only: where its
                                    dev servers are (JSON, :mod:`.devtarget`)
+``REFLEX_BUILDD_DAEMON_GRACE``     seconds a waiting host gives a daemon to appear
+``REFLEX_BUILDD_LOG_LEVEL``        the CLI's and daemon's log level
 =================================  ==========================================
 """
 
@@ -51,9 +53,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_MODES",
+    "DEFAULT_DAEMON_GRACE",
     "DEFAULT_GC_MAX_SIZE",
     "DEFAULT_TIMEOUT",
     "ENV_PREFIX",
+    "LOG_LEVELS",
     "GcLimits",
     "Settings",
     "StartupPolicy",
@@ -62,6 +66,10 @@ __all__ = [
 
 ENV_PREFIX = "REFLEX_BUILDD_"
 DEFAULT_TIMEOUT = 900.0
+# Policy wait without a live daemon: long enough for a daemon started beside
+# the host to record itself (a second or two), short against the timeout.
+DEFAULT_DAEMON_GRACE = 10.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
 # The daemon's automatic gc keeps the cache under this unless told otherwise.
 DEFAULT_GC_MAX_SIZE = 2 * 1024**3
 _TRUE = ("1", "true", "yes", "on")
@@ -138,6 +146,9 @@ class Settings:
             backend and fails with it.
         dev: Where ``reflex-buildd dev`` runs its dev servers, when it runs
             this process (None: production, always served from the cache).
+        daemon_grace: Policy ``wait``: seconds without a live daemon before
+            startup gives up.
+        log_level: The CLI's and the daemon's log level (``--log-level``).
         proxy: The prefix rule's settings, parsed from the three above.
         remote_tier: The remote's settings parsed from the three above, or None.
     """
@@ -160,6 +171,8 @@ class Settings:
     backend: str = "inprocess"
     backend_start: str = "background"
     dev: DevTarget | None = None
+    daemon_grace: float = DEFAULT_DAEMON_GRACE
+    log_level: str = "info"
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -244,6 +257,8 @@ class Settings:
                 backend_start if backend_start is not None else var("BACKEND_START")
             ),
             dev=_dev(var("DEV")),
+            daemon_grace=_grace(var("DAEMON_GRACE")),
+            log_level=_log_level(var("LOG_LEVEL")),
         )
 
     def override(
@@ -358,3 +373,26 @@ def _gc(size_text: str, age_text: str) -> GcLimits | None:
         )
     except ValueError as exc:
         raise InvalidConfigError(f"{ENV_PREFIX}GC_MAX_SIZE/{ENV_PREFIX}GC_MAX_AGE: {exc}") from None
+
+
+def _grace(text: str) -> float:
+    if not text:
+        return DEFAULT_DAEMON_GRACE
+    try:
+        grace = float(text)
+    except ValueError:
+        grace = -1.0
+    if not grace >= 0:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}DAEMON_GRACE={text!r}: expected a number of seconds, 0 or more"
+        )
+    return grace
+
+
+def _log_level(text: str) -> str:
+    level = text.lower() or "info"
+    if level not in LOG_LEVELS:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}LOG_LEVEL={text!r}: expected one of {', '.join(LOG_LEVELS)}"
+        )
+    return level

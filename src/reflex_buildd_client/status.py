@@ -41,6 +41,7 @@ __all__ = [
     "read_daemon",
     "read_journal",
     "read_status",
+    "record_lookup",
     "this_process",
     "write_daemon",
     "write_record",
@@ -143,7 +144,7 @@ def read_status(cache: Cache, key: str) -> KeyStatus:
 
 
 def append_journal(cache: Cache, event: str, key: str, **fields: Any) -> None:
-    """Record one build event (``start``, ``published``, ``failed``, ``cancelled``)."""
+    """Record one event (``start``, ``published``, ``failed``, ``cancelled``, ``hit``, ``miss``, ...)."""
     line = json.dumps({"event": event, "key": key, "time": time.time(), **this_process(), **fields})
     path = cache.journal_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +153,18 @@ def append_journal(cache: Cache, event: str, key: str, **fields: Any) -> None:
         os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
+
+
+def record_lookup(cache: Cache, key: str, *, hit: bool, project: Path | None) -> None:
+    """Journal one ``hit`` (the cache had ``key``) or ``miss`` (``reflex-buildd stats``).
+
+    Statistics only: a journal that cannot be written never stops a host.
+    """
+    extra = {"project": str(project)} if project is not None else {}
+    try:
+        append_journal(cache, "hit" if hit else "miss", key, **extra)
+    except OSError:
+        pass
 
 
 def read_journal(cache: Cache) -> list[dict[str, Any]]:

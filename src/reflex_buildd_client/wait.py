@@ -17,6 +17,7 @@ local protocol goes on; the remote never holds startup past its timeout.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,10 @@ from .diff import diff_inputs
 from .errors import ArtifactMissingError, BuildFailedError, ReadOnlyCacheError, WaitTimeoutError
 from .keys import KeyInputs
 from .settings import DEFAULT_TIMEOUT, StartupPolicy
-from .status import BuildState, KeyStatus, read_daemon, read_status
+from .status import BuildState, KeyStatus, read_daemon, read_status, record_lookup
 from .store import Artifact, Cache
 
-__all__ = ["POLL_INTERVAL", "explain_daemon_mismatch", "obtain"]
+__all__ = ["POLL_INTERVAL", "build_command", "explain_daemon_mismatch", "obtain"]
 
 logger = logging.getLogger("reflex_buildd")
 
@@ -57,7 +58,7 @@ def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInput
     """Why the daemon of the project at ``root`` has not built ``key``: its key differs, and how."""
     daemon = read_daemon(cache, root)
     if daemon is None or daemon.alive is False:
-        return f"no daemon is watching this project (start one: reflex-buildd watch {root})"
+        return f"no daemon is watching {root}"
     if daemon.key == key:
         return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
     why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
@@ -77,6 +78,8 @@ def obtain(
     retry_failed: bool = False,
     explain_missing: Callable[[], str] | None = None,
     remote: Callable[[float | None], Artifact | None] | None = None,
+    give_up: Callable[[], str | None] | None = None,
+    project: Path | None = None,
 ) -> tuple[Artifact, bool]:
     """Return the artifact of ``key``, building or waiting as ``policy`` says.
 
@@ -94,6 +97,11 @@ def obtain(
         remote: Looks in the remote tier (:func:`.pull.remote_lookup`), given
             the seconds left; asked once, on the first local miss that nobody
             is building, before building or waiting.
+        give_up: Asked at each poll of a wait (policy ``wait``) while nobody
+            builds the key; a message ends the wait with ``WaitTimeoutError``
+            (:class:`.nodaemon.DaemonGrace`: no live daemon).
+        project: The project directory: named in the journal's ``hit`` and
+            ``miss`` lines (``reflex-buildd stats``) and in suggested commands.
 
     Returns:
         The artifact and whether this call built it.
@@ -109,8 +117,12 @@ def obtain(
     last_log = 0.0
     if policy is StartupPolicy.BUILD and build is None:
         raise ValueError("policy 'build' needs a build function")
+    looked_up = False
     while True:
         status = _current(cache, key, since=started if retry_failed else None)
+        if not looked_up:
+            looked_up = True
+            record_lookup(cache, key, hit=isinstance(status, Artifact), project=project)
         if isinstance(status, Artifact):
             return status, False
         if remote is not None and status.state is not BuildState.BUILDING:
@@ -121,12 +133,19 @@ def obtain(
             continue  # the pull took time: look at the key's state again
         if status.state is not BuildState.BUILDING:
             if policy is StartupPolicy.FAIL:
-                raise _missing(cache, key, explain_missing)
+                raise _missing(cache, key, explain_missing, project)
             if policy is StartupPolicy.BUILD and build is not None:
-                built = _build_if_free(cache, key, build, since=started if retry_failed else None)
+                built = _build_if_free(
+                    cache, key, build, since=started if retry_failed else None, project=project
+                )
                 if built is not None:
                     return built
                 # Someone took the lock first: wait a poll, then see what they do.
+            if policy is StartupPolicy.WAIT and give_up is not None:
+                if (why_stop := give_up()) is not None:
+                    raise WaitTimeoutError(
+                        f"gave up waiting for key {key} in {cache.root}: {why_stop}", key=key
+                    )
         now = time.monotonic()
         if now - last_log >= _LOG_EVERY:
             last_log = now
@@ -166,7 +185,12 @@ def _current(cache: Cache, key: str, *, since: float | None) -> Artifact | KeySt
 
 
 def _build_if_free(
-    cache: Cache, key: str, build: Callable[[], Artifact], *, since: float | None
+    cache: Cache,
+    key: str,
+    build: Callable[[], Artifact],
+    *,
+    since: float | None,
+    project: Path | None,
 ) -> tuple[Artifact, bool] | None:
     """Build ``key`` if its lock is free (None if another process holds it).
 
@@ -183,7 +207,7 @@ def _build_if_free(
         raise ReadOnlyCacheError(
             f"no artifact for key {key} in {cache.root}, and this process cannot build it "
             f"there ({exc.strerror}: {exc.filename}); build it where the cache is writable: "
-            f"reflex-buildd build PROJECT --cache-dir {cache.root}",
+            f"{build_command(cache, project)}",
             key=key,
         ) from exc
     try:
@@ -191,20 +215,31 @@ def _build_if_free(
         status = _current(cache, key, since=since)
         if isinstance(status, Artifact):
             return status, False
+        logger.info(
+            "reflex-buildd: no artifact for key %s in %s: building it here (policy 'build')",
+            key,
+            cache.root,
+        )
         return build(), True
     finally:
         lock.release()
 
 
 def _missing(
-    cache: Cache, key: str, explain_missing: Callable[[], str] | None
+    cache: Cache, key: str, explain_missing: Callable[[], str] | None, project: Path | None
 ) -> ArtifactMissingError:
     why = f"; {explain_missing()}" if explain_missing else ""
     return ArtifactMissingError(
         f"no artifact for key {key} in {cache.root} and the startup policy is 'fail'{why}; "
-        f"build it with: reflex-buildd build PROJECT --cache-dir {cache.root}",
+        f"build it with: {build_command(cache, project)}",
         key=key,
     )
+
+
+def build_command(cache: Cache, project: Path | None) -> str:
+    """The command that builds the key, ready to paste (the real project when known)."""
+    where = shlex.quote(str(project)) if project is not None else "PROJECT"
+    return f"reflex-buildd build {where} --cache-dir {shlex.quote(str(cache.root))}"
 
 
 def _waiting_for(
@@ -212,6 +247,8 @@ def _waiting_for(
 ) -> str:
     if status.state is BuildState.BUILDING:
         record = status.record or {}
-        return f"the build by pid {record.get('pid')} on {record.get('host')}"
+        # The builder shares its phase in the record (reflex_buildd.build).
+        phase = f", {record['phase']}" if record.get("phase") else ""
+        return f"the build by pid {record.get('pid')} on {record.get('host')}{phase}"
     why = f": {explain_missing()}" if explain_missing is not None else ""
     return f"a daemon to build it{why}" if policy is StartupPolicy.WAIT else f"the build{why}"

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from .ignore import IgnoreRules, is_ignored, parse_ignore
 from .project import Project, config_literal
+from .tempfiles import is_editor_temp
 
 __all__ = [
     "ALWAYS_DIRS",
@@ -107,7 +108,7 @@ _EXCLUDED_FILE_RE = re.compile("|".join(fnmatch.translate(p) for p in EXCLUDED_F
 
 
 def _is_excluded_file(name: str) -> bool:
-    return _EXCLUDED_FILE_RE.match(name) is not None
+    return _EXCLUDED_FILE_RE.match(name) is not None or is_editor_temp(name)
 
 
 def _is_excluded_dir(path: str, name: str) -> bool:

@@ -68,6 +68,16 @@ class State(rx.State):
             (upload_dir / name).write_bytes(data)
             self.uploaded.append(name)
 
+    @rx.var
+    def host_origin(self) -> str:
+        """The page's origin as the browser sent it (empty until connected).
+
+        The links to the host's own routes are built from it at run time: a
+        root-absolute ``/health`` written into the page would be the kind of
+        URL that leaves the mount prefix (what ``reflex-buildd doctor`` reports).
+        """
+        return self.router.headers.origin
+
     @rx.event
     def go_home(self) -> rx.event.EventSpec:
         """Send the user back to the index page from an event handler."""
@@ -85,18 +95,65 @@ def nav() -> rx.Component:
     )
 
 
+def _host_link(label: str, path: str, note: str) -> rx.Component:
+    return rx.list_item(
+        rx.el.a(label, href=State.host_origin + path, target="_blank"),
+        rx.text.span(f" {note}"),
+    )
+
+
 def index() -> rx.Component:
-    """The home page: counter, asset image, CSS url() and lifespan status."""
+    """The home page: what the demo is, and one widget for each thing mounting breaks."""
     return rx.vstack(
         nav(),
         rx.heading("Showcase", id="title"),
-        rx.box("banner", class_name="showcase-banner", id="banner"),
-        rx.image(src=rx.asset("logo.png"), id="logo", alt="logo"),
-        rx.hstack(
-            rx.button("Increment", on_click=State.increment, id="increment"),
-            rx.text(State.count, id="count"),
+        rx.text(
+            "This page is a Reflex app served by reflex-buildd under a path of another ASGI "
+            "app: in the demo, /admin of a FastAPI host (examples/hosts/fastapi_host.py). "
+            "It was built once, without knowing that path, into a shared cache; the host "
+            "serves the build here and runs the app's backend under the same path.",
+            id="about-demo",
         ),
-        rx.text(State.lifespan_status, id="lifespan"),
+        rx.text(
+            "Each item below is something that breaks when a Reflex app is mounted on a "
+            "sub-path without reflex-buildd:"
+        ),
+        rx.unordered_list(
+            rx.list_item(
+                "The coloured box below gets its background from a CSS url() in assets/showcase.css: "
+                "stylesheet URLs follow the mount path.",
+                rx.box(class_name="showcase-banner", id="banner", width="4em"),
+            ),
+            rx.list_item(
+                "The logo is an rx.asset() image: asset URLs follow the mount path.",
+                rx.image(src=rx.asset("logo.png"), id="logo", alt="logo"),
+            ),
+            rx.list_item(
+                "The counter talks to the backend over the event websocket under the mount path: ",
+                rx.button("Increment", on_click=State.increment, id="increment"),
+                rx.text.span(" clicks: "),
+                rx.text.span(State.count, id="count"),
+            ),
+            rx.list_item(
+                "The backend's lifespan task (the host starts it): ",
+                rx.text.span(State.lifespan_status, id="lifespan"),
+            ),
+            rx.list_item(
+                "The links above navigate inside the app (its router knows the mount path); "
+                "Post 42 is a dynamic route and Nested a deep link: reload either one."
+            ),
+        ),
+        rx.cond(
+            State.host_origin,
+            rx.vstack(
+                rx.text("The host's own routes, beside the mount:"),
+                rx.unordered_list(
+                    _host_link("/health", "/health", "the host's health check"),
+                    _host_link("/docs", "/docs", "FastAPI's API docs (FastAPI hosts only)"),
+                ),
+                id="host-routes",
+            ),
+        ),
         on_mount=State.check_lifespan,
     )
 
