@@ -28,8 +28,15 @@ REFERENCE = REPO / "docs" / "reference.md"
 # Options every command has, documented once in the reference's introduction.
 SHARED = {"--cache-dir", "--log-level", "--verbose", "--quiet", "-v", "-q", "-h", "--help"}
 PROJECT_SHARED = {"--input", "--input-env"}
-# Commands that print no facts to read back, with the reason (none today).
-NO_JSON: dict[str, str] = {}
+# Commands that print no facts to read back, with the reason.
+NO_JSON: dict[str, str] = {
+    "dev": "a server in the foreground, like uvicorn: it prints the URL to open, and "
+    "test_dev_browser reads it from there",
+}
+# Project commands that never key the project, with the reason.
+NO_INPUTS: dict[str, str] = {
+    "dev": "runs Reflex's own dev loop: no key, no artifact",
+}
 _CLI = (sys.executable, "-m", "reflex_buildd")
 
 
@@ -59,7 +66,7 @@ def test_help_and_logging_options_on_every_command(name: str) -> None:
         assert result.output.startswith(f"Usage: main {name}") or "Usage:" in result.output
     options = _options(_commands()[name])
     assert {"--log-level", "-v", "--verbose", "-q", "--quiet", "--cache-dir"} <= options
-    if _takes_project(_commands()[name]):
+    if _takes_project(_commands()[name]) and name not in NO_INPUTS:
         assert PROJECT_SHARED <= options, f"{name} lacks --input/--input-env"
     assert name in NO_JSON or "--json" in options, f"{name} prints facts but has no --json"
 
