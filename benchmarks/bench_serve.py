@@ -63,18 +63,17 @@ def _site(cache_dir: str) -> Any:
 
 
 def ours_app(cache_dir: str) -> Any:
-    from reflex_buildd_client.prefix import is_safe_path, relative_path, resolve_location
+    from reflex_buildd_client.prefix import is_safe_path, relative_path
+    from reflex_buildd_client.static import send_response
 
     mount = _site(cache_dir)
-    config = mount._proxy
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         # ReflexMount.__call__'s static branch, without a Reflex backend.
         path = relative_path(scope)
         if not is_safe_path(path):
             raise AssertionError(path)
-        location = resolve_location(scope, config)
-        await mount.site(location.prefix, location.backend)(scope, receive, send, path)
+        await send_response(send, mount.respond(scope, path))
 
     return app
 
@@ -93,7 +92,7 @@ def memory_app(cache_dir: str) -> Any:
                 variant.headers,
                 variant.body,
                 variant.etag,
-                variant.not_modified,
+                variant.not_modified.headers,
             )
         for name, value in scope["headers"]:
             if name == b"if-none-match" and value == found[2]:

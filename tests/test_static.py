@@ -26,13 +26,8 @@ from reflex_buildd_client.errors import CorruptArtifactError
 from reflex_buildd_client.manifest import FileEntry
 from reflex_buildd_client.mount import _MAX_PREFIXES, ReflexMount
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.static import (
-    ArtifactFiles,
-    RangeNotSatisfiable,
-    StaticSite,
-    byte_range,
-    encoding_preferences,
-)
+from reflex_buildd_client.headers import RangeNotSatisfiable, byte_range, encoding_preferences
+from reflex_buildd_client.static import ArtifactFiles, Request, StaticSite
 from reflex_buildd_client.store import Artifact, Cache
 from reflex_buildd_client.verify import read_verified
 
@@ -119,22 +114,25 @@ def test_encoding_preferences_examples() -> None:
 def _get(
     site: StaticSite, path: str, headers: dict[str, str] | None = None, method: str = "GET"
 ) -> tuple[int, dict[bytes, bytes], bytes]:
+    scope = {
+        "method": method,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    status, sent, body = site.respond(Request.from_scope(scope, path))
+    return status, dict(sent), body
+
+
+def _call(site: StaticSite, scope: dict[str, Any]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    scope = {
-        "type": "http",
-        "method": method,
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-    }
     # A thread of its own: Playwright's sync API (the session browser) keeps an
     # event loop running in the main thread, where asyncio.run() refuses to run.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, site(scope, None, send, path)).result(timeout=30)  # type: ignore[arg-type]
-    start, body = messages
-    return start["status"], dict(start["headers"]), body["body"]
+        pool.submit(asyncio.run, site(scope, None, send)).result(timeout=30)  # type: ignore[arg-type]
+    return messages
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +244,20 @@ def test_prepared_prefixes_are_bounded(showcase_build: Built, cache_dir: Path) -
     assert len(mount._sites) == _MAX_PREFIXES
     # The most recently used are the ones kept.
     assert mount.site(f"/p{_MAX_PREFIXES + 19}") is mount.site(f"/p{_MAX_PREFIXES + 19}")
+
+
+def test_site_is_a_plain_asgi_app(files: ArtifactFiles) -> None:
+    """``StaticSite(scope, receive, send)``: the path comes from the scope, under its root_path."""
+    site = StaticSite(files, "/admin")
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "root_path": "/admin",
+        "path": "/admin/",
+        "headers": [(b"accept-encoding", b"identity")],
+    }
+    start, body = _call(site, scope)
+    assert start["status"] == 200 and b'data-prefix="/admin"' in body["body"]
+    start, _ = _call(site, {**scope, "path": "/admin/no/such/file.js"})
+    assert start["status"] == 404
+    assert _call(site, {"type": "websocket", "path": "/admin/"}) == []

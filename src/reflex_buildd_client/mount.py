@@ -40,7 +40,7 @@ from .project import Project, find_project
 from .pull import remote_lookup
 from .settings import Settings, StartupPolicy
 from .sources import compute_key
-from .static import ArtifactFiles, StaticSite
+from .static import ArtifactFiles, Request, Response, StaticSite, plain_response, send_response
 from .store import Artifact, Cache
 from .types import Receive, Scope, Send
 from .wait import explain_daemon_mismatch
@@ -381,14 +381,24 @@ class ReflexMount:
             await self._serve_static(scope, receive, send, path)
 
     async def _serve_static(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        await send_response(send, self.respond(scope, path))
+
+    def respond(self, scope: Scope, path: str) -> Response:
+        """The static response to an HTTP ``scope`` for ``path`` below the prefix; no I/O.
+
+        ``path`` has passed :func:`is_safe_path`. The prefix rule picks the
+        prepared site; the site decides.
+        """
         try:
             location = resolve_location(scope, self._proxy)
         except InvalidPathError:
             # A malformed forwarded header or root_path: never a prefix. The
             # value is not echoed (it may be hostile).
-            await _plain(send, 400, b"Bad forwarded prefix, proto or host\n")
-            return
-        await self.site(location.prefix, location.backend)(scope, receive, send, path)
+            return _BAD_FORWARDED
+        return self.site(location.prefix, location.backend).respond(Request.from_scope(scope, path))
+
+
+_BAD_FORWARDED = plain_response(400, b"Bad forwarded prefix, proto or host\n")
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:

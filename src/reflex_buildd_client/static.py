@@ -2,7 +2,12 @@
 
 WhiteNoise's approach: every response is computed when a prefix is first
 served (sentinel rewrite, ``<meta>`` injection, headers); a request is a
-dictionary lookup and a ``send``. Compressed variants are made the first time
+dictionary lookup and a ``send``. Deciding and sending are apart: a
+:class:`Request` (the few facts a response depends on) goes in,
+:meth:`StaticSite.respond` returns a :class:`Response` (status, headers,
+body or slice) without I/O, mostly one made in advance, and
+:func:`send_response` sends it. The header parsers (``headers.py``) take
+linear time on any value and ignore overlong ones. Compressed variants are made the first time
 a client asks for each (then kept), so neither startup nor a new prefix pays
 for brotli of files nobody requests compressed. Nothing is read from disk per
 request, so no request path can reach a file outside the artifact: only the
@@ -32,17 +37,27 @@ Choices a client can see:
 
 from __future__ import annotations
 
-import functools
 import gzip
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import NamedTuple
 
 import blake3
 
 from .errors import CorruptArtifactError
-from .prefix import is_safe_path
+from .headers import (
+    BR,
+    GZIP,
+    IDENTITY,
+    RangeNotSatisfiable,
+    byte_range,
+    encoding_preferences,
+    etag_matches,
+    if_range_matches,
+)
+from .prefix import is_safe_path, relative_path
 from .rewrite import (
     has_icon_link,
     icon_link,
@@ -61,7 +76,14 @@ try:
 except ImportError:  # optional: gzip alone is fine
     brotli = None
 
-__all__ = ["ArtifactFiles", "StaticSite", "byte_range", "encoding_preferences"]
+__all__ = [
+    "ArtifactFiles",
+    "Request",
+    "Response",
+    "StaticSite",
+    "plain_response",
+    "send_response",
+]
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -86,14 +108,10 @@ _COMPRESSIBLE = (
 _MIN_COMPRESS = 256
 # Keep a variant only when it saves at least 5% (WhiteNoise's rule).
 _WORTH = 0.95
-_GZIP_LEVEL = 6
+GZIPIP_LEVEL = 6
 # Quality 6 is within ~10% of quality 11's size at ~1/50 of its time, and
 # every worker compresses when it starts and at each new prefix.
 _BROTLI_QUALITY = 6
-
-_GZ = b"gzip"
-_BR = b"br"
-_IDENTITY = b"identity"
 
 
 def _compressible(content_type: str, size: int) -> bool:
@@ -102,7 +120,7 @@ def _compressible(content_type: str, size: int) -> bool:
 
 def _gzip(data: bytes) -> bytes | None:
     # mtime=0 keeps the bytes (and so the ETag of the variant) stable.
-    packed = gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
+    packed = gzip.compress(data, compresslevel=GZIPIP_LEVEL, mtime=0)
     return packed if len(packed) < len(data) * _WORTH else None
 
 
@@ -149,7 +167,7 @@ class _Raw:
 
 
 def _compress(coding: bytes, data: bytes) -> bytes | None:
-    return _gzip(data) if coding == _GZ else _brotli(data)
+    return _gzip(data) if coding == GZIP else _brotli(data)
 
 
 class ArtifactFiles:
@@ -183,7 +201,7 @@ class ArtifactFiles:
             sidecars: dict[bytes, bytes] = {}
             # Files with a sentinel are recompressed per prefix; HTML too (the <meta>).
             if not entry.sentinels and not entry.content_type.startswith(_HTML):
-                for coding, suffix in ((_GZ, ".gz"), (_BR, ".br")):
+                for coding, suffix in ((GZIP, ".gz"), (BR, ".br")):
                     if rel + suffix in files:
                         sidecars[coding] = read(rel + suffix)
             url = "/" + rel[len(_PUBLIC) :]
@@ -191,12 +209,76 @@ class ArtifactFiles:
         self.routes = RouteTable(artifact.manifest.routes)
 
 
+class Request(NamedTuple):
+    """The facts of a request that a static response depends on.
+
+    Attributes:
+        method: ``GET``, ``HEAD``, ...
+        path: Below the prefix: ``""``, ``"/about"``, ``"/assets/x.js"``.
+        accept_encoding: The ``Accept-Encoding`` value, if sent (as for the rest).
+        if_none_match: ``If-None-Match``.
+        range: ``Range``.
+        if_range: ``If-Range``.
+    """
+
+    method: str
+    path: str
+    accept_encoding: bytes | None = None
+    if_none_match: bytes | None = None
+    range: bytes | None = None
+    if_range: bytes | None = None
+
+    @classmethod
+    def from_scope(cls, scope: Scope, path: str) -> Request:
+        """The facts of an HTTP scope, with ``path`` below the prefix; one pass over the headers."""
+        accept = inm = ranges = if_range = None
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding":
+                accept = value
+            elif name == b"if-none-match":
+                inm = value
+            elif name == b"range":
+                ranges = value
+            elif name == b"if-range":
+                if_range = value
+        return cls(scope["method"], path, accept, inm, ranges, if_range)
+
+
+class Response(NamedTuple):
+    """A response to send: status, headers (as ASGI wants them) and the body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+def plain_response(status: int, text: bytes, extra: Headers = ()) -> Response:
+    """A short ``text/plain`` response (errors the host answers itself)."""
+    headers = (
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(text)).encode("ascii")),
+        *extra,
+    )
+    return Response(status, headers, text)
+
+
+_METHOD_NOT_ALLOWED = Response(405, ((b"allow", b"GET, HEAD"), (b"content-length", b"0")), b"")
+
+
 @dataclass(frozen=True)
 class _Variant:
+    """One representation, with its responses made once: GET, HEAD and 304."""
+
     body: bytes
-    headers: Headers  # of a 200 (or 404) response
-    not_modified: Headers  # of a 304
     etag: bytes
+    get: Response
+    head: Response
+    not_modified: Response
+
+    @property
+    def headers(self) -> Headers:
+        """The headers of a full (200 or 404) response."""
+        return self.get.headers
 
 
 class _Resource:
@@ -228,7 +310,7 @@ class _Resource:
         self._tag = digest[:32]
         self._pack = pack
         self._made: dict[bytes, _Variant | None] = {}
-        self.identity = self._variant(_IDENTITY, body)
+        self.identity = self._variant(IDENTITY, body)
         self.range_headers: Headers = (
             self._content_type,
             (b"etag", self.identity.etag),
@@ -237,7 +319,7 @@ class _Resource:
         )
 
     def _variant(self, coding: bytes, body: bytes) -> _Variant:
-        suffix = "" if coding == _IDENTITY else "-" + coding.decode()
+        suffix = "" if coding == IDENTITY else "-" + coding.decode()
         etag = f'"{self._tag}{suffix}"'.encode("ascii")
         headers = [
             self._content_type,
@@ -245,12 +327,19 @@ class _Resource:
             (b"etag", etag),
         ]
         headers += self._common
-        if coding == _IDENTITY:
+        if coding == IDENTITY:
             if self.status == 200:
                 headers.append((b"accept-ranges", b"bytes"))
         else:
             headers.append((b"content-encoding", coding))
-        return _Variant(body, tuple(headers), ((b"etag", etag), *self._common), etag)
+        full = tuple(headers)
+        return _Variant(
+            body,
+            etag,
+            Response(self.status, full, body),
+            Response(self.status, full, b""),
+            Response(304, ((b"etag", etag), *self._common), b""),
+        )
 
     @property
     def compressible(self) -> bool:
@@ -259,7 +348,7 @@ class _Resource:
 
     def variant(self, coding: bytes) -> _Variant | None:
         """The variant in ``coding``; compressed once, on first request, then kept."""
-        if coding == _IDENTITY:
+        if coding == IDENTITY:
             return self.identity
         if self._pack is None:
             return None
@@ -271,11 +360,60 @@ class _Resource:
     @property
     def variants(self) -> dict[bytes, _Variant]:
         """Every variant that exists (computing the missing ones): for tests and tools."""
-        found = {_IDENTITY: self.identity}
-        for coding in (_GZ, _BR):
+        found = {IDENTITY: self.identity}
+        for coding in (GZIP, BR):
             if (variant := self.variant(coding)) is not None:
                 found[coding] = variant
         return found
+
+    def respond(self, request: Request) -> Response:
+        """Decide the response to ``request``: no I/O, and every header parsed in linear time.
+
+        Order, as RFC 9110 §13.2.2 has it: method, then the representation
+        (``Accept-Encoding``; identity when a range is asked), then
+        ``If-None-Match`` (304), then ``Range`` under ``If-Range`` (206, 416).
+        """
+        method = request.method
+        if method != "GET" and method != "HEAD":
+            return _METHOD_NOT_ALLOWED
+        ranged = request.range is not None and method == "GET"
+        variant = self.identity
+        if request.accept_encoding is not None and self._pack is not None and not ranged:
+            for coding in encoding_preferences(request.accept_encoding):
+                if (found := self.variant(coding)) is not None:
+                    variant = found
+                    break
+        if self.status != 200:
+            return variant.head if method == "HEAD" else variant.get
+        if request.if_none_match is not None and etag_matches(request.if_none_match, variant.etag):
+            return variant.not_modified
+        if ranged and (
+            request.if_range is None or if_range_matches(request.if_range, variant.etag)
+        ):
+            assert request.range is not None  # for mypy: ranged says so
+            size = len(variant.body)
+            try:
+                span = byte_range(request.range, size)
+            except RangeNotSatisfiable:
+                return Response(
+                    416,
+                    (
+                        (b"content-range", f"bytes */{size}".encode("ascii")),
+                        (b"content-length", b"0"),
+                        (b"accept-ranges", b"bytes"),
+                    ),
+                    b"",
+                )
+            if span is not None:
+                start, end = span
+                part = variant.body[start : end + 1]
+                headers = (
+                    *self.range_headers,
+                    (b"content-range", f"bytes {start}-{end}/{size}".encode("ascii")),
+                    (b"content-length", str(len(part)).encode("ascii")),
+                )
+                return Response(206, headers, part)
+        return variant.head if method == "HEAD" else variant.get
 
 
 def _resource(url: str, raw: _Raw, prefix: str, head: bytes, status: int = 200) -> _Resource:
@@ -305,108 +443,12 @@ def _resource(url: str, raw: _Raw, prefix: str, head: bytes, status: int = 200) 
     return _Resource(status, data, digest, raw.content_type.encode("latin-1"), common, pack)
 
 
-def _quality(params: bytes) -> float:
-    for param in params.split(b";"):
-        name, _, value = param.partition(b"=")
-        if name.strip().lower() == b"q":
-            try:
-                q = float(value.strip())
-            except ValueError:
-                return 0.0
-            return q if 0.0 <= q <= 1.0 else 0.0
-    return 1.0
-
-
-_RANK = {_BR: 0, _GZ: 1, _IDENTITY: 2}
-_UNLISTED_IDENTITY = 1e-9
-
-
-@functools.lru_cache(maxsize=256)
-def encoding_preferences(accept_encoding: bytes) -> tuple[bytes, ...]:
-    """The acceptable codings among br, gzip and identity, best first.
-
-    RFC 9110 §12.5.3: q-values rank; ``*`` covers codings not named; identity
-    is acceptable unless refused by ``identity;q=0`` or ``*;q=0``, and comes
-    after every accepted compression unless named with a higher q. Ties go to
-    the smaller variant. Memoized: clients send few distinct values.
-    """
-    named: dict[bytes, float] = {}
-    for part in accept_encoding.split(b","):
-        coding, _, params = part.strip().partition(b";")
-        coding = coding.strip().lower()
-        if coding == b"x-gzip":
-            coding = _GZ
-        if coding and coding not in named:
-            named[coding] = _quality(params)
-    star = named.get(b"*")
-
-    def quality(coding: bytes) -> float:
-        if coding in named:
-            return named[coding]
-        if coding == _IDENTITY:
-            # Acceptable unless refused, but last: "gzip;q=0.8" is a client
-            # asking for gzip, not one preferring identity (q=1 by default).
-            return 0.0 if star == 0.0 else _UNLISTED_IDENTITY
-        return star if star is not None else 0.0
-
-    scored = [(quality(c), c) for c in _RANK]
-    return tuple(c for q, c in sorted(scored, key=lambda s: (-s[0], _RANK[s[1]])) if q > 0)
-
-
-class RangeNotSatisfiable(Exception):
-    """The range starts past the end of the representation (answer 416)."""
-
-
-_RANGE = re.compile(rb"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
-
-
-def byte_range(header: bytes, size: int) -> tuple[int, int] | None:
-    """The one range a ``Range`` header asks of ``size`` bytes, as (start, end) inclusive.
-
-    Returns:
-        None when the header is to be ignored (malformed, another unit, several
-        ranges): the whole representation is sent with 200.
-
-    Raises:
-        RangeNotSatisfiable: If the range lies wholly past the end.
-    """
-    match = _RANGE.match(header)
-    if match is None:
-        return None
-    first, last = match.group(1), match.group(2)
-    if not first:
-        if not last:
-            return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None  # invalid: ignored, not unsatisfiable
-    if start >= size:
-        raise RangeNotSatisfiable
-    return start, min(end, size - 1)
-
-
-def _etag_matches(header: bytes, etag: bytes) -> bool:
-    """Weak comparison (RFC 9110 §13.1.2), as If-None-Match uses."""
-    if header == etag:  # what browsers send back: the fast path
-        return True
-    if header.strip() == b"*":
-        return True
-    for candidate in header.split(b","):
-        candidate = candidate.strip()
-        if candidate.startswith(b"W/"):
-            candidate = candidate[2:]
-        if candidate == etag:
-            return True
-    return False
-
-
 class StaticSite:
-    """Everything one prefix serves, computed once.
+    """Everything one prefix serves, computed once; a plain ASGI app.
+
+    :meth:`respond` decides (a lookup and a few comparisons, no I/O);
+    ``__call__`` sends what it decided. :class:`ReflexMount` calls
+    :meth:`respond` itself, after its own path check and prefix rule.
 
     Args:
         files: The artifact's files.
@@ -457,69 +499,21 @@ class StaticSite:
             return self._not_found
         return self._spa if self._routes.match(path) else self._not_found
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        """Serve ``path`` for an HTTP scope.
+    def respond(self, request: Request) -> Response:
+        """The response to ``request``, decided without I/O."""
+        resource = self._files.get(request.path) or self.resolve(request.path)
+        return resource.respond(request)
 
-        ``path`` is relative to the prefix and already checked by the caller
-        (:class:`ReflexMount` answers unsafe paths with 400 before any routing);
-        :meth:`resolve` would still map one to nothing but the 404 page.
-        """
-        method = scope["method"]
-        if method != "GET" and method != "HEAD":
-            await _send(send, 405, ((b"allow", b"GET, HEAD"), (b"content-length", b"0")), b"")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve an HTTP scope whose ``root_path`` is this site's mount point."""
+        if scope["type"] != "http":
             return
-        resource = self._files.get(path) or self.resolve(path)
-        accept = inm = ranges = if_range = None
-        for name, value in scope["headers"]:
-            if name == b"accept-encoding":
-                accept = value
-            elif name == b"if-none-match":
-                inm = value
-            elif name == b"range":
-                ranges = value
-            elif name == b"if-range":
-                if_range = value
-        variant = resource.identity
-        if (
-            accept is not None
-            and resource.compressible
-            and not (ranges is not None and method == "GET")
-        ):
-            for coding in encoding_preferences(bytes(accept)):
-                if (found := resource.variant(coding)) is not None:
-                    variant = found
-                    break
-        status = resource.status
-        if status == 200 and inm is not None and _etag_matches(inm, variant.etag):
-            await _send(send, 304, variant.not_modified, b"")
-            return
-        if status == 200 and ranges is not None and method == "GET":
-            if if_range is None or if_range.strip() == variant.etag:
-                body = variant.body
-                try:
-                    span = byte_range(ranges, len(body))
-                except RangeNotSatisfiable:
-                    headers: Headers = (
-                        (b"content-range", f"bytes */{len(body)}".encode()),
-                        (b"content-length", b"0"),
-                        (b"accept-ranges", b"bytes"),
-                    )
-                    await _send(send, 416, headers, b"")
-                    return
-                if span is not None:
-                    start, end = span
-                    part = body[start : end + 1]
-                    headers = (
-                        *resource.range_headers,
-                        (b"content-range", f"bytes {start}-{end}/{len(body)}".encode()),
-                        (b"content-length", str(len(part)).encode()),
-                    )
-                    await _send(send, 206, headers, part)
-                    return
-        await _send(send, status, variant.headers, b"" if method == "HEAD" else variant.body)
+        await send_response(send, self.respond(Request.from_scope(scope, relative_path(scope))))
 
 
-async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
+async def send_response(send: Send, response: Response) -> None:
+    """Send a decided response: start and body."""
+    status, headers, body = response
     # A fresh list: middleware may mutate message["headers"] in place.
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
     await send({"type": "http.response.body", "body": body})
