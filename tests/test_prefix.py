@@ -237,3 +237,99 @@ def test_mount_paths(path: str) -> None:
 def test_bad_mount_paths(path: str) -> None:
     with pytest.raises(InvalidPathError):
         normalize_mount_path(path)
+
+
+# -- who sent it: the server's own proxy handling (issue 11, defect 9) ---------
+
+LOCAL = proxy_config(trusted_proxies="127.0.0.1")  # uvicorn's default: 127.0.0.1
+
+
+def rewritten(root: str, client: str, xff: str, port: int, **headers: str) -> dict[str, Any]:
+    """A scope as uvicorn hands it on: client taken from X-Forwarded-For (port 0)."""
+    found = scope(root, client, {"x-forwarded-for": xff, **headers})
+    found["client"] = (client, port)
+    return found
+
+
+def test_nginx_on_localhost_with_uvicorns_defaults() -> None:
+    """nginx on 127.0.0.1 adds X-Forwarded-For; uvicorn puts the browser's address in client."""
+    assert LOCAL.follow_server
+    hop = rewritten("/admin", "203.0.113.7", "203.0.113.7", 0, **{"x-forwarded-prefix": "/ext"})
+    assert resolve_location(hop, LOCAL).prefix == "/ext/admin"
+    # What the browser said is to the left; the proxy's own entry is what counts.
+    hop = rewritten(
+        "/admin", "203.0.113.7", "10.9.9.9, 203.0.113.7", 0, **{"x-forwarded-prefix": "/ext"}
+    )
+    assert resolve_location(hop, LOCAL).prefix == "/ext/admin"
+
+
+@pytest.mark.parametrize(
+    ("config", "client", "xff", "port"),
+    [
+        # A client reaching the server directly keeps its own port: not rewritten.
+        (LOCAL, "203.0.113.7", "203.0.113.7", 41234),
+        (LOCAL, "203.0.113.7", "127.0.0.1", 41234),
+        # The server skipped a hop the mount does not trust.
+        (LOCAL, "203.0.113.7", "203.0.113.7, 8.8.8.8", 0),
+        # The chosen address is not in the header at all.
+        (LOCAL, "203.0.113.7", "198.51.100.1", 0),
+        # The server trusts more proxies than the mount: it cannot tell who the peer was.
+        (
+            proxy_config(trusted_proxies="127.0.0.1", server_proxies="*"),
+            "1.2.3.4",
+            "1.2.3.4",
+            0,
+        ),
+        (
+            Settings.load(
+                environ={
+                    "REFLEX_BUILDD_TRUSTED_PROXIES": "10.0.0.1",
+                    "FORWARDED_ALLOW_IPS": "10.0.0.0/8",
+                },
+                cache_dir="/tmp",
+            ).proxy,
+            "1.2.3.4",
+            "1.2.3.4",
+            0,
+        ),
+        # More hops than are followed.
+        (LOCAL, "203.0.113.7", "203.0.113.7" + ", 127.0.0.1" * 20, 0),
+    ],
+)
+def test_forwarded_headers_ignored_unless_a_trusted_proxy_set_them(
+    config: Any, client: str, xff: str, port: int
+) -> None:
+    hop = rewritten("/admin", client, xff, port, **{"x-forwarded-prefix": "/evil"})
+    assert resolve_location(hop, config).prefix == "/admin"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "server", "follow"),
+    [
+        ("127.0.0.1", None, True),
+        ("127.0.0.0/8, ::1", "127.0.0.1, ::1", True),
+        ("10.0.0.0/8", "10.1.0.0/16", True),
+        ("10.0.0.1", "10.0.0.0/8", False),
+        ("127.0.0.1", "*", False),
+        ("*", "*", True),
+        ("", None, False),
+        ("::1", "127.0.0.1", False),
+        ("127.0.0.1", "127.0.0.1, unix-socket-name", True),
+    ],
+)
+def test_follow_server(trusted: str, server: str | None, follow: bool) -> None:
+    config = (
+        proxy_config(trusted_proxies=trusted, server_proxies=server)
+        if server is not None
+        else proxy_config(trusted_proxies=trusted)
+    )
+    assert config.follow_server is follow
+
+
+def test_server_proxies_from_uvicorns_variable() -> None:
+    env = {"REFLEX_BUILDD_TRUSTED_PROXIES": "127.0.0.1", "FORWARDED_ALLOW_IPS": "*"}
+    assert not Settings.load(environ=env, cache_dir="/tmp").proxy.follow_server
+    assert Settings.load(environ={**env, "FORWARDED_ALLOW_IPS": "127.0.0.1"}).proxy.follow_server
+    # Unset: uvicorn's default, 127.0.0.1.
+    del env["FORWARDED_ALLOW_IPS"]
+    assert Settings.load(environ=env).proxy.follow_server

@@ -38,6 +38,7 @@ from .nodaemon import DaemonGrace
 from .prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .project import Project, find_project
 from .pull import remote_lookup
+from .redirect import SlashRedirect
 from .settings import Settings, StartupPolicy
 from .sources import compute_key
 from .static import ArtifactFiles, Request, Response, StaticSite, plain_response, send_response
@@ -435,13 +436,6 @@ def _build(
     return (builder or default_builder())(project, cache, key=key, inputs=inputs)
 
 
-async def _add_slash(request: Any) -> Any:
-    from starlette.responses import RedirectResponse
-
-    url = request.url
-    return RedirectResponse(url.replace(path=url.path + "/"), status_code=307)
-
-
 def mount(
     host_app: Any,
     path: str,
@@ -472,7 +466,8 @@ def mount(
     if mount_path:
         # "/admin" itself: Starlette's slash redirect only fires when no route
         # matches, and a host catch-all would match first.
-        host_app.router.routes.append(Route(mount_path, _add_slash, methods=["GET", "HEAD"]))
+        redirect = SlashRedirect(mount_path, reflex_mount._proxy)
+        host_app.router.routes.append(Route(mount_path, redirect, methods=["GET", "HEAD"]))
     host_app.router.routes.append(Mount(mount_path, app=reflex_mount, middleware=middleware))
     original = host_app.router.lifespan_context
 

@@ -17,6 +17,17 @@ combining ``root_path``, forwarded headers and a public URL in several places):
 3. ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (trusted proxies only) give
    the public origin; the backend URL of the ``<meta>`` tag follows from it.
 
+Who sent the request is the ASGI ``client``, unless the server has already
+replaced it from ``X-Forwarded-For``: uvicorn does so by default for peers in
+its ``--forwarded-allow-ips`` (``FORWARDED_ALLOW_IPS``, default 127.0.0.1), so
+behind nginx on the same machine the mount sees the browser's address, never
+the proxy's. Such an address has port 0 (no TCP peer has), and the server only
+made it for a peer it trusts; the mount honours the forwarded headers then if
+the server trusts no proxy the mount does not (``ProxyConfig.follow_server``)
+and every hop the server skipped in ``X-Forwarded-For`` is trusted too. An
+untrusted client reaching the server directly keeps its own address and port,
+whatever headers it sends.
+
 Forwarded values are validated with the same segment rule as mount paths
 (:func:`normalize_mount_path`); an invalid one is an :class:`InvalidPathError`
 (the host answers 400), never a prefix. The rule's characters cannot end an
@@ -47,6 +58,9 @@ __all__ = [
     "resolve_location",
 ]
 
+# uvicorn's default --forwarded-allow-ips (it reads FORWARDED_ALLOW_IPS first).
+SERVER_PROXIES_DEFAULT = "127.0.0.1"
+
 # RFC 3986 path characters without '%' (a prefix is compared and embedded
 # decoded, so escapes would only hide what it is), "'" (it would end a
 # single-quoted attribute or JS string where the sentinel is replaced) and '&'
@@ -67,6 +81,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # "." or ".." as a whole segment (paths start with "/").
 _DOT_SEGMENT = re.compile(r"/\.{1,2}(?:/|$)")
 _FORWARDED = (b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forwarded-host")
+_FORWARDED_FOR = b"x-forwarded-for"
+# A DNS name is at most 253 characters, a port 6 more: anything longer is no host.
+_MAX_HOST = 261
+# Hops of X-Forwarded-For looked at from the right: real chains have one to
+# three; a longer one is not followed (the request counts as untrusted).
+_MAX_HOPS = 16
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -143,12 +163,16 @@ class ProxyConfig:
             or None.
         backend_url: Where the frontend reaches the backend when that is not
             the page's own origin and prefix ("" for the default).
+        follow_server: Every proxy the ASGI server trusts (uvicorn's
+            ``--forwarded-allow-ips``) is trusted here too, so a client address
+            the server took from ``X-Forwarded-For`` came through a trusted proxy.
     """
 
     trusted: tuple[Network, ...] = ()
     trust_all: bool = False
     public_url: tuple[str, str, str] | None = None
     backend_url: str = ""
+    follow_server: bool = False
 
     @property
     def plain(self) -> bool:
@@ -201,11 +225,34 @@ def _parse_backend_url(url: str) -> str:
     return f"{scheme}://{host}{path}"
 
 
+def _server_trusts_only_ours(
+    server_proxies: str, trusted: tuple[Network, ...], trust_all: bool
+) -> bool:
+    """Whether every proxy in the server's list (uvicorn's syntax) is one of ours."""
+    if trust_all:
+        return True
+    items = [item.strip() for item in server_proxies.split(",") if item.strip()]
+    if not items or "*" in items:
+        return False
+    for item in items:
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            continue  # a name, not an address (a unix socket): no TCP peer has it
+        if not any(
+            network.version == ours.version and network.subnet_of(ours)  # type: ignore[arg-type]
+            for ours in trusted
+        ):
+            return False
+    return True
+
+
 def proxy_config(
     *,
     trusted_proxies: str | Iterable[str] = "",
     public_url: str = "",
     backend_url: str = "",
+    server_proxies: str = SERVER_PROXIES_DEFAULT,
 ) -> ProxyConfig:
     """Validate a mount's proxy settings (:mod:`.settings` supplies their variables).
 
@@ -217,13 +264,17 @@ def proxy_config(
             Default: none. It names one mount:
             with several mounts in a process, give each its own.
         backend_url: The backend's URL (absolute, or a path on the page's origin).
+        server_proxies: The proxies the ASGI server itself trusts (uvicorn's
+            ``--forwarded-allow-ips``; :mod:`.settings` reads uvicorn's own
+            ``FORWARDED_ALLOW_IPS``). Default: uvicorn's default, ``127.0.0.1``.
 
     Raises:
         InvalidPathError: If a value is malformed (loudly, at startup).
     """
     trusted, trust_all = _parse_proxies(trusted_proxies)
     public = _parse_url(public_url, "public URL", ("http", "https")) if public_url else None
-    return ProxyConfig(trusted, trust_all, public, _parse_backend_url(backend_url))
+    follow = _server_trusts_only_ours(server_proxies, trusted, trust_all)
+    return ProxyConfig(trusted, trust_all, public, _parse_backend_url(backend_url), follow)
 
 
 @dataclass(frozen=True)
@@ -263,14 +314,42 @@ def _first(value: bytes) -> str:
     return value.decode("latin-1").split(",", 1)[0].strip()
 
 
-def _trusted(client: Any, config: ProxyConfig) -> bool:
+def _is_proxy(address: str, config: ProxyConfig) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in config.trusted)
+
+
+def _trusted(client: Any, forwarded_for: bytes | None, config: ProxyConfig) -> bool:
+    """Whether the request's forwarded headers were set by a trusted proxy."""
     if config.trust_all:
         return True
     try:
-        address = ipaddress.ip_address(str(client[0]))
-    except (TypeError, ValueError, IndexError, KeyError):
+        address, port = str(client[0]), client[1]
+    except (TypeError, IndexError, KeyError):
         return False  # no client (unix socket, test client): not a known proxy
-    return any(address in network for network in config.trusted)
+    if port == 0 and forwarded_for is not None:
+        # The server took this address from X-Forwarded-For: the peer was one
+        # of its trusted proxies, which are ours if follow_server; every hop
+        # it skipped to reach this address must be ours too.
+        return config.follow_server and _skipped_hops_trusted(address, forwarded_for, config)
+    return _is_proxy(address, config)
+
+
+def _skipped_hops_trusted(address: str, forwarded_for: bytes, config: ProxyConfig) -> bool:
+    # Proxies append: walk from the right, as the server did, to its choice.
+    hops = forwarded_for.decode("latin-1").rsplit(",", _MAX_HOPS)
+    for hop in reversed(hops):
+        hop = hop.strip()
+        if hop.startswith("[") and hop.endswith("]"):
+            hop = hop[1:-1]  # "[::1]" is how the server writes "::1"
+        if hop == address:
+            return True
+        if not _is_proxy(hop, config):
+            return False
+    return False
 
 
 def _backend(config: ProxyConfig, scheme: str, origin: str, prefix: str) -> str:
@@ -309,10 +388,15 @@ def resolve_location(scope: Mapping[str, Any], config: ProxyConfig) -> Location:
         return _plain_location(str(scope.get("root_path", "")), scheme, config.backend_url)
     prefix = _checked_root(prefix_of(scope))
     forwarded: dict[bytes, bytes] = {}
+    forwarded_for: list[bytes] = []
     for name, value in scope.get("headers", ()):
         if name in _FORWARDED and name not in forwarded and value.strip():
             forwarded[name] = value
-    if not forwarded or not _trusted(scope.get("client"), config):
+        elif name == _FORWARDED_FOR:
+            forwarded_for.append(value)
+    if not forwarded or not _trusted(
+        scope.get("client"), b", ".join(forwarded_for) if forwarded_for else None, config
+    ):
         return Location(prefix, _backend(config, scheme, "", prefix))
     origin = ""
     if (value := forwarded.get(b"x-forwarded-prefix")) is not None:
@@ -325,7 +409,7 @@ def resolve_location(scope: Mapping[str, Any], config: ProxyConfig) -> Location:
         scheme = _SCHEMES[proto]
     if (value := forwarded.get(b"x-forwarded-host")) is not None:
         host = _first(value).lower()
-        if not _HOST.match(host):
+        if len(host) > _MAX_HOST or not _HOST.match(host):
             raise InvalidPathError(f"X-Forwarded-Host {host!r:.80} is not a host[:port]")
         origin = f"{scheme}://{host}"
     return Location(prefix, _backend(config, scheme, origin, prefix), origin)

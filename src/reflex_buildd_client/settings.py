@@ -30,6 +30,7 @@ The variables:
                                    dev servers are (JSON, :mod:`.devtarget`)
 ``REFLEX_BUILDD_DAEMON_GRACE``     seconds a waiting host gives a daemon to appear
 ``REFLEX_BUILDD_LOG_LEVEL``        the CLI's and daemon's log level
+``FORWARDED_ALLOW_IPS``            uvicorn's own: the proxies *it* trusts
 =================================  ==========================================
 """
 
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidConfigError
-from .prefix import ProxyConfig, proxy_config
+from .prefix import SERVER_PROXIES_DEFAULT, ProxyConfig, proxy_config
 from .remote import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
 from .units import parse_age, parse_size
 
@@ -149,8 +150,12 @@ class Settings:
         daemon_grace: Policy ``wait``: seconds without a live daemon before
             startup gives up.
         log_level: The CLI's and the daemon's log level (``--log-level``).
-        proxy: The prefix rule's settings, parsed from the three above.
-        remote_tier: The remote's settings parsed from the three above, or None.
+        server_proxies: The proxies the ASGI server trusts (uvicorn's
+            ``--forwarded-allow-ips``, read from uvicorn's own ``FORWARDED_ALLOW_IPS``):
+            whom it lets replace the client address from ``X-Forwarded-For``.
+        proxy: The prefix rule's settings, parsed from the proxy settings above.
+        remote_tier: The remote's settings parsed from remote, signing_key and
+            remote_timeout, or None.
     """
 
     cache_dir: Path
@@ -173,6 +178,7 @@ class Settings:
     dev: DevTarget | None = None
     daemon_grace: float = DEFAULT_DAEMON_GRACE
     log_level: str = "info"
+    server_proxies: str = SERVER_PROXIES_DEFAULT
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -195,6 +201,7 @@ class Settings:
                 trusted_proxies=self.trusted_proxies,
                 public_url=self.public_url,
                 backend_url=self.backend_url,
+                server_proxies=self.server_proxies,
             ),
         )
         set_(
@@ -259,6 +266,8 @@ class Settings:
             dev=_dev(var("DEV")),
             daemon_grace=_grace(var("DAEMON_GRACE")),
             log_level=_log_level(var("LOG_LEVEL")),
+            # uvicorn's variable and default, so the mount knows whom uvicorn trusts.
+            server_proxies=env.get("FORWARDED_ALLOW_IPS", SERVER_PROXIES_DEFAULT),
         )
 
     def override(
