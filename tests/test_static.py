@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 from conftest import SHOWCASE, Built
 from reflex_buildd_client.errors import CorruptArtifactError
+from reflex_buildd_client.headers import RangeNotSatisfiable, byte_range, encoding_preferences
 from reflex_buildd_client.manifest import FileEntry
 from reflex_buildd_client.mount import _MAX_PREFIXES, ReflexMount
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.headers import RangeNotSatisfiable, byte_range, encoding_preferences
 from reflex_buildd_client.static import ArtifactFiles, Request, StaticSite
 from reflex_buildd_client.store import Artifact, Cache
 from reflex_buildd_client.verify import read_verified

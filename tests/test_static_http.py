@@ -13,6 +13,8 @@ import gzip
 import html
 import re
 import socket
+import statistics
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import brotli
 import pytest
 
 from conftest import Built, Host, run_host
+from nginx import Nginx, run_nginx
 
 pytestmark = [pytest.mark.slow]
 
@@ -36,22 +39,26 @@ class Reply:
 
 
 def request(
-    host: Host,
+    host: Host | Nginx,
     path: str | bytes,
     headers: dict[str, str] | None = None,
     *,
     method: str = "GET",
     source: str = TRUSTED,
 ) -> Reply:
-    """One HTTP/1.1 request on a fresh connection, the target sent byte for byte."""
+    """One HTTP/1.1 request on a fresh connection, the target sent byte for byte.
+
+    ``headers`` may replace the ``Host`` header; the others are added.
+    """
     port = int(host.url.rsplit(":", 1)[1])
     target = path if isinstance(path, bytes) else path.encode("latin-1")
+    headers = dict(headers or {})
     lines = [
         method.encode() + b" " + target + b" HTTP/1.1",
-        b"Host: 127.0.0.1",
+        b"Host: " + headers.pop("Host", "127.0.0.1").encode("latin-1"),
         b"Connection: close",
     ]
-    lines += [f"{k}: {v}".encode("latin-1") for k, v in (headers or {}).items()]
+    lines += [f"{k}: {v}".encode("latin-1") for k, v in headers.items()]
     with socket.create_connection(
         ("127.0.0.1", port), timeout=10, source_address=(source, 0)
     ) as sock:
@@ -394,3 +401,102 @@ def test_many_forwarded_prefixes_are_served(host: Host) -> None:
         reply = request(host, "/admin/", {"X-Forwarded-Prefix": f"/p{i}"})
         assert reply.status == 200
         assert _meta(reply.body)[0] == f"/p{i}/admin"
+
+
+# -- the bare-path redirect (issue 11, defect 4) -------------------------------
+
+
+def test_bare_path_redirect_takes_no_host_from_the_request(host: Host) -> None:
+    for source in (TRUSTED, UNTRUSTED):
+        reply = request(host, "/admin?x=1", {"Host": "evil.com"}, source=source)
+        assert reply.status == 307 and reply.headers["location"] == "/admin/?x=1", reply
+    # A trusted proxy's prefix is in front; its X-Forwarded-Host is not needed (a path).
+    forwarded = {"X-Forwarded-Prefix": "/ext/tools", "X-Forwarded-Host": "evil.com"}
+    reply = request(host, "/admin", forwarded, source=TRUSTED)
+    assert reply.headers["location"] == "/ext/tools/admin/"
+    assert request(host, "/admin", forwarded, source=UNTRUSTED).headers["location"] == "/admin/"
+
+
+# -- hostile header values (issue 11, defects 2 and 3) --------------------------
+
+ALLOWED = {200, 206, 304, 400, 404, 416}
+# The values of the issue, and their cousins for the other parsed headers.
+HOSTILE_HEADERS = [
+    ("Range", "bytes=-" + "9" * 4400),
+    ("Range", "bytes=" + "9" * 4400 + "-"),
+    ("Range", "bytes=0-" + " " * 15500 + "x"),
+    ("Range", "bytes=" + " " * 15500 + "0-x"),
+    ("Range", "bytes=0-0," * 1500),
+    ("If-Range", '"' + "a" * 15000 + '"'),
+    ("If-None-Match", "," * 15000),
+    ("If-None-Match", 'W/"x", ' * 2000),
+    ("Accept-Encoding", "gzip;q=0." + "9" * 15000),
+    ("Accept-Encoding", "a," * 7000),
+    ("X-Forwarded-Prefix", "/a" * 7000),
+    ("X-Forwarded-Host", "a" * 15000),
+    ("X-Forwarded-Proto", "https," * 2500),
+    ("X-Forwarded-For", "1.2.3.4," * 1800),
+]
+
+
+@pytest.mark.parametrize("source", [TRUSTED, UNTRUSTED])
+def test_hostile_header_values_get_no_5xx(host: Host, assets: dict[str, str], source: str) -> None:
+    for name, value in HOSTILE_HEADERS:
+        for path in (assets["small"], "/admin/"):
+            reply = request(host, path, {name: value}, source=source)
+            assert reply.status in ALLOWED, (name, value[:40], reply.status, reply.body[:200])
+    assert request(host, "/admin/").status == 200
+
+
+def test_hostile_range_costs_what_a_normal_one_does(host: Host, assets: dict[str, str]) -> None:
+    """The issue's 15,500 spaces took ~0.6 s of event-loop CPU each; now no more than a normal range."""
+    normal = {"Range": "bytes=0-99"}
+    hostile = {"Range": "bytes=0-" + " " * 15500 + "x"}
+    times: dict[str, list[float]] = {"normal": [], "hostile": []}
+    for _ in range(7):  # interleaved, so a burst of load on the machine hits both
+        for kind, headers in (("normal", normal), ("hostile", hostile)):
+            started = time.perf_counter()
+            reply = request(host, assets["small"], headers)
+            times[kind].append(time.perf_counter() - started)
+            assert reply.status in (200, 206)
+    normal_s, hostile_s = (statistics.median(times[k]) for k in ("normal", "hostile"))
+    assert hostile_s < 5 * normal_s, (hostile_s, normal_s)
+
+
+# -- behind nginx on the same machine, uvicorn's defaults (issue 11, defect 9) --
+
+
+@pytest.fixture(scope="module")
+def nginx(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    upstream = int(host.url.rsplit(":", 1)[1])
+    with run_nginx(upstream, "/ext/tools", tmp=tmp_path_factory.mktemp("nginx")) as running:
+        yield running
+
+
+def test_behind_nginx_the_prefix_arrives(nginx: Nginx) -> None:
+    """A browser on another address: nginx appends it to X-Forwarded-For, uvicorn makes it the client."""
+    reply = request(nginx, "/ext/tools/admin/about", source=UNTRUSTED)
+    assert reply.status == 200, reply
+    assert _meta(reply.body) == ("/ext/tools/admin", "")
+    assert b'href="/ext/tools/admin/assets/' in reply.body
+    script = re.search(rb'href="(/ext/tools/admin/assets/root-[^"]+)"', reply.body)
+    assert script
+    asset = request(nginx, script.group(1).decode(), source=UNTRUSTED)
+    assert asset.status == 200 and b"/ext/tools/admin/" in asset.body
+    # The bare path: a path under the outer prefix, whatever Host says.
+    reply = request(nginx, "/ext/tools/admin", {"Host": "evil.com"}, source=UNTRUSTED)
+    assert reply.status == 307 and reply.headers["location"] == "/ext/tools/admin/"
+
+
+def test_behind_nginx_a_client_still_cannot_choose_the_prefix(host: Host, nginx: Nginx) -> None:
+    claims = {"X-Forwarded-Prefix": "/evil", "X-Forwarded-For": "127.0.0.1"}
+    # Through nginx: it sets X-Forwarded-Prefix itself and appends the real client.
+    reply = request(nginx, "/ext/tools/admin/", claims, source=UNTRUSTED)
+    assert _meta(reply.body) == ("/ext/tools/admin", "")
+    # Around it, straight to uvicorn: the client keeps its own address and port.
+    for xff in ("127.0.0.1", "127.0.0.2", "127.0.0.2, 127.0.0.1"):
+        reply = request(host, "/admin/", {**claims, "X-Forwarded-For": xff}, source=UNTRUSTED)
+        assert reply.status == 200 and _meta(reply.body) == ("/admin", ""), xff
+        assert b"/evil" not in reply.body
+        redirect = request(host, "/admin", {**claims, "X-Forwarded-For": xff}, source=UNTRUSTED)
+        assert redirect.headers["location"] == "/admin/"
