@@ -84,6 +84,7 @@ _FORWARDED = (b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forwarded-host")
 _FORWARDED_FOR = b"x-forwarded-for"
 # A DNS name is at most 253 characters, a port 6 more: anything longer is no host.
 _MAX_HOST = 261
+_MAX_PROTO = 8  # "https" with room for spaces
 # Hops of X-Forwarded-For looked at from the right: real chains have one to
 # three; a longer one is not followed (the request counts as untrusted).
 _MAX_HOPS = 16
@@ -309,9 +310,11 @@ def _plain_location(root: str, scheme: str, backend_url: str) -> Location:
     return Location(prefix, _backend(ProxyConfig(backend_url=backend_url), scheme, "", prefix))
 
 
-def _first(value: bytes) -> str:
+def _first(value: bytes, limit: int) -> str:
     # Proxies append to these lists: the first item is what the client used.
-    return value.decode("latin-1").split(",", 1)[0].strip()
+    # Only its first limit+1 bytes are looked at: a longer item is invalid
+    # either way, and the rest of a hostile value is never decoded or split.
+    return value[: limit + 1].decode("latin-1").split(",", 1)[0].strip()
 
 
 def _is_proxy(address: str, config: ProxyConfig) -> bool:
@@ -403,12 +406,12 @@ def resolve_location(scope: Mapping[str, Any], config: ProxyConfig) -> Location:
         outer = normalize_mount_path(value.decode("latin-1").strip(), what="X-Forwarded-Prefix")
         prefix = normalize_mount_path(outer + prefix or "/", what="X-Forwarded-Prefix")
     if (value := forwarded.get(b"x-forwarded-proto")) is not None:
-        proto = _first(value).lower()
+        proto = _first(value, _MAX_PROTO).lower()
         if proto not in _SCHEMES:
             raise InvalidPathError(f"X-Forwarded-Proto {proto!r:.20} is not http or https")
         scheme = _SCHEMES[proto]
     if (value := forwarded.get(b"x-forwarded-host")) is not None:
-        host = _first(value).lower()
+        host = _first(value, _MAX_HOST).lower()
         if len(host) > _MAX_HOST or not _HOST.match(host):
             raise InvalidPathError(f"X-Forwarded-Host {host!r:.80} is not a host[:port]")
         origin = f"{scheme}://{host}"
