@@ -43,7 +43,7 @@ http {{
             proxy_pass http://127.0.0.1:{upstream}/;
             proxy_http_version 1.1;
             proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For {forwarded_for};
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Prefix {prefix};
             proxy_set_header Upgrade $http_upgrade;
@@ -66,13 +66,27 @@ class Nginx:
 
 @contextlib.contextmanager
 def run_nginx(
-    upstream_port: int, prefix: str, *, tmp: Path, max_seconds: int = 900
+    upstream_port: int,
+    prefix: str,
+    *,
+    tmp: Path,
+    forwarded_for: str = "$proxy_add_x_forwarded_for",
+    max_seconds: int = 900,
 ) -> Iterator[Nginx]:
-    """nginx on a free 127.0.0.1 port, ``prefix`` stripped in front of ``upstream_port``."""
+    """nginx on a free 127.0.0.1 port, ``prefix`` stripped in front of ``upstream_port``.
+
+    ``forwarded_for`` is what nginx puts in ``X-Forwarded-For``: the client
+    appended (the default), or a fixed address, to stand for a browser on
+    another machine when the browser can only come from 127.0.0.1.
+    """
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "nginx.conf"
-    conf.write_text(CONFIG.format(tmp=tmp, port=port, upstream=upstream_port, prefix=prefix))
+    conf.write_text(
+        CONFIG.format(
+            tmp=tmp, port=port, upstream=upstream_port, prefix=prefix, forwarded_for=forwarded_for
+        )
+    )
     log = tmp / "error.log"
     with (tmp / "stdout.log").open("wb") as out:
         process = subprocess.Popen(
