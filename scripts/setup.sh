@@ -43,4 +43,21 @@ if [ "${REFLEX_BUILDD_SKIP_BENCH_TOOLS:-0}" != "1" ] && ! command -v wrk >/dev/n
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
         || echo "setup: could not install wrk (only the serving benchmark needs it)" >&2
 fi
-echo "setup: ok ($(.venv/bin/python --version), bun $(.venv/bin/bun --version), $(chromium --version 2>/dev/null || echo 'no chromium'))"
+# nginx, for the tests of the most common deployment (nginx in front of the host on the
+# same machine): Debian's package, unpacked into .tools rather than installed, so no
+# service starts on port 80 and no root is needed (only current package lists).
+NGINX=.tools/nginx/usr/sbin/nginx
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x "$NGINX" ]; then
+    mkdir -p .tools/deb
+    if ! (cd .tools/deb && apt-get download -qq nginx >/dev/null 2>&1); then
+        [ "$(id -u)" = "0" ] && apt-get update -qq
+        (cd .tools/deb && apt-get download -qq nginx >/dev/null 2>&1) || true
+    fi
+    if ls .tools/deb/nginx_*.deb >/dev/null 2>&1; then
+        dpkg-deb -x .tools/deb/nginx_*.deb .tools/nginx && rm -rf .tools/deb
+    else
+        echo "setup: could not get Debian's nginx package (tests/test_static_http.py and tests/test_proxy_browser.py need it)" >&2
+    fi
+fi
+NGINX_VERSION=$( (command -v nginx >/dev/null 2>&1 && nginx -v 2>&1) || ("$NGINX" -v 2>&1) || echo 'no nginx')
+echo "setup: ok ($(.venv/bin/python --version), bun $(.venv/bin/bun --version), $(chromium --version 2>/dev/null || echo 'no chromium'), ${NGINX_VERSION})"

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import free_port, stop_process, wait_listening
+from conftest import REPO, free_port, stop_process, wait_listening
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# Debian's nginx: installed, or unpacked into .tools by scripts/setup.sh.
+NGINX = shutil.which("nginx") or str(REPO / ".tools" / "nginx" / "usr" / "sbin" / "nginx")
 
 CONFIG = """\
 daemon off;
@@ -79,6 +80,8 @@ def run_nginx(
     appended (the default), or a fixed address, to stand for a browser on
     another machine when the browser can only come from 127.0.0.1.
     """
+    if not Path(NGINX).is_file():
+        raise RuntimeError(f"nginx not found ({NGINX}): run scripts/setup.sh")
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "nginx.conf"
