@@ -492,12 +492,13 @@ class StaticSite:
                         self._pages.setdefault(page, resource)
                         self._pages.setdefault(page + "/", resource)
         self._files = resources
+        # Files and pages in one dictionary (a file wins over a page of the same
+        # path): a request for either is one lookup.
+        self._exact = {**self._pages, **resources}
 
     def resolve(self, path: str) -> _Resource:
         """The resource for ``path`` below the prefix (``""``, ``"/about"``, ...)."""
-        if (found := self._files.get(path)) is not None or (
-            found := self._pages.get(path)
-        ) is not None:
+        if (found := self._exact.get(path)) is not None:
             return found
         if not is_safe_path(path):
             return self._not_found
@@ -505,8 +506,7 @@ class StaticSite:
 
     def respond(self, request: Request) -> Response:
         """The response to ``request``, decided without I/O."""
-        resource = self._files.get(request.path) or self.resolve(request.path)
-        return resource.respond(request)
+        return (self._exact.get(request.path) or self.resolve(request.path)).respond(request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve an HTTP scope whose ``root_path`` is this site's mount point."""
