@@ -250,6 +250,60 @@ def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> f
     return float(match.group(1))
 
 
+def python_cpu(cache_dir: Path, docroot: Path, count: int = 20_000) -> dict[str, dict[str, float]]:
+    """Microseconds of this thread's CPU per request of ``ours`` and ``memory`` (no server).
+
+    Each handler's coroutine is driven by hand with a ``send`` that does
+    nothing, so what is measured is the handler's Python alone: robust to
+    other load on the machine, unlike requests per second. ``memory`` is the
+    same-run baseline.
+    """
+    import gc
+    import time
+
+    rows = write_docroot(cache_dir, docroot)
+    etag = _site(str(cache_dir)).site("", "").resolve(rows["big"]).identity.etag
+    apps = {"ours": ours_app(str(cache_dir)), "memory": memory_app(str(cache_dir))}
+
+    async def send(message: Any) -> None:
+        pass
+
+    def run(app: Any, scope: dict[str, Any]) -> None:
+        coroutine = app(scope, None, send)
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            pass
+
+    results: dict[str, dict[str, float]] = {kind: {} for kind in apps}
+    for row, path in {**rows, "304": rows["big"]}.items():
+        headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"wrk")]
+        if row == "304":
+            headers.append((b"if-none-match", etag))
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "root_path": "",
+            "path": path,
+            "client": ("127.0.0.1", 40000),
+            "headers": headers,
+        }
+        for app in apps.values():
+            run(app, scope)
+        gc.disable()
+        try:
+            for _ in range(7):  # interleaved rounds; the least counts
+                for kind, app in apps.items():
+                    started = time.thread_time_ns()
+                    for _ in range(count):
+                        run(app, scope)
+                    micros = (time.thread_time_ns() - started) / count / 1000
+                    results[kind][row] = min(results[kind].get(row, float("inf")), micros)
+        finally:
+            gc.enable()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,9 +317,25 @@ def main() -> None:
         "--rounds", type=int, default=5, help="measurements per cell (the best counts)"
     )
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--python-only",
+        action="store_true",
+        help="only the CPU per request of ours' Python, in process (no wrk, robust to load)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.cache_dir, args.docroot)
+        return
+    if args.python_only:
+        with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+            cache_dir = Path(args.cache_dir) if args.cache_dir else Path(tmp) / "cache"
+            build(cache_dir)
+            cpu = python_cpu(cache_dir, Path(tmp) / "docroot")
+        print("µs of Python per request, in process:   ours   memory   ours/memory")
+        for row, micros in cpu["ours"].items():
+            memory = cpu["memory"][row]
+            print(f"  {row:6} {'':30} {micros:6.2f}   {memory:6.2f}   {micros / memory:10.2f}x")
+        print(json.dumps({"python_us_per_request": cpu}))
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found (Debian: apt-get install wrk)")

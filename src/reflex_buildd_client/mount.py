@@ -41,7 +41,14 @@ from .pull import remote_lookup
 from .redirect import SlashRedirect
 from .settings import Settings, StartupPolicy
 from .sources import compute_key
-from .static import ArtifactFiles, Request, Response, StaticSite, plain_response, send_response
+from .static import (
+    ArtifactFiles,
+    Response,
+    StaticSite,
+    plain_response,
+    request_of,
+    send_response,
+)
 from .store import Artifact, Cache
 from .types import Receive, Scope, Send
 from .wait import explain_daemon_mismatch
@@ -396,7 +403,7 @@ class ReflexMount:
             # A malformed forwarded header or root_path: never a prefix. The
             # value is not echoed (it may be hostile).
             return _BAD_FORWARDED
-        return self.site(location.prefix, location.backend).respond(Request.from_scope(scope, path))
+        return self.site(location.prefix, location.backend).respond(request_of(scope, path))
 
 
 _BAD_FORWARDED = plain_response(400, b"Bad forwarded prefix, proto or host\n")

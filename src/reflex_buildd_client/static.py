@@ -231,21 +231,26 @@ class Request(NamedTuple):
     @classmethod
     def from_scope(cls, scope: Scope, path: str) -> Request:
         """The facts of an HTTP scope, with ``path`` below the prefix; one pass over the headers."""
-        accept = inm = ranges = if_range = None
-        for name, value in scope["headers"]:
-            if name == b"accept-encoding":
-                accept = value
-            elif name == b"if-none-match":
-                inm = value
-            elif name == b"range":
-                ranges = value
-            elif name == b"if-range":
-                if_range = value
-        # tuple.__new__ directly: the generated __new__ costs a Python call per request.
-        return _new_request(cls, (scope["method"], path, accept, inm, ranges, if_range))
+        return request_of(scope, path)
 
 
 _new_request = tuple.__new__
+
+
+def request_of(scope: Scope, path: str) -> Request:
+    """:meth:`Request.from_scope`, without a method lookup per request (the hot path)."""
+    accept = inm = ranges = if_range = None
+    for name, value in scope["headers"]:
+        if name == b"accept-encoding":
+            accept = value
+        elif name == b"if-none-match":
+            inm = value
+        elif name == b"range":
+            ranges = value
+        elif name == b"if-range":
+            if_range = value
+    # tuple.__new__ directly: the generated __new__ costs a Python call per request.
+    return _new_request(Request, (scope["method"], path, accept, inm, ranges, if_range))  # type: ignore[no-any-return]
 
 
 class Response(NamedTuple):
