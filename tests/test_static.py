@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import gzip
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,15 @@ from hypothesis import strategies as st
 
 from conftest import SHOWCASE, Built
 from reflex_buildd_client.errors import CorruptArtifactError
-from reflex_buildd_client.headers import RangeNotSatisfiable, byte_range, encoding_preferences
+from reflex_buildd_client.headers import (
+    MAX_ACCEPT_ENCODING,
+    MAX_ETAGS,
+    RangeNotSatisfiable,
+    byte_range,
+    encoding_preferences,
+    etag_matches,
+    if_range_matches,
+)
 from reflex_buildd_client.manifest import FileEntry
 from reflex_buildd_client.mount import _MAX_PREFIXES, ReflexMount
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
@@ -71,6 +80,71 @@ def test_byte_range_never_crashes(header: bytes) -> None:
     except RangeNotSatisfiable:
         return
     assert span is None or 0 <= span[0] <= span[1] < 1000
+
+
+def _reference_range(header: bytes, size: int) -> tuple[int, int] | None:
+    """The regex parser this module had before issue 11 (quadratic on spaces, fine when short)."""
+    match = re.match(rb"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", header, re.IGNORECASE)
+    if match is None:
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        if not last:
+            return None
+        if int(last) == 0 or size == 0:
+            raise RangeNotSatisfiable
+        return max(0, size - int(last)), size - 1
+    start, end = int(first), int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable
+    return start, min(end, size - 1)
+
+
+@given(
+    header=st.lists(
+        st.sampled_from(
+            [b" ", b"\t", b"bytes", b"BYTES", b"=", b"-", b"0", b"7", b"12", b",", b"x"]
+        ),
+        max_size=12,
+    ).map(b"".join),
+    size=st.integers(0, 200),
+)
+def test_byte_range_means_what_the_old_parser_meant(header: bytes, size: int) -> None:
+    """Short headers: exactly the old answers (the rewrite changed the cost, not the meaning)."""
+    try:
+        expected: object = _reference_range(header, size)
+    except RangeNotSatisfiable:
+        expected = RangeNotSatisfiable
+    try:
+        found: object = byte_range(header, size)
+    except RangeNotSatisfiable:
+        found = RangeNotSatisfiable
+    assert found == expected
+
+
+def test_byte_range_huge_and_long_values() -> None:
+    nines = b"9" * 30
+    assert byte_range(b"bytes=-" + nines, 100) == (0, 99)  # more than all: all
+    assert byte_range(b"bytes=0-" + nines, 100) == (0, 99)
+    with pytest.raises(RangeNotSatisfiable):
+        byte_range(b"bytes=" + nines + b"-", 100)
+    assert byte_range(b"bytes=" + b"0" * 60 + b"5-", 100) == (5, 99)  # leading zeros
+    # The issue's values: over the length limit, ignored (a 200 with everything).
+    assert byte_range(b"bytes=-" + b"9" * 4400, 100) is None
+    assert byte_range(b"bytes=0-" + b" " * 15500 + b"x", 100) is None
+    assert byte_range("bytes=0-\u0663".encode(), 100) is None  # only ASCII digits
+
+
+def test_etag_and_accept_encoding_limits() -> None:
+    tag = b'"0123456789abcdef0123456789abcdef"'
+    assert etag_matches(b'"a", W/' + tag, tag) and etag_matches(b" * ", tag)
+    assert not etag_matches(b"," * (MAX_ETAGS + 1) + tag, tag)  # too long: no match
+    assert etag_matches(tag, tag)  # the fast path, whatever the length rule
+    assert not if_range_matches(b"W/" + tag, tag) and if_range_matches(b" " + tag, tag)
+    assert encoding_preferences(b"br, " + b" " * MAX_ACCEPT_ENCODING) == (b"identity",)
+    assert encoding_preferences(b"gzip;q=0." + b"9" * 400) == (b"gzip", b"identity")
 
 
 # -- Accept-Encoding -----------------------------------------------------------
