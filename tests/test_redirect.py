@@ -16,7 +16,7 @@ from reflex_buildd_client.prefix import proxy_config
 from reflex_buildd_client.redirect import slash_redirect
 
 PROXY = "10.0.0.1"
-CONFIG = proxy_config(trusted_proxies=PROXY, environ={})
+CONFIG = proxy_config(trusted_proxies=PROXY)
 
 
 def scope(
@@ -64,7 +64,7 @@ def test_trusted_proxy_prefix() -> None:
 
 
 def test_public_url_and_root_path() -> None:
-    public = proxy_config(public_url="https://example.com/tools/admin", environ={})
+    public = proxy_config(public_url="https://example.com/tools/admin")
     assert location(scope(HOSTILE), public) == b"/tools/admin/"
     assert location(scope(HOSTILE, root="/outer")) == b"/outer/admin/"
 

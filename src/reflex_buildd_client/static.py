@@ -4,16 +4,18 @@ WhiteNoise's approach: every response is computed when a prefix is first
 served (sentinel rewrite, ``<meta>`` injection, headers); a request is a
 dictionary lookup and a ``send``. Deciding and sending are apart: a
 :class:`Request` (the few facts a response depends on) goes in,
-:meth:`StaticSite.respond` returns a :class:`Response` (status, headers,
-body or slice) without I/O, mostly one made in advance, and
+:meth:`StaticSite.respond` returns a :class:`Response` (status, headers, body
+or slice) without I/O, for the common cases one made in advance, and
 :func:`send_response` sends it. The header parsers (``headers.py``) take
-linear time on any value and ignore overlong ones. Compressed variants are made the first time
-a client asks for each (then kept), so neither startup nor a new prefix pays
-for brotli of files nobody requests compressed. Nothing is read from disk per
-request, so no request path can reach a file outside the artifact: only the
-keys of the dictionary exist, and :class:`ArtifactFiles` refuses an artifact
-whose listed files resolve outside it (a symlink pointing out, ``..`` in the
-manifest): an artifact is input, and a build never makes either.
+linear time on any value and ignore overlong ones.
+
+Compressed variants are made the first time a client asks for each (then
+kept), so neither startup nor a new prefix pays for brotli of files nobody
+requests compressed. Nothing is read from disk per request, so no request
+path can reach a file outside the artifact: only the keys of the dictionary
+exist, and :class:`ArtifactFiles` holds only bytes read once and verified
+against the manifest (``verify.read_checked`` refuses symlinks and paths
+outside the artifact: an artifact is input, and a build never makes either).
 
 Artifacts are a few MB. The bytes of files without a sentinel (and their gzip
 and brotli variants) are held once per artifact and shared by every prefix;
