@@ -199,15 +199,19 @@ def write_docroot(cache_dir: Path, docroot: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(kind: str, cache_dir: Path, docroot: Path) -> Iterator[str]:
+def server(kind: str, cache_dir: Path, docroot: Path, tree: Path | None = None) -> Iterator[str]:
+    """A server process; ``tree``: another checkout's ``ours`` (its bench and its code)."""
     port = _free_port()
+    env = _env()
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tree), env["PYTHONPATH"]])
     process = subprocess.Popen(
         [
             *_PIN_SERVER,
             sys.executable,
-            __file__,
+            str(tree / "benchmarks" / "bench_serve.py") if tree is not None else __file__,
             "--serve",
-            kind,
+            "ours" if tree is not None else kind,
             "--port",
             str(port),
             "--cache-dir",
@@ -215,8 +219,8 @@ def server(kind: str, cache_dir: Path, docroot: Path) -> Iterator[str]:
             "--docroot",
             str(docroot),
         ],
-        env=_env(),
-        cwd=REPO,
+        env=env,
+        cwd=tree or REPO,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -318,6 +322,11 @@ def main() -> None:
     )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also serve with another checkout's ours (e.g. a worktree of main), same run",
+    )
+    parser.add_argument(
         "--python-only",
         action="store_true",
         help="only the CPU per request of ours' Python, in process (no wrk, robust to load)",
@@ -344,11 +353,19 @@ def main() -> None:
         build(cache_dir)
         docroot = Path(tmp) / "docroot"
         rows = write_docroot(cache_dir, docroot)
-        results: dict[str, dict[str, float]] = {kind: {} for kind in SERVERS}
+        kinds = (*SERVERS, "baseline") if args.baseline_tree else SERVERS
+        results: dict[str, dict[str, float]] = {kind: {} for kind in kinds}
         reference: dict[str, bytes] = {}
         plans: dict[str, dict[str, tuple[str, dict[str, str]]]] = {}
         with contextlib.ExitStack() as stack:
-            urls = {kind: stack.enter_context(server(kind, cache_dir, docroot)) for kind in SERVERS}
+            urls = {
+                kind: stack.enter_context(
+                    server(
+                        kind, cache_dir, docroot, args.baseline_tree if kind == "baseline" else None
+                    )
+                )
+                for kind in kinds
+            }
             for kind, url in urls.items():
                 for row, path in rows.items():
                     status, _, body = fetch(url + path)
@@ -370,7 +387,7 @@ def main() -> None:
             # lowers no single server's number alone.
             for round_ in range(args.rounds):
                 for row in ("big", "small", "index", "304"):
-                    for kind in SERVERS:
+                    for kind in kinds:
                         path, extra = plans[kind][row]
                         rate = wrk(urls[kind] + path, args.duration, args.connections, extra)
                         results[kind][row] = max(rate, results[kind].get(row, 0.0))
@@ -404,6 +421,14 @@ def main() -> None:
                 + " ".join(f"{r[k]:12.0f}" for k in SERVERS)
                 + f"   {ratios[row]['starlette']:14.2f}x {ratios[row]['servestatic']:16.2f}x {ratios[row]['memory']:11.2f}x"
             )
+        if args.baseline_tree:
+            print(f"baseline = ours of {args.baseline_tree}")
+            for row in ("big", "small", "index", "304"):
+                ratios[row]["baseline"] = results["ours"][row] / results["baseline"][row]
+                print(
+                    f"{row:6} ours {results['ours'][row]:9.0f}  baseline "
+                    f"{results['baseline'][row]:9.0f}  ours/baseline {ratios[row]['baseline']:5.2f}x"
+                )
         print(json.dumps({"requests_per_second": results, "ratios": ratios}))
 
 
