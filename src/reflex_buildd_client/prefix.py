@@ -83,7 +83,7 @@ _DOT_SEGMENT = re.compile(r"/\.{1,2}(?:/|$)")
 _FORWARDED = (b"x-forwarded-prefix", b"x-forwarded-proto", b"x-forwarded-host")
 _FORWARDED_FOR = b"x-forwarded-for"
 # A DNS name is at most 253 characters, a port 6 more: anything longer is no host.
-_MAX_HOST = 261
+_MAX_HOST = 259
 _MAX_PROTO = 8  # "https" with room for spaces
 # Hops of X-Forwarded-For looked at from the right: real chains have one to
 # three; a longer one is not followed (the request counts as untrusted).

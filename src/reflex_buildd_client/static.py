@@ -84,6 +84,7 @@ __all__ = [
     "Response",
     "StaticSite",
     "plain_response",
+    "request_of",
     "send_response",
 ]
 
