@@ -1,10 +1,11 @@
 """Static responses of a real host, over raw HTTP (nothing escapes the artifact; headers precomputed).
 
-One uvicorn host process mounts the showcase at ``/admin`` and trusts
-127.0.0.1 as a proxy. Requests are written by hand on a socket, so paths reach
-the server exactly as written (no client normalises ``..`` or escapes), and
-they come from 127.0.0.1 (a trusted proxy) or 127.0.0.2 (anyone else: Linux
-routes all of 127.0.0.0/8 to loopback).
+One uvicorn host process (uvicorn's defaults) mounts the showcase at ``/admin``
+and trusts 127.0.0.1 as a proxy. Requests are written by hand on a socket, so
+paths and header values reach the server exactly as written (no client
+normalises ``..`` or escapes), and they come from 127.0.0.1 (a trusted proxy)
+or 127.0.0.2 (anyone else: Linux routes all of 127.0.0.0/8 to loopback). At
+the end, Debian's nginx goes in front of the same host (``tests/nginx.py``).
 """
 
 from __future__ import annotations
