@@ -9,12 +9,15 @@ The build runs Reflex's own ``reflex export`` in a subprocess:
   inputs, even if the user saves while it runs, so it can never be published
   under a key that does not describe it;
 - with ``.web`` in a per-project warm workspace in the cache
-  (``REFLEX_WEB_WORKDIR``), so ``node_modules`` survives between builds;
+  (``REFLEX_WEB_WORKDIR``), so ``node_modules`` survives between builds, and
+  nothing else does: a warm build publishes what a fresh workspace would
+  (:mod:`.workspace`);
 - with ``frontend_path`` set to the sentinel and our plugin added through
   ``REFLEX_EXTRA_PLUGINS``: no edit to ``rxconfig.py``;
 - in its own process group, with a parent-death signal: if the builder is
-  killed (even with SIGKILL) its export dies too, and the workspace lock is
-  never handed to a second build while an orphan still writes there.
+  killed (even with SIGKILL) its export dies too; its bun and node children,
+  which outlive it, are found by the tenant token in their environment and
+  killed by the next build before it starts (:mod:`.workspace`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ from pathlib import Path
 import blake3
 from filelock import FileLock, Timeout
 
-from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
+from reflex_buildd_client.errors import (
+    BuildFailedError,
+    CacheIOError,
+    InputReadError,
+    ReflexBuilddError,
+)
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.pull import remote_lookup
@@ -59,13 +67,18 @@ from .buildlog import PhaseTracker, clean, error_tail, user_frame
 from .doctor import warn_escapes
 from .progress import LoggedProgress, Phase
 from .publish import publish
+from .workspace import Workspace
 
 __all__ = [
     "BuildCancelledError",
     "BuildOutcome",
     "SourcesChangedError",
     "ensure_built",
+    "export_in",
+    "project_workspace",
     "run_build",
+    "snapshot_inputs",
+    "workspace_facts",
 ]
 
 PLUGIN = "reflex_buildd.plugin.BuilddPlugin"
@@ -80,7 +93,7 @@ class SourcesChangedError(BuildFailedError):
     """An input changed between keying and snapshotting (re-key and retry)."""
 
 
-class BuildCancelledError(ReflexBuilddError):
+class BuildCancelledError(ReflexBuilddError, RuntimeError):
     """A newer change superseded the build; nothing was published."""
 
 
@@ -94,13 +107,20 @@ class BuildOutcome:
     seconds: float
 
 
-def _snapshot(project: Project, inputs: KeyInputs, dest: Path) -> None:
-    """Copy the input files to ``dest``, checking each against its digest."""
+def snapshot_inputs(project: Project, inputs: KeyInputs, dest: Path) -> None:
+    """Copy the input files to ``dest``, checking each against its digest.
+
+    Raises:
+        SourcesChangedError: If an input changed or vanished since keying.
+        InputReadError: If an input cannot be read (permissions, I/O).
+    """
     for rel, digest in inputs.files.items():
         try:
             data = (project.root / rel).read_bytes()
         except FileNotFoundError:
             raise SourcesChangedError(f"{rel} was removed while the build started") from None
+        except OSError as exc:
+            raise InputReadError.wrap(exc, project.root / rel) from exc
         if blake3.blake3(data).hexdigest() != digest:
             raise SourcesChangedError(f"{rel} changed while the build started")
         target = dest / rel
@@ -160,15 +180,28 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
+def _copy_tree(src: Path, dst: Path) -> None:
+    """``shutil.copytree`` that stops at the first ``OSError`` and raises it as is.
+
+    copytree gathers per-file errors into one ``shutil.Error`` without an
+    errno; a full disk must surface as ENOSPC with the path that failed.
+    """
+    for dirpath, _dirs, files in os.walk(src, followlinks=True):
+        target = dst / os.path.relpath(dirpath, src)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.copy2(os.path.join(dirpath, name), target / name)
+
+
 def _collect(web_dir: Path, staging: Path) -> list[str]:
     """Move the export's output into the artifact layout; return its routes."""
     client = web_dir / "build" / "client" / SENTINEL.strip("/")
     if not (client / "index.html").is_file():
         raise BuildFailedError(f"the export produced no {client}/index.html")
-    shutil.copytree(client, staging / "public")
+    _copy_tree(client, staging / "public")
     for junk in _JUNK:
         (staging / "public" / junk).unlink(missing_ok=True)
-    shutil.copytree(web_dir / "backend", staging / "web" / "backend")
+    _copy_tree(web_dir / "backend", staging / "web" / "backend")
     routes_file = web_dir / "routes.json"
     if routes_file.is_file():
         return [str(r) for r in json.loads(routes_file.read_text())]
@@ -198,8 +231,8 @@ def _shared_phases(
     return phase
 
 
-def _workspace_busy(workspace: Path) -> bool:
-    lock = FileLock(str(workspace) + ".lock")
+def _workspace_busy(workspace: Workspace) -> bool:
+    lock = FileLock(str(workspace.lock))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -254,6 +287,93 @@ def _run_export(
                 proc.wait()
 
 
+def project_workspace(cache: Cache, project: Project) -> Workspace:
+    """The warm workspace of ``project`` in ``cache``."""
+    pid = project_id(project.root)
+    return Workspace(
+        web_dir=cache.work_web_dir(pid),
+        record=cache.work_record_path(pid),
+        lock=cache.work_lock(pid),
+    )
+
+
+def workspace_facts(runtime: JSRuntime) -> dict[str, str]:
+    """What an installed ``node_modules`` depends on besides the lockfiles."""
+    return {"reflex": metadata.version("reflex"), "js_runtime": runtime.identity}
+
+
+def export_in(
+    workspace: Workspace,
+    src: Path,
+    staging: Path,
+    *,
+    key: str,
+    log: Path,
+    runtime: JSRuntime,
+    project: Project,
+    progress: Phase,
+    cancel: threading.Event | None = None,
+) -> list[str]:
+    """Export the snapshot ``src`` in ``workspace`` into ``staging``; return the routes.
+
+    One build at a time per workspace: two keys of one project may be built at
+    once by different processes, and they share ``node_modules``.
+
+    Raises:
+        BuildFailedError: If the export fails (``exit_code`` says how).
+        BuildCancelledError: If ``cancel`` was set.
+    """
+    if _workspace_busy(workspace):
+        progress("waiting for another build of this project to finish")
+    with workspace.occupy(facts=workspace_facts(runtime)) as tenancy:
+        with log.open("a") as out:
+            out.writelines(f"reflex-buildd: {note}\n" for note in tenancy.notes)
+        progress("starting reflex export")
+        env = {**_build_env(workspace.web_dir, src.parent, runtime), **tenancy.env}
+        code = _run_export(src, env, log, cancel, progress)
+        text = _clean_log(log, src, project)
+        if code != 0:
+            raise BuildFailedError(
+                _failure_message(key, code, log, text, project),
+                key=key,
+                log_tail=error_tail(text, _LOG_TAIL_LINES),
+                exit_code=code,
+            )
+        progress("publishing")
+        routes = _collect(workspace.web_dir, staging)
+        tenancy.succeeded = True
+    return routes
+
+
+def _forget(cache: Cache, key: str) -> None:
+    """Remove our ``building`` record, so nobody waits for a build that stopped."""
+    with contextlib.suppress(OSError):
+        clear_record(cache, key)
+
+
+def _record_fault(
+    cache: Cache, key: str, *, log: Path, project: Project, fault: CacheIOError
+) -> None:
+    """Record that the cache failed this build; at least never leave ``building`` behind."""
+    with contextlib.suppress(OSError), log.open("a") as out:
+        out.write(f"reflex-buildd: {fault}\n")
+    try:
+        write_record(
+            cache,
+            key,
+            BuildState.FAILED,
+            log=str(log),
+            tail=str(fault),
+            exit_code=None,
+            project=str(project.root),
+        )
+        append_journal(cache, "failed", key, error=str(fault), project=str(project.root))
+    except OSError:
+        # Not even a small record fits: without one the key reads as absent,
+        # and the next process to need it tries (and fails) for itself.
+        _forget(cache, key)
+
+
 def run_build(
     project: Project,
     cache: Cache,
@@ -278,6 +398,10 @@ def run_build(
             log stays at ``cache.log_path(key)``.
         BuildCancelledError: If ``cancel`` was set; nothing is published.
         SourcesChangedError: If an input changed after keying.
+        InputReadError: If an input cannot be read; nothing is recorded.
+        CacheIOError: If the cache cannot be written (no space, permissions);
+            the failure is recorded when there is room for the record, and
+            the ``building`` record removed otherwise.
     """
     # The runtime the key names (not whatever is installed): a wrong one is a
     # clear error naming the version to install, before anything is recorded.
@@ -287,8 +411,7 @@ def run_build(
     scratch = cache.tmp_dir() / scratch_name("build", key)
     src, staging = scratch / "src", scratch / "artifact"
     log = cache.log_path(key)
-    workspace = cache.work_dir(project_id(project.root))
-    workspace.mkdir(parents=True, exist_ok=True)
+    workspace = project_workspace(cache, project)
     started = time.monotonic()
     logged = LoggedProgress(f"building {key} ({project.root.name})") if progress is None else None
     if logged is not None:
@@ -297,33 +420,24 @@ def run_build(
     assert progress is not None
     try:
         progress(f"copying {len(inputs.files)} input files")
-        _snapshot(project, inputs, src)
+        snapshot_inputs(project, inputs, src)
         staging.mkdir(parents=True)
         log.write_bytes(f"reflex-buildd: building {key} from {project.root}\n".encode())
         write_record(cache, key, BuildState.BUILDING, log=str(log), project=str(project.root))
         append_journal(cache, "start", key, project=str(project.root))
         progress = _shared_phases(cache, key, progress, log=log, project=project)
-        code: int | None = None
         try:
-            # One build at a time per workspace: two keys of one project may be
-            # built at once by different processes, and they share node_modules.
-            if _workspace_busy(workspace):
-                progress("waiting for another build of this project to finish")
-            with FileLock(str(workspace) + ".lock"):
-                web_dir = workspace / "web"
-                progress("starting reflex export")
-                code = _run_export(
-                    src, _build_env(web_dir, scratch, runtime), log, cancel, progress
-                )
-                text = _clean_log(log, src, project)
-                if code != 0:
-                    raise BuildFailedError(
-                        _failure_message(key, code, log, text, project),
-                        key=key,
-                        log_tail=error_tail(text, _LOG_TAIL_LINES),
-                    )
-                progress("publishing")
-                routes = _collect(web_dir, staging)
+            routes = export_in(
+                workspace,
+                src,
+                staging,
+                key=key,
+                log=log,
+                runtime=runtime,
+                project=project,
+                progress=progress,
+                cancel=cancel,
+            )
         except BuildCancelledError:
             clear_record(cache, key)
             append_journal(cache, "cancelled", key, project=str(project.root))
@@ -335,7 +449,7 @@ def run_build(
                 BuildState.FAILED,
                 log=str(log),
                 tail=exc.log_tail,
-                exit_code=code,
+                exit_code=exc.exit_code,
                 project=str(project.root),
             )
             append_journal(cache, "failed", key, project=str(project.root))
@@ -357,6 +471,18 @@ def run_build(
         )
         clear_record(cache, key)
         append_journal(cache, "published", key, seconds=seconds, project=str(project.root))
+    except InputReadError:
+        # Not the build's fault: nothing to record against the key.
+        shutil.rmtree(scratch, ignore_errors=True)
+        _forget(cache, key)
+        raise
+    except OSError as exc:
+        fault = CacheIOError.wrap(exc)
+        # The scratch goes first: on a full disk that is what frees the room
+        # the failure record needs.
+        shutil.rmtree(scratch, ignore_errors=True)
+        _record_fault(cache, key, log=log, project=project, fault=fault)
+        raise fault from exc
     finally:
         if logged is not None:
             logged.stop()

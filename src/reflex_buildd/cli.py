@@ -6,12 +6,14 @@ and ``--input-env``; every command takes ``--cache-dir`` (env
 ``REFLEX_BUILDD_CACHE_DIR``), ``-h``, ``--log-level``/``-v``/``-q``, and
 ``--json`` where it prints facts.
 
-Exit codes: 0 success, 1 a build failed, 2 bad input (no project, bad path,
-bad option, unknown key), 3 another daemon (or dev session) already runs the project, 4
-problems found: ``verify`` (a corrupt artifact, quarantined),
+Commands raise; the group (:mod:`.exits`) turns every error into one line
+and its exit code: 0 success, 1 a build failed, 2 bad input (no project, an
+unreadable project file, bad option, unknown key), 3 busy (another daemon
+or dev session already runs the project, a lock not free in time), 4 problems found:
+``verify`` (a corrupt artifact, quarantined; a rebuild that differs),
 ``doctor --strict`` (URLs that leave the prefix) or a remote artifact refused
-(unsigned, wrongly signed, tampered), 5 the remote cache is unreachable or
-failed.
+(unsigned, wrongly signed, tampered), 5 the cache cannot be used (no space,
+permissions, a file in the way; the remote unreachable or failing).
 """
 
 from __future__ import annotations
@@ -27,13 +29,7 @@ from typing import Any, TypeVar
 
 import click
 
-from reflex_buildd_client.errors import (
-    ArtifactMissingError,
-    BuildFailedError,
-    ReflexBuilddError,
-    RemoteUnavailableError,
-    UntrustedArtifactError,
-)
+from reflex_buildd_client.errors import ArtifactMissingError
 from reflex_buildd_client.project import Project, find_project, find_project_upward
 from reflex_buildd_client.remote import RemoteSettings
 from reflex_buildd_client.settings import LOG_LEVELS, Settings
@@ -41,6 +37,7 @@ from reflex_buildd_client.sources import compute_key
 from reflex_buildd_client.store import Cache
 
 from . import __version__, logsetup
+from .exits import ErrorHandlingGroup, remember_cache_dir
 from .progress import Progress
 
 __all__ = ["main"]
@@ -109,8 +106,8 @@ _logging_options = (
 )
 
 
-class _Group(click.Group):
-    """Gives every command the logging options, whoever adds it."""
+class _Group(ErrorHandlingGroup):
+    """Gives every command the logging options, whoever adds it (errors: :mod:`.exits`)."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         have = {opt for param in cmd.params for opt in getattr(param, "opts", ())}
@@ -133,6 +130,7 @@ cache_dir_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     envvar="REFLEX_BUILDD_CACHE_DIR",
     default=None,
+    callback=remember_cache_dir,
     help="Cache directory [env: REFLEX_BUILDD_CACHE_DIR; default: the per-user cache].",
 )
 remote_option = click.option(
@@ -168,30 +166,9 @@ def extra_inputs_options(command: F) -> F:
     return command
 
 
-def _fail(exc: ReflexBuilddError) -> None:
-    from .daemon import DaemonAlreadyRunningError
-    from .dev import DevAlreadyRunningError
-
-    if isinstance(exc, BuildFailedError):
-        if exc.log_tail and exc.log_tail not in str(exc):
-            _err.print(exc.log_tail, markup=False)
-        _err.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
-    _err.print(f"[red]error:[/red] {exc}")
-    if isinstance(exc, RemoteUnavailableError):
-        sys.exit(5)
-    if isinstance(exc, UntrustedArtifactError):
-        sys.exit(4)
-    sys.exit(3 if isinstance(exc, DaemonAlreadyRunningError | DevAlreadyRunningError) else 2)
-
-
 def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None:
     """The remote of ``--remote`` (or its env), with a clear error when it is malformed."""
-    try:
-        settings = Settings.load(remote=url).remote_tier
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return None
+    settings = Settings.load(remote=url).remote_tier
     if settings is None and required:
         raise click.UsageError(
             "no remote: pass --remote s3://BUCKET/PREFIX or set REFLEX_BUILDD_REMOTE"
@@ -201,13 +178,17 @@ def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, message="%(version)s")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Print the traceback of an error, not only its one line [env: REFLEX_BUILDD_DEBUG].",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Build Reflex apps once into a shared cache; mount them on any path."""
+    ctx.obj = {**(ctx.obj or {}), "debug": debug}
     # After the group's own options (`reflex-buildd -q build`), before the command's.
-    try:
-        logsetup.configure_default(Settings.load().log_level)
-    except ReflexBuilddError as exc:
-        _fail(exc)
+    logsetup.configure_default(Settings.load().log_level)
 
 
 main.params.extend(_logging_options)
@@ -238,24 +219,20 @@ def build(
     from .push import push_artifact
 
     settings = _remote(remote)
-    try:
-        proj = _project(project)
-        cache = Cache(cache_dir)
-        with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
-            outcome = ensure_built(
-                proj,
-                cache,
-                extra_inputs=extra_inputs,
-                extra_env=extra_env,
-                remote=settings,
-                progress=progress.set_phase,
-            )
-        verb = "built" if outcome.built else "cached"
-        _say(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
-        pushed = push_artifact(cache, outcome.artifact, settings) if settings else None
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    proj = _project(project)
+    cache = Cache(cache_dir)
+    with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
+        outcome = ensure_built(
+            proj,
+            cache,
+            extra_inputs=extra_inputs,
+            extra_env=extra_env,
+            remote=settings,
+            progress=progress.set_phase,
+        )
+    verb = "built" if outcome.built else "cached"
+    _say(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
+    pushed = push_artifact(cache, outcome.artifact, settings) if settings else None
     if pushed is not None:
         _say(pushed.summary())
     if as_json:
@@ -287,15 +264,11 @@ def key(
     as_json: bool,
 ) -> None:
     """Print the key of PROJECT's current build inputs, without building."""
-    try:
-        proj = _project(project)
-        cache = Cache(cache_dir)
-        found, _inputs = compute_key(
-            proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
-        )
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    proj = _project(project)
+    cache = Cache(cache_dir)
+    found, _inputs = compute_key(
+        proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+    )
     if as_json:
         cached = cache.read_manifest(found) is not None
         click.echo(json.dumps({"key": found, "project": str(proj.root), "cached": cached}))
@@ -325,21 +298,16 @@ def explain(
     from .explain import explain as explain_inputs
     from .explain import explain_json
 
-    try:
-        proj = _project(project)
-        cache = Cache(cache_dir)
-        current, inputs = compute_key(
-            proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
-        )
-        if as_json:
-            data = explain_json(proj, cache, key=current, inputs=inputs, against=against)
-            click.echo(json.dumps(data, indent=1))
-            return
-        click.echo(
-            explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False
-        )
-    except ReflexBuilddError as exc:
-        _fail(exc)
+    proj = _project(project)
+    cache = Cache(cache_dir)
+    current, inputs = compute_key(
+        proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+    )
+    if as_json:
+        data = explain_json(proj, cache, key=current, inputs=inputs, against=against)
+        click.echo(json.dumps(data, indent=1))
+        return
+    click.echo(explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False)
 
 
 @main.command()
@@ -398,12 +366,7 @@ def watch(
         remote=_remote(remote),
     )
     reporter = JsonReporter() if as_json else Reporter(_err, quiet=_quiet())
-    try:
-        run_daemon(
-            _project(project), Cache(cache_dir), stop=stop, options=options, reporter=reporter
-        )
-    except ReflexBuilddError as exc:
-        _fail(exc)
+    run_daemon(_project(project), Cache(cache_dir), stop=stop, options=options, reporter=reporter)
 
 
 @main.command()
@@ -454,19 +417,15 @@ def dev(
 
     from .dev import DevOptions, run_dev
 
-    try:
-        options = DevOptions(
-            app=app_path,
-            prefix=normalize_mount_path(mount_path),
-            host=host,
-            port=port,
-            app_dir=app_dir,
-            access_log=access_log,
-        )
-        code = run_dev(find_project(project), Cache(cache_dir), options)
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    options = DevOptions(
+        app=app_path,
+        prefix=normalize_mount_path(mount_path),
+        host=host,
+        port=port,
+        app_dir=app_dir,
+        access_log=access_log,
+    )
+    code = run_dev(find_project(project), Cache(cache_dir), options)
     sys.exit(code)
 
 
@@ -548,11 +507,7 @@ def _ls_remote(url: str | None, as_json: bool) -> None:
 
     settings = _remote(url, required=True)
     assert settings is not None
-    try:
-        rows = list_remote(settings)
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    rows = list_remote(settings)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -626,22 +581,28 @@ def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
 @main.command()
 @click.argument("key", required=False)
 @cache_dir_option
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build KEY (a key, a unique prefix or a project directory; default: the current "
+    "directory) again in a fresh workspace and compare its files with the artifact's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list of verdicts.")
-def verify(key: str | None, cache_dir: Path | None, as_json: bool) -> None:
+def verify(key: str | None, cache_dir: Path | None, rebuild: bool, as_json: bool) -> None:
     """Re-hash artifacts against their manifests (all, or the one KEY names).
 
     KEY may be a unique prefix. A corrupt artifact is moved into
     <cache>/v1/quarantine/ (so the next demand rebuilds it) and the command
-    exits with code 4.
+    exits with code 4. With --rebuild, the warm build is checked against a
+    clean one instead (exit code 4 if their files differ).
     """
     from .inventory import resolve_key, verify_cache
 
     cache = Cache(cache_dir)
-    try:
-        keys = [resolve_key(cache, key)] if key else None
-    except ReflexBuilddError as exc:
-        _fail(exc)
+    if rebuild:
+        _verify_rebuild(cache, key or ".", as_json)
         return
+    keys = [resolve_key(cache, key)] if key else None
     results = verify_cache(cache, keys)
     if as_json:
         click.echo(json.dumps([vars(r) for r in results], indent=1))
@@ -658,6 +619,39 @@ def verify(key: str | None, cache_dir: Path | None, as_json: bool) -> None:
             f"  quarantined: {r.quarantined or 'already moved by another process'}", markup=False
         )
     if any(not r.ok for r in results):
+        sys.exit(4)
+
+
+def _verify_rebuild(cache: Cache, target: str, as_json: bool) -> None:
+    """``verify --rebuild``: TARGET is a project directory, or a key of the cache."""
+    from .inventory import resolve_key
+    from .rebuild import verify_rebuild
+
+    key: str | None = None
+    if Path(target).is_dir():
+        proj = find_project(Path(target))
+    else:
+        key = resolve_key(cache, target)
+        artifact = cache.open(key)
+        if artifact is None:
+            raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
+        proj = find_project(Path(artifact.manifest.project["root"]))
+    with _err.status(f"rebuilding {proj.root.name} in a fresh workspace", spinner="dots"):
+        report = verify_rebuild(proj, cache, key=key)
+    if as_json:
+        click.echo(json.dumps([report.to_json()], indent=1))
+    elif report.ok:
+        click.echo(f"same     {report.key} ({report.files} files, as built in a fresh workspace)")
+    else:
+        click.echo(f"DIFFERS  {report.key}")
+        for label, paths in (
+            ("only in the artifact", report.only_published),
+            ("only in the fresh build", report.only_fresh),
+            ("other bytes", report.differ),
+        ):
+            for rel in paths:
+                _err.print(f"  {label}: {rel}", markup=False)
+    if not report.ok:
         sys.exit(4)
 
 
@@ -742,14 +736,10 @@ def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
     settings = _remote(remote, required=True)
     assert settings is not None
     cache = Cache(cache_dir)
-    try:
-        artifact = cache.open(resolve_key(cache, key))
-        if artifact is None:
-            raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
-        report = push_artifact(cache, artifact, settings)
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    artifact = cache.open(resolve_key(cache, key))
+    if artifact is None:
+        raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
+    report = push_artifact(cache, artifact, settings)
     _err.print(report.summary())
     click.echo(json.dumps(report.to_json()) if as_json else report.key)
 
@@ -772,13 +762,9 @@ def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
     settings = _remote(remote, required=True)
     assert settings is not None
     cache = Cache(cache_dir)
-    try:
-        artifact = pull_artifact(cache, settings, key)
-        if artifact is None:
-            raise ArtifactMissingError(f"no artifact {key} in {settings.url}", key=key)
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    artifact = pull_artifact(cache, settings, key)
+    if artifact is None:
+        raise ArtifactMissingError(f"no artifact {key} in {settings.url}", key=key)
     _say(f"pulled {key} -> {artifact.path}")
     if as_json:
         click.echo(json.dumps({"key": key, "path": str(artifact.path)}))
@@ -810,20 +796,16 @@ def doctor(
     from .build import ensure_built
     from .doctor import diagnose, format_findings
 
-    try:
-        proj = _project(project)
-        with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
-            outcome = ensure_built(
-                proj,
-                Cache(cache_dir),
-                extra_inputs=extra_inputs,
-                extra_env=extra_env,
-                progress=progress.set_phase,
-            )
-        findings = diagnose(outcome.artifact, proj.root)
-    except ReflexBuilddError as exc:
-        _fail(exc)
-        return
+    proj = _project(project)
+    with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
+        outcome = ensure_built(
+            proj,
+            Cache(cache_dir),
+            extra_inputs=extra_inputs,
+            extra_env=extra_env,
+            progress=progress.set_phase,
+        )
+    findings = diagnose(outcome.artifact, proj.root)
     if as_json:
         click.echo(json.dumps([f.to_json() for f in findings], indent=1))
     elif findings:

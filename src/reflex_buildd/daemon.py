@@ -148,6 +148,11 @@ class _Job:
         except BuildFailedError as exc:
             self.outcome = "failed"
             self._reporter.build_failed(key, exc)
+        except ReflexBuilddError as exc:
+            # A fault of the machine (no space, permissions): its one line,
+            # path and cause; the daemon stays up for the next change.
+            self.outcome = "failed"
+            self._reporter.build_failed(key, BuildFailedError(str(exc), key=key))
         except Exception as exc:
             self.outcome = "failed"
             self._reporter.build_failed(key, BuildFailedError(repr(exc), key=key))

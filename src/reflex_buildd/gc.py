@@ -20,19 +20,20 @@ artifacts. A temp directory of a live process is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from reflex_buildd_client.errors import CorruptArtifactError
+from reflex_buildd_client.errors import CorruptArtifactError, LockTimeoutError
 from reflex_buildd_client.lease import clean_stale_leases, last_used, live_leases, read_leases
 from reflex_buildd_client.scratch import owner_of, scratch_name
 from reflex_buildd_client.settings import DEFAULT_GC_MAX_SIZE, Settings
@@ -384,6 +385,22 @@ def _clean_quarantine(cache: Cache, *, now: float, dry_run: bool) -> list[str]:
     return removed
 
 
+@contextlib.contextmanager
+def _one_gc(cache: Cache, timeout: float) -> Iterator[None]:
+    """Hold the cache's gc lock; filelock's ``Timeout`` becomes our :class:`LockTimeoutError`."""
+    lock = FileLock(str(cache.gc_lock_path))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise LockTimeoutError(
+            f"another gc holds {cache.gc_lock_path} (waited {timeout:g}s); try again later"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def collect(
     cache: Cache,
     policy: GcPolicy,
@@ -398,11 +415,11 @@ def collect(
     the run when another one holds it.
 
     Raises:
-        filelock.Timeout: If another gc holds the lock longer than ``lock_timeout``.
+        LockTimeoutError: If another gc holds the lock longer than ``lock_timeout``.
     """
     now = time.time() if now is None else now
     cache.ensure()
-    with FileLock(str(cache.gc_lock_path), timeout=lock_timeout):
+    with _one_gc(cache, lock_timeout):
         leases_removed = 0 if dry_run else clean_stale_leases(cache)
         plan = plan_gc([i.candidate() for i in scan(cache, now=now)], policy, now=now)
         report = GcReport(plan=plan, dry_run=dry_run, leases_removed=leases_removed)
@@ -436,7 +453,7 @@ def auto_gc(cache: Cache) -> GcReport | None:
         if policy is None:
             return None
         report = collect(cache, policy, lock_timeout=0)
-    except Timeout:
+    except LockTimeoutError:
         return None  # another gc is running: it does the job
     except Exception as exc:
         logger.warning("reflex-buildd: automatic gc failed: %s", exc)

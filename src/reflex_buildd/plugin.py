@@ -35,6 +35,7 @@ from typing import Any
 from reflex_base.constants import Dirs
 from reflex_base.plugins.base import Plugin
 
+from reflex_buildd_client.errors import ReflexBuilddError
 from reflex_buildd_client.rewrite import SENTINEL
 
 from .assets import REWRITE_SUFFIXES, asset_paths, rewrite_asset_refs
@@ -126,7 +127,7 @@ export const getBackendURL = (url_str) => {
 )
 
 
-class PatchError(RuntimeError):
+class PatchError(ReflexBuilddError, RuntimeError):
     """Reflex's frontend template no longer has the code this plugin patches."""
 
 

@@ -2,25 +2,41 @@
 
 One base, :class:`ReflexBuilddError`; every leaf also subclasses the builtin a
 caller would naturally catch (``FileNotFoundError``, ``TimeoutError``, ...), the
-way filelock's ``Timeout`` is a ``TimeoutError``.
+way filelock's ``Timeout`` is a ``TimeoutError``. Errors cross process
+boundaries (a pool, a test harness), so each survives pickling: a class whose
+constructor takes keyword-only fields says how to rebuild it (``__reduce__``).
+
+Faults of the operating system (no space, permission denied, a path under a
+file) never surface as a bare ``OSError``: they become :class:`CacheIOError`
+(the cache could not be read or written) or :class:`InputReadError` (a file of
+the project could not be read), which keep ``errno``, ``strerror`` and
+``filename`` and say in one line which path failed and why.
 """
 
 from __future__ import annotations
 
+import errno as _errno
+import os
+from typing import Any, Self
+
 __all__ = [
     "ArtifactMissingError",
     "BuildFailedError",
+    "CacheIOError",
     "CorruptArtifactError",
+    "InputReadError",
     "InputsConfigError",
     "InvalidConfigError",
     "InvalidPathError",
     "JSRuntimeNotFoundError",
+    "LockTimeoutError",
     "ProjectNotFoundError",
     "ReadOnlyCacheError",
     "ReflexBuilddError",
     "RemoteUnavailableError",
     "UntrustedArtifactError",
     "WaitTimeoutError",
+    "os_fault",
 ]
 
 
@@ -43,6 +59,9 @@ class ArtifactMissingError(ReflexBuilddError, LookupError):
         super().__init__(message)
         self.key = key
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, {"key": self.key})
+
 
 class CorruptArtifactError(ReflexBuilddError, ValueError):
     """An artifact's files do not match its manifest."""
@@ -51,10 +70,22 @@ class CorruptArtifactError(ReflexBuilddError, ValueError):
 class BuildFailedError(ReflexBuilddError, RuntimeError):
     """A build ran and failed; ``log_tail`` holds the end of its output."""
 
-    def __init__(self, message: str, *, key: str | None = None, log_tail: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        log_tail: str = "",
+        exit_code: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.log_tail = log_tail
+        self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = {"key": self.key, "log_tail": self.log_tail, "exit_code": self.exit_code}
+        return _rebuild, (type(self), self.args, fields)
 
 
 class JSRuntimeNotFoundError(ReflexBuilddError, FileNotFoundError):
@@ -67,6 +98,13 @@ class WaitTimeoutError(ReflexBuilddError, TimeoutError):
     def __init__(self, message: str, *, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, {"key": self.key})
+
+
+class LockTimeoutError(ReflexBuilddError, TimeoutError):
+    """A lock in the cache was not free within the time allowed (filelock's ``Timeout``)."""
 
 
 class InputsConfigError(ReflexBuilddError, ValueError):
@@ -84,6 +122,9 @@ class ReadOnlyCacheError(ReflexBuilddError, PermissionError):
         super().__init__(message)
         self.key = key
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, {"key": self.key})
+
 
 class RemoteUnavailableError(ReflexBuilddError, ConnectionError):
     """The remote cache could not be reached or answered with an error (down, 5xx, timeout)."""
@@ -91,3 +132,57 @@ class RemoteUnavailableError(ReflexBuilddError, ConnectionError):
 
 class UntrustedArtifactError(ReflexBuilddError, PermissionError):
     """A remote artifact was refused: unsigned, wrongly signed, or not matching its manifest."""
+
+
+class _OSFault(ReflexBuilddError, OSError):
+    """An ``OSError`` of the machine, with the path and the cause in one line."""
+
+    what = "use"
+
+    @classmethod
+    def wrap(cls, exc: OSError, path: str | os.PathLike[str] | None = None) -> Self:
+        """The same fault (errno, strerror, filename) as this error type."""
+        if isinstance(exc, cls):
+            return exc
+        filename = exc.filename if exc.filename is not None else path
+        code = exc.errno if exc.errno is not None else _errno.EIO
+        return cls(code, exc.strerror or os.strerror(code), filename)
+
+    def __str__(self) -> str:
+        where = f" {os.fsdecode(self.filename)}" if self.filename is not None else ""
+        return f"cannot {self.what}{where}: {self.strerror or os.strerror(self.errno or 0)}"
+
+
+class CacheIOError(_OSFault):
+    """The cache directory could not be read or written (no space, permissions, a file in the way)."""
+
+    what = "use the cache at"
+
+
+class InputReadError(_OSFault):
+    """A file of the project (a build input, ``rxconfig.py``) could not be read."""
+
+    what = "read"
+
+
+def os_fault(exc: OSError, cache_root: str | os.PathLike[str] | None = None) -> ReflexBuilddError:
+    """:class:`CacheIOError` if the failing path lies in the cache, else :class:`InputReadError`.
+
+    For code that reads the project and writes the cache in one go (keying
+    reads the sources and updates the stat cache).
+    """
+    if isinstance(exc, ReflexBuilddError):
+        return exc
+    from pathlib import Path
+
+    from .store import default_cache_dir  # store imports this module
+
+    root = (Path(cache_root) if cache_root is not None else default_cache_dir()).absolute()
+    name = exc.filename
+    inside = name is not None and Path(os.fsdecode(name)).absolute().is_relative_to(root)
+    return (CacheIOError if inside else InputReadError).wrap(exc)
+
+
+def _rebuild(cls: type[Exception], args: tuple[Any, ...], fields: dict[str, Any]) -> Exception:
+    """Unpickle an error whose constructor takes keyword-only fields."""
+    return cls(*args, **fields)

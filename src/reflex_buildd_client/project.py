@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ProjectNotFoundError
+from .errors import InputReadError, ProjectNotFoundError
 
 __all__ = ["Project", "config_literal", "find_project", "find_project_upward"]
 
@@ -65,6 +65,7 @@ def find_project(path: str | os.PathLike[str]) -> Project:
     Raises:
         ProjectNotFoundError: If the directory or its ``rxconfig.py`` is missing,
             or the app name cannot be determined.
+        InputReadError: If ``rxconfig.py`` cannot be read (permissions, I/O).
     """
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -77,6 +78,10 @@ def find_project(path: str | os.PathLike[str]) -> Project:
         app_name = _literal_app_name(config.read_text(encoding="utf-8"))
     except SyntaxError as exc:
         raise ProjectNotFoundError(f"{config} has a syntax error: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProjectNotFoundError(f"{config} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise InputReadError.wrap(exc, config) from exc
     app_name = os.environ.get("REFLEX_APP_NAME") or app_name
     if not app_name:
         raise ProjectNotFoundError(

@@ -31,6 +31,7 @@ The variables:
 ``REFLEX_BUILDD_DAEMON_GRACE``     seconds a waiting host gives a daemon to appear
 ``REFLEX_BUILDD_LOG_LEVEL``        the CLI's and daemon's log level
 ``FORWARDED_ALLOW_IPS``            uvicorn's own: the proxies *it* trusts
+``REFLEX_BUILDD_DEBUG``            CLI errors with their traceback
 =================================  ==========================================
 """
 
@@ -62,6 +63,7 @@ __all__ = [
     "GcLimits",
     "Settings",
     "StartupPolicy",
+    "debug_enabled",
     "default_cache_dir",
 ]
 
@@ -114,6 +116,16 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "reflex-buildd"
 
 
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``REFLEX_BUILDD_DEBUG`` is true: the CLI prints tracebacks with its errors.
+
+    Readable on its own, without loading (and validating) every setting: the
+    CLI's error handler asks while reporting what may be a bad setting.
+    """
+    environ = os.environ if environ is None else environ
+    return environ.get(f"{ENV_PREFIX}DEBUG", "").strip().lower() in _TRUE
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
@@ -150,6 +162,7 @@ class Settings:
         daemon_grace: Policy ``wait``: seconds without a live daemon before
             startup gives up.
         log_level: The CLI's and the daemon's log level (``--log-level``).
+        debug: CLI errors come with their traceback.
         server_proxies: The proxies the ASGI server trusts (uvicorn's
             ``--forwarded-allow-ips``, read from uvicorn's own ``FORWARDED_ALLOW_IPS``):
             whom it lets replace the client address from ``X-Forwarded-For``.
@@ -179,6 +192,7 @@ class Settings:
     daemon_grace: float = DEFAULT_DAEMON_GRACE
     log_level: str = "info"
     server_proxies: str = SERVER_PROXIES_DEFAULT
+    debug: bool = False
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -268,6 +282,7 @@ class Settings:
             log_level=_log_level(var("LOG_LEVEL")),
             # uvicorn's variable and default, so the mount knows whom uvicorn trusts.
             server_proxies=env.get("FORWARDED_ALLOW_IPS", SERVER_PROXIES_DEFAULT),
+            debug=debug_enabled(env),
         )
 
     def override(

@@ -36,7 +36,7 @@ import blake3
 
 from .declarations import Declared, declared_inputs
 from .distributions import external_imports, versions_of
-from .errors import InputsConfigError, InvalidConfigError
+from .errors import InputsConfigError, InvalidConfigError, os_fault
 from .hashing import digest_all, digest_file
 from .keys import KeyInputs, digest_env_value, key_of
 from .project import Project
@@ -268,6 +268,15 @@ def compute_key(project: Project, **options: Unpack[InputOptions]) -> tuple[str,
     """The key of ``project``'s current sources, and the inputs behind it.
 
     Keyword arguments as for :func:`collect_inputs`.
+
+    Raises:
+        InputReadError: If a project file cannot be read.
+        CacheIOError: If the stat cache cannot be read or written.
     """
-    inputs = collect_inputs(project, **options)
+    try:
+        inputs = collect_inputs(project, **options)
+    except OSError as exc:
+        settings = options.get("settings")
+        cache_root = options.get("cache_dir") or (settings.cache_dir if settings else None)
+        raise os_fault(exc, cache_root) from exc
     return key_of(inputs), inputs

@@ -6,7 +6,8 @@ Layout (versioned so a future layout never reads this one by mistake)::
     <root>/v1/locks/<key>.lock      per-key build locks (filelock)
     <root>/v1/logs/<key>.log        build logs
     <root>/v1/tmp/                  build and publish scratch, same filesystem
-    <root>/v1/work/<project-id>/    warm build workspaces (.web, node_modules)
+    <root>/v1/work/<project-id>/    warm build workspaces: web/ (.web, node_modules), workspace.json
+    <root>/v1/work/<project-id>.lock        held by the one build in that workspace
     <root>/v1/statcache/<project-id>.json   digests by stat identity (fast re-keying)
     <root>/v1/status/<key>.json     build status records (building / failed)
     <root>/v1/daemons/<project-id>.json     what each project's daemon is on
@@ -37,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CorruptArtifactError
+from .errors import CacheIOError, CorruptArtifactError
 from .manifest import Manifest
 from .settings import default_cache_dir
 
@@ -252,6 +253,18 @@ class Cache:
         """The warm build workspace of project id ``project``."""
         return self.work_root / project
 
+    def work_lock(self, project: str) -> Path:
+        """The lock held by the one build running in the workspace of ``project``."""
+        return self.work_root / f"{project}.lock"
+
+    def work_web_dir(self, project: str) -> Path:
+        """The ``.web`` of ``project``'s builds (``REFLEX_WEB_WORKDIR``)."""
+        return self.work_dir(project) / "web"
+
+    def work_record_path(self, project: str) -> Path:
+        """Who builds in ``project``'s workspace, and which ``node_modules`` it trusts."""
+        return self.work_dir(project) / "workspace.json"
+
     def tmp_dir(self) -> Path:
         """Scratch space on the cache's filesystem (for atomic renames)."""
         return self.base / "tmp"
@@ -296,7 +309,12 @@ class Cache:
     # -- reading and writing --------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the directories of the layout."""
+        """Create the directories of the layout.
+
+        Raises:
+            CacheIOError: If they cannot be made (a file in the way, permissions,
+                no space, a read-only filesystem).
+        """
         for path in (
             self.artifacts_dir,
             self.locks_dir,
@@ -304,7 +322,10 @@ class Cache:
             self.tmp_dir(),
             self.work_root,
         ):
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CacheIOError.wrap(exc, path) from exc
 
     def read_manifest(self, key: str) -> Manifest | None:
         """The manifest of ``key``, or None if there is none (not published).
@@ -342,15 +363,20 @@ def read_manifest_file(path: Path, key: str | None = None) -> Manifest | None:
     """Parse the manifest at ``path`` (None if there is no file).
 
     Raises:
-        CorruptArtifactError: Unreadable, malformed, or (with ``key``) naming
+        CorruptArtifactError: Not JSON, malformed, or (with ``key``) naming
             another key.
+        CacheIOError: If the file cannot be read (permissions, I/O).
     """
     try:
         data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing there (a file in the way of the path holds no manifest either)
+    except ValueError as exc:
         raise CorruptArtifactError(f"unreadable manifest {path}: {exc}") from exc
+    except OSError as exc:
+        # Permissions or I/O: the bytes may be fine, so this is no reason to
+        # quarantine the artifact; the cache is what cannot be used.
+        raise CacheIOError.wrap(exc, path) from exc
     if not isinstance(data, dict):
         raise CorruptArtifactError(f"malformed manifest {path}: not an object")
     manifest = Manifest.from_json(data)
