@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import shutil
 import signal
@@ -80,6 +81,8 @@ __all__ = [
     "snapshot_inputs",
     "workspace_facts",
 ]
+
+logger = logging.getLogger("reflex_buildd")
 
 PLUGIN = "reflex_buildd.plugin.BuilddPlugin"
 # Written by Reflex for the sentinel path itself: a duplicate of index.html
@@ -455,7 +458,7 @@ def run_build(
             append_journal(cache, "failed", key, project=str(project.root))
             raise
         seconds = round(time.monotonic() - started, 3)
-        publish(
+        artifact = publish(
             cache,
             staging,
             key=key,
@@ -487,11 +490,13 @@ def run_build(
         if logged is not None:
             logged.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    artifact = cache.open(key)
-    if artifact is None:  # pragma: no cover - we just published it
-        raise ReflexBuilddError(f"published {key} but cannot open it")
     # Root-absolute URLs the build could not prefix: say so once, on stderr.
-    warn_escapes(artifact, project.root)
+    # Only a warning: an artifact moved away meanwhile (quarantined, evicted
+    # after our lock) must not turn a published build into a failed one.
+    try:
+        warn_escapes(artifact, project.root)
+    except (OSError, ReflexBuilddError) as exc:
+        logger.warning("reflex-buildd: could not check %s for escaping URLs: %s", key, exc)
     return artifact
 
 

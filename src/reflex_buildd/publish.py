@@ -19,7 +19,7 @@ from reflex_buildd_client.blobs import dedup_files, install_artifact
 from reflex_buildd_client.keys import KeyInputs
 from reflex_buildd_client.manifest import FileEntry, Manifest
 from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.store import Artifact, Cache
 
 __all__ = ["content_type_of", "dedup_files", "describe_files", "publish"]
 
@@ -74,7 +74,7 @@ def publish(
     project: dict[str, str],
     build: dict[str, Any],
     routes: list[str],
-) -> Path:
+) -> Artifact:
     """Write the manifest into ``staging`` and move it to its place under ``key``.
 
     ``staging`` must be a directory under ``cache.tmp_dir()``. If the key is
@@ -82,7 +82,8 @@ def publish(
     existing artifact kept: artifacts of one key are interchangeable.
 
     Returns:
-        The artifact directory.
+        The published artifact (with the manifest written here, which names
+        the same files as any other builder's of this key).
     """
     files = describe_files(staging)
     manifest = Manifest(
@@ -94,4 +95,4 @@ def publish(
         files=files,
         routes=routes,
     )
-    return install_artifact(cache, staging, manifest)
+    return Artifact(install_artifact(cache, staging, manifest), manifest)
