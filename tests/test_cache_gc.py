@@ -67,7 +67,7 @@ def publish_copy(cache: Cache, source: Path, key: str, *, change: bytes = b"") -
         project=manifest.project,
         build=manifest.build,
         routes=manifest.routes,
-    )
+    ).path
 
 
 def _set_last_used(cache: Cache, key: str, when: float) -> None:
