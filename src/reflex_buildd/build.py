@@ -38,7 +38,6 @@ from importlib import metadata
 from pathlib import Path
 
 import blake3
-from filelock import FileLock, Timeout
 
 from reflex_buildd_client.errors import (
     BuildFailedError,
@@ -61,7 +60,7 @@ from reflex_buildd_client.status import (
     clear_record,
     write_record,
 )
-from reflex_buildd_client.store import Artifact, Cache, project_id
+from reflex_buildd_client.store import Artifact, Cache, lock_held, project_id
 from reflex_buildd_client.wait import obtain
 
 from .buildlog import PhaseTracker, clean, error_tail, user_frame
@@ -235,13 +234,7 @@ def _shared_phases(
 
 
 def _workspace_busy(workspace: Workspace) -> bool:
-    lock = FileLock(str(workspace.lock))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
+    return lock_held(workspace.lock)
 
 
 def _clean_stale_scratch(cache: Cache) -> None:

@@ -13,51 +13,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .dispatch import PathDispatcher, isolate_scope, restore_mount_path
-    from .errors import (
-        ArtifactMissingError,
-        BuildFailedError,
-        CacheIOError,
-        CorruptArtifactError,
-        InputReadError,
-        InputsConfigError,
-        InvalidConfigError,
-        InvalidPathError,
-        JSRuntimeNotFoundError,
-        LockTimeoutError,
-        ProjectNotFoundError,
-        ReadOnlyCacheError,
-        ReflexBuilddError,
-        WaitTimeoutError,
-    )
-    from .mount import MountOptions, ReflexMount, mount
-    from .settings import Settings, StartupPolicy
+# The error classes: one small module without dependencies, imported at once.
+from .errors import *  # noqa: F403
+from .errors import __all__ as _ERRORS
 
-__all__ = [
-    "ArtifactMissingError",
-    "BuildFailedError",
-    "CacheIOError",
-    "CorruptArtifactError",
-    "InputReadError",
-    "InputsConfigError",
-    "InvalidConfigError",
-    "InvalidPathError",
-    "JSRuntimeNotFoundError",
-    "LockTimeoutError",
-    "MountOptions",
-    "PathDispatcher",
-    "ProjectNotFoundError",
-    "ReadOnlyCacheError",
-    "ReflexBuilddError",
-    "ReflexMount",
-    "Settings",
-    "StartupPolicy",
-    "WaitTimeoutError",
-    "isolate_scope",
-    "mount",
-    "restore_mount_path",
-]
+if TYPE_CHECKING:
+    # "X as X": re-exported names, for type checkers (runtime: __getattr__ below).
+    from .dispatch import PathDispatcher as PathDispatcher
+    from .dispatch import isolate_scope as isolate_scope
+    from .dispatch import restore_mount_path as restore_mount_path
+    from .mount import MountOptions as MountOptions
+    from .mount import ReflexMount as ReflexMount
+    from .mount import mount as mount
+    from .settings import Settings as Settings
+    from .settings import StartupPolicy as StartupPolicy
 
 _HOMES = {
     "PathDispatcher": "dispatch",
@@ -70,10 +39,12 @@ _HOMES = {
     "StartupPolicy": "settings",
 }
 
+__all__ = sorted([*_ERRORS, *_HOMES])
+
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        module = importlib.import_module(f".{_HOMES.get(name, 'errors')}", __name__)
+    if name in _HOMES:
+        module = importlib.import_module(f".{_HOMES[name]}", __name__)
         value = getattr(module, name)
         globals()[name] = value
         return value

@@ -34,6 +34,7 @@ from urllib.parse import quote
 from .devtarget import DevTarget
 from .prefix import is_safe_path, prefix_of, relative_path
 from .rewrite import has_icon_link, icon_link, inject_meta, meta_tag
+from .static import send_plain
 from .types import Receive, Scope, Send
 
 __all__ = ["DEFAULT_BACKEND_PATHS", "DevProxy", "active_proxies", "start_dev_proxy"]
@@ -62,6 +63,9 @@ _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 101
 _SAFE_CHARS = "/:@!$&'()*+,;=-._~"
 # Pages from Vite are a few kB; anything bigger is streamed without the tag.
 _MAX_HTML = 8 * 1024 * 1024
+
+# The dev servers' answers change with every save: never cached.
+_NO_STORE = ((b"cache-control", b"no-store"),)
 
 
 class _Routes:
@@ -101,22 +105,6 @@ def _close_code(code: int | None) -> int:
     if code in _SENDABLE or 3000 <= code <= 4999:
         return code
     return 1011  # the dev server went away (a reload): the client reconnects
-
-
-async def _plain(send: Send, status: int, text: str) -> None:
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class DevProxy:
@@ -161,16 +149,17 @@ class DevProxy:
         prefix = prefix_of(scope)
         if prefix != self.target.prefix:
             if scope["type"] == "http":
-                await _plain(
+                await send_plain(
                     send,
                     500,
                     f"reflex-buildd dev serves this app at {self.target.prefix or '/'} only "
                     f"(Vite's base); this request came in at {prefix or '/'}: pass "
-                    f"--path {prefix or '/'} to reflex-buildd dev\n",
+                    f"--path {prefix or '/'} to reflex-buildd dev\n".encode(),
+                    _NO_STORE,
                 )
             return
         if scope["type"] == "http" and not is_safe_path(relative_path(scope)):
-            await _plain(send, 400, "Bad request path\n")
+            await send_plain(send, 400, b"Bad request path\n", _NO_STORE)
             return
         url, backend = self.upstream(scope)
         if query := scope.get("query_string", b""):
@@ -188,7 +177,7 @@ class DevProxy:
         import httpx
 
         if self._client is None:
-            await _plain(send, 503, "reflex-buildd dev: the mount is not started\n")
+            await send_plain(send, 503, b"reflex-buildd dev: the mount is not started\n", _NO_STORE)
             return
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
         # Identity: pages are rewritten here, and compression buys nothing on loopback.
@@ -210,11 +199,12 @@ class DevProxy:
             response = await self._client.handle_async_request(request)
         except httpx.TransportError as exc:
             what = "Reflex backend" if backend else "Vite dev server"
-            await _plain(
+            await send_plain(
                 send,
                 502,
                 f"reflex-buildd dev: the {what} is not answering ({type(exc).__name__}); "
-                "it may be reloading, or its last reload failed: see the terminal\n",
+                "it may be reloading, or its last reload failed: see the terminal\n".encode(),
+                _NO_STORE,
             )
             return
         try:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from .static import send_plain
 from .types import Message, Receive, Scope, Send
 
 __all__ = ["UnixForwarder"]
@@ -146,7 +147,7 @@ class UnixForwarder:
         try:
             response = await self._transport.handle_async_request(request)
         except httpx.TransportError:
-            await _plain(send, 502, b"The Reflex backend is not reachable (restarting?)\n")
+            await send_plain(send, 502, b"The Reflex backend is not reachable (restarting?)\n")
             return
         try:
             await send(
@@ -252,17 +253,3 @@ class UnixForwarder:
                     task.result()
         finally:
             await upstream.close()
-
-
-async def _plain(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -47,6 +47,7 @@ from .static import (
     StaticSite,
     plain_response,
     request_of,
+    send_plain,
     send_response,
 )
 from .store import Artifact, Cache
@@ -355,12 +356,12 @@ class ReflexMount:
             await self._dev(scope, receive, send)
             return
         if self._files is None:
-            await _plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")
+            await send_plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")
             return
         path = relative_path(scope)
         if scope["type"] == "http" and not is_safe_path(path):
             # Before the backend too: its routes (/_upload/...) see the same paths.
-            await _plain(send, 400, b"Bad request path\n")
+            await send_plain(send, 400, b"Bad request path\n")
             return
         backend = self._backend
         if backend is None:
@@ -370,7 +371,9 @@ class ReflexMount:
             backend = await self._ready_backend()
             if backend is None:
                 if scope["type"] == "http":
-                    await _plain(send, 503, b"The Reflex backend failed to start (see the log)\n")
+                    await send_plain(
+                        send, 503, b"The Reflex backend failed to start (see the log)\n"
+                    )
                 return
         owned = scope["type"] == "websocket" or backend.owns(path, scope["method"])
         if owned is None:  # process mode, a path not seen yet: ask its router
@@ -407,20 +410,6 @@ class ReflexMount:
 
 
 _BAD_FORWARDED = plain_response(400, b"Bad forwarded prefix, proto or host\n")
-
-
-async def _plain(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 # One artifact's files are read once per process, however many paths it is

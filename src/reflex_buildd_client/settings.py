@@ -43,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .errors import InvalidConfigError
 from .prefix import SERVER_PROXIES_DEFAULT, ProxyConfig, proxy_config
@@ -228,19 +228,7 @@ class Settings:
 
     @classmethod
     def load(
-        cls,
-        *,
-        environ: Mapping[str, str] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        policy: StartupPolicy | str | None = None,
-        timeout: float | None = None,
-        trusted_proxies: str | Iterable[str] | None = None,
-        public_url: str | None = None,
-        backend_url: str | None = None,
-        poll: bool | None = None,
-        remote: str | None = None,
-        backend: str | None = None,
-        backend_start: str | None = None,
+        cls, *, environ: Mapping[str, str] | None = None, **given: Unpack[Overrides]
     ) -> Settings:
         """Arguments (None: not given) over ``REFLEX_BUILDD_*`` over defaults.
 
@@ -249,34 +237,31 @@ class Settings:
             InvalidPathError: If a URL setting holds a bad path.
         """
         env = os.environ if environ is None else environ
+        g: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
 
         def var(name: str) -> str:
             return env.get(ENV_PREFIX + name, "").strip()
 
         return cls(
-            cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(env),
-            policy=_policy(policy if policy is not None else var("POLICY")),
-            timeout=timeout if timeout is not None else _env_timeout(var("TIMEOUT")),
-            trusted_proxies=_proxies(
-                trusted_proxies if trusted_proxies is not None else var("TRUSTED_PROXIES")
-            ),
-            public_url=public_url if public_url is not None else var("PUBLIC_URL"),
-            backend_url=backend_url or "",
+            cache_dir=Path(g["cache_dir"]) if "cache_dir" in g else default_cache_dir(env),
+            policy=_policy(g.get("policy", var("POLICY"))),
+            timeout=g["timeout"] if "timeout" in g else _env_timeout(var("TIMEOUT")),
+            trusted_proxies=_proxies(g.get("trusted_proxies", var("TRUSTED_PROXIES"))),
+            public_url=g.get("public_url", var("PUBLIC_URL")),
+            backend_url=g.get("backend_url", ""),
             js_runtime=var("JS_RUNTIME"),
             bun=var("BUN"),
-            poll=poll if poll is not None else var("POLL").lower() in _TRUE,
+            poll=g["poll"] if "poll" in g else var("POLL").lower() in _TRUE,
             gc=_gc(var("GC_MAX_SIZE"), var("GC_MAX_AGE")),
             inputs=_split(var("INPUTS")),
             env=_split(var("ENV")),
-            remote=remote if remote is not None else var("REMOTE"),
+            remote=g.get("remote", var("REMOTE")),
             signing_key=var("SIGNING_KEY"),
             remote_timeout=_seconds(
                 "REMOTE_TIMEOUT", var("REMOTE_TIMEOUT"), DEFAULT_REMOTE_TIMEOUT
             ),
-            backend=_backend(backend if backend is not None else var("BACKEND")),
-            backend_start=_backend_start(
-                backend_start if backend_start is not None else var("BACKEND_START")
-            ),
+            backend=_backend(g.get("backend", var("BACKEND"))),
+            backend_start=_backend_start(g.get("backend_start", var("BACKEND_START"))),
             dev=_dev(var("DEV")),
             daemon_grace=_grace(var("DAEMON_GRACE")),
             log_level=_log_level(var("LOG_LEVEL")),
@@ -285,31 +270,34 @@ class Settings:
             debug=debug_enabled(env),
         )
 
-    def override(
-        self,
-        *,
-        cache_dir: str | os.PathLike[str] | None = None,
-        policy: StartupPolicy | str | None = None,
-        timeout: float | None = None,
-        trusted_proxies: str | Iterable[str] | None = None,
-        public_url: str | None = None,
-        backend_url: str | None = None,
-        backend: str | None = None,
-        backend_start: str | None = None,
-    ) -> Settings:
+    def override(self, **given: Unpack[Overrides]) -> Settings:
         """A copy with the arguments that are not None (validated like the rest)."""
-        given: dict[str, Any] = {
-            "cache_dir": Path(cache_dir) if cache_dir is not None else None,
-            "policy": _policy(policy) if policy is not None else None,
-            "timeout": timeout,
-            "trusted_proxies": _proxies(trusted_proxies) if trusted_proxies is not None else None,
-            "public_url": public_url,
-            "backend_url": backend_url or None,
-            "backend": _backend(backend) if backend is not None else None,
-            "backend_start": _backend_start(backend_start) if backend_start is not None else None,
+        # An empty backend_url is ReflexMount's default, i.e. not given.
+        changes: dict[str, Any] = {
+            n: v for n, v in given.items() if v is not None and (n != "backend_url" or v)
         }
-        changes = {name: value for name, value in given.items() if value is not None}
+        if "cache_dir" in changes:
+            changes["cache_dir"] = Path(changes["cache_dir"])
+        if "trusted_proxies" in changes:
+            changes["trusted_proxies"] = _proxies(changes["trusted_proxies"])
+        # policy, backend, ... are normalised and checked by __post_init__.
         return dataclasses.replace(self, **changes) if changes else self
+
+
+class Overrides(TypedDict, total=False):
+    """What a caller may give :meth:`Settings.load` and :meth:`Settings.override`
+    (None: not given)."""
+
+    cache_dir: str | os.PathLike[str] | None
+    policy: StartupPolicy | str | None
+    timeout: float | None
+    trusted_proxies: str | Iterable[str] | None
+    public_url: str | None
+    backend_url: str | None
+    poll: bool | None
+    remote: str | None
+    backend: str | None
+    backend_start: str | None
 
 
 def _dev(text: str) -> DevTarget | None:

@@ -85,6 +85,7 @@ __all__ = [
     "StaticSite",
     "plain_response",
     "request_of",
+    "send_plain",
     "send_response",
 ]
 
@@ -521,6 +522,11 @@ class StaticSite:
         if scope["type"] != "http":
             return
         await send_response(send, self.respond(Request.from_scope(scope, relative_path(scope))))
+
+
+async def send_plain(send: Send, status: int, text: bytes, extra: Headers = ()) -> None:
+    """Send a short ``text/plain`` answer of the host's own (errors, refusals)."""
+    await send_response(send, plain_response(status, text, extra))
 
 
 async def send_response(send: Send, response: Response) -> None:

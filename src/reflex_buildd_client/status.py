@@ -29,7 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .store import Cache, project_id, write_atomic
+from .store import Cache, lock_held, project_id, write_atomic
 
 __all__ = [
     "BuildState",
@@ -112,18 +112,6 @@ def clear_record(cache: Cache, key: str) -> None:
     cache.status_path(key).unlink(missing_ok=True)
 
 
-def _lock_held(cache: Cache, key: str) -> bool:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(cache.lock_path(key)))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
 def read_status(cache: Cache, key: str) -> KeyStatus:
     """The current state of ``key`` (see the module doc)."""
     if cache.has_manifest(key):
@@ -137,7 +125,7 @@ def read_status(cache: Cache, key: str) -> KeyStatus:
     if record.get("state") == BuildState.BUILDING.value:
         alive = process_alive(record)
         if alive is None:
-            alive = _lock_held(cache, key)
+            alive = lock_held(cache.lock_path(key))
         if alive:
             return KeyStatus(BuildState.BUILDING, record)
     return KeyStatus(BuildState.ABSENT, record)

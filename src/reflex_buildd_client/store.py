@@ -48,6 +48,7 @@ __all__ = [
     "Cache",
     "fsync_dir",
     "key_lock",
+    "lock_held",
     "project_id",
     "read_manifest_file",
     "stage_manifest",
@@ -441,6 +442,19 @@ def project_id(root: Path) -> str:
     import blake3
 
     return blake3.blake3(str(root).encode()).hexdigest()[:16]
+
+
+def lock_held(path: Path) -> bool:
+    """Whether another process holds the lock file at ``path`` right now (a probe)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 @contextlib.contextmanager
