@@ -80,7 +80,9 @@ def as_error(exc: BaseException, cache_dir: Any = None) -> ReflexBuilddError | N
     if isinstance(exc, Timeout):
         return LockTimeoutError(f"the lock {exc.lock_file} was not free in time")
     if isinstance(exc, OSError):
-        return os_fault(exc, cache_dir)
+        from reflex_buildd_client.settings import default_cache_dir
+
+        return os_fault(exc, cache_dir if cache_dir is not None else default_cache_dir())
     return None
 
 

@@ -165,7 +165,7 @@ class InputReadError(_OSFault):
     what = "read"
 
 
-def os_fault(exc: OSError, cache_root: str | os.PathLike[str] | None = None) -> ReflexBuilddError:
+def os_fault(exc: OSError, cache_root: str | os.PathLike[str]) -> ReflexBuilddError:
     """:class:`CacheIOError` if the failing path lies in the cache, else :class:`InputReadError`.
 
     For code that reads the project and writes the cache in one go (keying
@@ -175,9 +175,7 @@ def os_fault(exc: OSError, cache_root: str | os.PathLike[str] | None = None) -> 
         return exc
     from pathlib import Path
 
-    from .store import default_cache_dir  # store imports this module
-
-    root = (Path(cache_root) if cache_root is not None else default_cache_dir()).absolute()
+    root = Path(cache_root).absolute()
     name = exc.filename
     inside = name is not None and Path(os.fsdecode(name)).absolute().is_relative_to(root)
     return (CacheIOError if inside else InputReadError).wrap(exc)

@@ -42,7 +42,7 @@ from .keys import KeyInputs, digest_env_value, key_of
 from .project import Project
 from .rewrite import SENTINEL
 from .runtime import runtime_identity
-from .settings import Settings
+from .settings import Settings, default_cache_dir
 from .statcache import StatCache
 from .store import Cache, project_id
 from .walk import (
@@ -277,6 +277,8 @@ def compute_key(project: Project, **options: Unpack[InputOptions]) -> tuple[str,
         inputs = collect_inputs(project, **options)
     except OSError as exc:
         settings = options.get("settings")
-        cache_root = options.get("cache_dir") or (settings.cache_dir if settings else None)
+        cache_root = options.get("cache_dir") or (
+            settings.cache_dir if settings else default_cache_dir()
+        )
         raise os_fault(exc, cache_root) from exc
     return key_of(inputs), inputs
