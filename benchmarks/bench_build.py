@@ -82,8 +82,8 @@ def host_startup(cache: Path, workdir: Path, **extra: str) -> float:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = started + 120
-        while time.perf_counter() < deadline:
+        deadline = started + 300
+        while time.perf_counter() < deadline and proc.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/", timeout=2) as r:
                     if r.status == 200:

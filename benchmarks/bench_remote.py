@@ -26,14 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHOWCASE = REPO / "examples" / "showcase"
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import free_port, tool_env  # noqa: E402
+import bench_build  # noqa: E402  (beside this file)
+from conftest import tool_env  # noqa: E402
 from reflex_buildd.push import push_artifact  # noqa: E402
 from reflex_buildd_client.pull import pull  # noqa: E402
 from reflex_buildd_client.remote import remote_settings  # noqa: E402
@@ -44,49 +44,9 @@ REPEAT = 3
 
 
 def host_startup(project: Path, cache: Path, workdir: Path, **env: str) -> float:
-    """Seconds from spawning uvicorn to the first 200 on /admin/."""
+    """Seconds from spawning uvicorn to the first 200 on /admin/ (bench_build's measure)."""
     workdir.mkdir(parents=True)
-    port = free_port()
-    full = tool_env(
-        REFLEX_BUILDD_CACHE_DIR=str(cache),
-        SHOWCASE_PROJECT=str(project),
-        SHOWCASE_MOUNT_PATH="/admin",
-        REFLEX_UPLOADED_FILES_DIR=str(workdir / "uploads"),
-        REFLEX_STATES_WORKDIR=str(workdir / "states"),
-        **env,
-    )
-    log = workdir / "host.log"
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "examples.hosts.fastapi_host:app",
-                "--port",
-                str(port),
-            ],
-            cwd=workdir,
-            env=full,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = started + 300
-        while time.perf_counter() < deadline:
-            if proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/", timeout=2) as r:
-                    if r.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"host did not start:\n{log.read_text(errors='replace')[-3000:]}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    return bench_build.host_startup(cache, workdir, SHOWCASE_PROJECT=str(project), **env)
 
 
 def build(project: Path, cache: Path) -> None:

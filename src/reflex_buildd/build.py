@@ -23,7 +23,6 @@ The build runs Reflex's own ``reflex export`` in a subprocess:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import blake3
 
+from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.errors import (
     BuildFailedError,
     CacheIOError,
@@ -88,7 +88,6 @@ PLUGIN = "reflex_buildd.plugin.BuilddPlugin"
 # that would be served at "<prefix>/__RXBUILDD_PREFIX__".
 _JUNK = (SENTINEL.lstrip("/") + ".html", SENTINEL.lstrip("/") + ".html.gz")
 _LOG_TAIL_LINES = 40
-_PR_SET_PDEATHSIG = 1
 
 
 class SourcesChangedError(BuildFailedError):
@@ -171,15 +170,6 @@ def _build_env(web_dir: Path, scratch: Path, runtime: JSRuntime) -> dict[str, st
     env.pop("__REFLEX_SKIP_COMPILE", None)
     env.pop("REFLEX_BACKEND_ONLY", None)
     return env
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    # Linux only; elsewhere the process group kill on cancel still applies.
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def _copy_tree(src: Path, dst: Path) -> None:
@@ -265,7 +255,7 @@ def _run_export(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=dies_with_parent(signal.SIGKILL),
         )
         phases = PhaseTracker(log)
         try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -41,6 +40,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.devproxy import active_proxies
 from reflex_buildd_client.devtarget import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import ReflexBuilddError
@@ -51,7 +51,6 @@ from reflex_buildd_client.store import Cache, project_id
 __all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
 
 PLUGIN = "reflex_buildd.devplugin.DevPlugin"
-_PR_SET_PDEATHSIG = 1
 # Seconds the Reflex side may take to come up: the first run installs the
 # frontend packages (bun: about 6 s here; npm several times that).
 DEFAULT_STARTUP_TIMEOUT = 600.0
@@ -151,13 +150,6 @@ def _seed_lockfiles(project: Project, directory: Path) -> Path:
     return directory
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
 def _spawn(project: Project, target: DevTarget, web_dir: Path) -> subprocess.Popen[bytes]:
     frontend_port = int(target.frontend.rsplit(":", 1)[1])
     backend_port = int(target.backend.rsplit(":", 1)[1])
@@ -177,7 +169,7 @@ def _spawn(project: Project, target: DevTarget, web_dir: Path) -> subprocess.Pop
         # Its own group: Ctrl-C reaches the host only, which then stops the
         # whole group (granian's workers, bun, Vite) in one go.
         start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=dies_with_parent(signal.SIGTERM),
     )
 
 

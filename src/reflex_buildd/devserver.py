@@ -33,7 +33,6 @@ shown only for its warnings and errors (``reflex run`` hides it all below
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import re
 import signal
@@ -43,9 +42,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from reflex_buildd_client.children import dies_with_parent
+
 __all__ = ["main", "vite_command"]
 
-_PR_SET_PDEATHSIG = 1
 # Vite lines worth showing: its errors and warnings (transform failures,
 # missing imports). Its banner names Vite's own port, which nobody should open.
 _SHOWN = re.compile(r"error|warn|failed|cannot|unable", re.IGNORECASE)
@@ -63,13 +63,6 @@ def vite_command(executor: Sequence[str], *, npm: bool, port: int) -> list[str]:
     """
     extra = ["127.0.0.1", "--port", str(port), "--strictPort"]
     return [*executor, "run", "dev", *(["--"] if npm else []), *extra]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def _relay(process: subprocess.Popen[str]) -> None:
@@ -96,7 +89,7 @@ def _start_vite(port: int) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=dies_with_parent(signal.SIGTERM),
     )
     threading.Thread(target=_relay, args=(process,), daemon=True, name="vite-output").start()
     return process

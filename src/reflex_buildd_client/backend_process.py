@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import json
 import logging
@@ -51,6 +50,7 @@ from urllib.parse import urlencode
 import blake3
 
 from .backend_child import OWNS_PATH, PARENT_ENV, SECRET_ENV, SECRET_HEADER
+from .children import dies_with_parent
 from .errors import ReflexBuilddError
 from .forward import UnixForwarder
 from .project import Project
@@ -61,7 +61,6 @@ __all__ = ["ProcessBackend", "runtime_dir"]
 
 logger = logging.getLogger("reflex_buildd")
 
-_PR_SET_PDEATHSIG = 1
 _MAX_MEMO = 4096
 _STOP_GRACE = 10.0
 _READY_TIMEOUT = 120.0
@@ -76,14 +75,6 @@ def runtime_dir() -> Path:
     if path.stat().st_uid != os.getuid() or path.stat().st_mode & 0o077:
         raise ReflexBuilddError(f"{path} is not private to this user; refusing to use it")
     return path
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 class ProcessBackend:
@@ -285,7 +276,7 @@ class ProcessBackend:
             self.socket_path,
             cwd=self.project.root,
             env=env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=dies_with_parent(signal.SIGKILL),
         )
         logger.info(
             "reflex-buildd: backend process of %s started (pid %s) on %s",
