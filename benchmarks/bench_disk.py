@@ -29,8 +29,8 @@ SHOWCASE = REPO / "examples" / "showcase"
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import tool_env  # noqa: E402
-from reflex_buildd_client.store import Cache  # noqa: E402
-from reflex_buildd_client.verify import verify_artifact  # noqa: E402
+from reflex_buildd_client.cache.store import Cache  # noqa: E402
+from reflex_buildd_client.cache.verify import verify_artifact  # noqa: E402
 
 
 def disk_used(*roots: Path) -> int:

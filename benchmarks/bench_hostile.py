@@ -75,9 +75,9 @@ def app_cpu(cache_dir: Path, requests: int) -> dict[str, float]:
     """Seconds of this thread's CPU per request, for normal and each hostile kind."""
     import gc
 
-    from reflex_buildd_client import headers, prefix
     from reflex_buildd_client.mount import ReflexMount
-    from reflex_buildd_client.prefix import is_safe_path, relative_path
+    from reflex_buildd_client.serve import headers, prefix
+    from reflex_buildd_client.serve.prefix import is_safe_path, relative_path
 
     mount = ReflexMount(SHOWCASE, cache_dir=cache_dir, trusted_proxies="127.0.0.1")
     mount.open_artifact()

@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO / "tests"))
 import bench_build  # noqa: E402  (beside this file)
 from conftest import tool_env  # noqa: E402
 from reflex_buildd.push import push_artifact  # noqa: E402
-from reflex_buildd_client.pull import pull  # noqa: E402
-from reflex_buildd_client.remote import remote_settings  # noqa: E402
-from reflex_buildd_client.store import Cache  # noqa: E402
+from reflex_buildd_client.cache.store import Cache  # noqa: E402
+from reflex_buildd_client.remote.bucket import remote_settings  # noqa: E402
+from reflex_buildd_client.remote.pull import pull  # noqa: E402
 from s3server import s3_server  # noqa: E402
 
 REPEAT = 3
@@ -76,8 +76,8 @@ def main() -> None:
 
         builder = tmp / "builder-cache"
         build(project, builder)  # also warms the JS package cache for the rows below
+        from reflex_buildd_client.keys.sources import compute_key
         from reflex_buildd_client.project import find_project
-        from reflex_buildd_client.sources import compute_key
 
         key, _ = compute_key(find_project(project), cache_dir=builder)
         artifact = Cache(builder).open(key)

@@ -1,7 +1,7 @@
 """What the backend-routing decision costs per request, against a static response.
 
 The mount asks, for every HTTP request below the prefix, whether the backend
-takes it (:class:`reflex_buildd_client.backend_routes.BackendRoutes`: the
+takes it (:class:`reflex_buildd_client.backend.routes.BackendRoutes`: the
 backend's router asked once per (method, path), then memoized). Measured
 in-process with ``timeit`` on a backend shaped like ``rx.App()()`` with an
 ``api_transformer`` FastAPI app (an included router, a sub-app, Reflex's own
@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from reflex_buildd_client.backend_routes import BackendRoutes  # noqa: E402
+from reflex_buildd_client.backend.routes import BackendRoutes  # noqa: E402
 from test_backend_routes import _reflex_like  # noqa: E402
 
 PATHS = ("/assets/root-abc12345.js", "/about", "", "/products", "/ping", "/_event/x")

@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import tool_env  # noqa: E402
 from reflex_buildd.build import project_workspace, workspace_facts  # noqa: E402
 from reflex_buildd.workspace import NODE_MODULES, fingerprint  # noqa: E402
+from reflex_buildd_client.cache.store import Cache  # noqa: E402
 from reflex_buildd_client.project import find_project  # noqa: E402
-from reflex_buildd_client.store import Cache  # noqa: E402
 
 REPEAT = 3
 

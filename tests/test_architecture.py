@@ -3,7 +3,7 @@
 - ``reflex_buildd_client`` (the host side and the shared contract) never
   imports ``reflex_buildd`` (the builder); the builder is found through an
   entry point and its recipe through ``find_spec``.
-- Only ``reflex_buildd_client/store.py`` knows where anything lives in the
+- Only ``reflex_buildd_client/cache/store.py`` knows where anything lives in the
   cache: no other module names a layout directory in a path join, reaches for
   ``Cache.base``, or spells the layout's version or file names.
 
@@ -21,7 +21,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 CLIENT = SRC / "reflex_buildd_client"
-LAYOUT_OWNER = CLIENT / "store.py"
+LAYOUT_OWNER = CLIENT / "cache" / "store.py"
 
 # Names of the layout (docs/cache.md). In a path join outside the owner they
 # mean someone else decided where a cache file lives.

@@ -12,7 +12,7 @@ import pytest
 
 from reflex_buildd.assets import asset_paths, rewrite_asset_refs, state_value_spans
 from reflex_buildd.plugin import rewrite_static_dir
-from reflex_buildd_client.rewrite import SENTINEL
+from reflex_buildd_client.serve.rewrite import SENTINEL
 
 ASSETS = frozenset({"/logo.png", "/img/deep.png", "/app.js", "/bg.png", "/my%20logo.png"})
 S = SENTINEL

@@ -13,8 +13,8 @@ from starlette.routing import Mount, Route
 
 from reflex_buildd.plugin import patch_vite_config
 from reflex_buildd_client import InvalidConfigError
-from reflex_buildd_client.backend_routes import BackendRoutes
-from reflex_buildd_client.rewrite import has_icon_link, no_icon_link
+from reflex_buildd_client.backend.routes import BackendRoutes
+from reflex_buildd_client.serve.rewrite import has_icon_link, no_icon_link
 from reflex_buildd_client.settings import Settings
 
 

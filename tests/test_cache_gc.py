@@ -31,11 +31,11 @@ from conftest import (
     wait_ready,
 )
 from reflex_buildd.publish import publish
-from reflex_buildd_client.lease import live_leases, read_leases
-from reflex_buildd_client.manifest import Manifest
-from reflex_buildd_client.scratch import host_tag
-from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import MANIFEST_NAME, Cache
+from reflex_buildd_client.cache.lease import live_leases, read_leases
+from reflex_buildd_client.cache.manifest import Manifest
+from reflex_buildd_client.cache.scratch import host_tag
+from reflex_buildd_client.cache.status import read_journal
+from reflex_buildd_client.cache.store import MANIFEST_NAME, Cache
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,8 @@ HOST = "examples.hosts.fastapi_host:app"
 
 LEASE_HOLDER = """
 import sys, time
-from reflex_buildd_client.lease import take_lease
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.cache.lease import take_lease
+from reflex_buildd_client.cache.store import Cache
 lease = take_lease(Cache(sys.argv[1]), sys.argv[2])
 print("leased" if lease else "missing", flush=True)
 time.sleep(300)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHOWCASE, run_cli, stop_process, tool_env
-from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import Cache
-from reflex_buildd_client.verify import verify_artifact
+from reflex_buildd_client.cache.status import read_journal
+from reflex_buildd_client.cache.store import Cache
+from reflex_buildd_client.cache.verify import verify_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 GC_LOOP = """
 import sys
 from reflex_buildd.gc import GcPolicy, collect
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.cache.store import Cache
 cache, runs, evicted = Cache(sys.argv[1]), 0, 0
 stop = __import__("pathlib").Path(sys.argv[2])
 while not stop.exists():

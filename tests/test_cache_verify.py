@@ -12,9 +12,9 @@ import pytest
 
 from conftest import SHOWCASE, Built, run_cli, run_host
 from reflex_buildd_client import CorruptArtifactError, ReflexMount
-from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import Cache
-from reflex_buildd_client.verify import verify_artifact
+from reflex_buildd_client.cache.status import read_journal
+from reflex_buildd_client.cache.store import Cache
+from reflex_buildd_client.cache.verify import verify_artifact
 
 pytestmark = pytest.mark.slow
 

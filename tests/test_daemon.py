@@ -26,8 +26,8 @@ from conftest import (
     wait_for,
     wait_ready,
 )
-from reflex_buildd_client.status import BuildState, read_journal, read_status
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.cache.status import BuildState, read_journal, read_status
+from reflex_buildd_client.cache.store import Cache
 
 pytestmark = pytest.mark.slow
 

@@ -18,13 +18,13 @@ import pytest
 from conftest import SHOWCASE
 from reflex_buildd.dev import PLUGIN, DevAlreadyRunningError, DevOptions, child_env, run_dev
 from reflex_buildd.devserver import vite_command
-from reflex_buildd_client.devproxy import (
+from reflex_buildd_client.dev.proxy import (
     DEFAULT_BACKEND_PATHS,
     DevProxy,
     _close_code,
     start_dev_proxy,
 )
-from reflex_buildd_client.devtarget import DEV_ENV, DevTarget
+from reflex_buildd_client.dev.target import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import InvalidConfigError
 from reflex_buildd_client.settings import Settings
 
@@ -172,8 +172,8 @@ def test_child_env(tmp_path: Path) -> None:
 def test_one_dev_session_per_project_and_cache(tmp_path: Path) -> None:
     from filelock import FileLock
 
+    from reflex_buildd_client.cache.store import Cache, project_id
     from reflex_buildd_client.project import find_project
-    from reflex_buildd_client.store import Cache, project_id
 
     cache, project = Cache(tmp_path / "cache"), find_project(SHOWCASE)
     lock_path = cache.dev_lock_path(project_id(project.root))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reflex_buildd_client.diff import diff_inputs
-from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.keys.diff import diff_inputs
+from reflex_buildd_client.keys.schema import KeyInputs
 
 
 def test_summary_names_the_telling_differences_first() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SHOWCASE, Built, run_cli
 from reflex_buildd.doctor import scan_files, scan_text
-from reflex_buildd_client.rewrite import SENTINEL
+from reflex_buildd_client.serve.rewrite import SENTINEL
 
 ASSETS = frozenset({"/logo.png", "/bg.png"})
 S = SENTINEL

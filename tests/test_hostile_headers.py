@@ -25,10 +25,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import SHOWCASE, Built
-from reflex_buildd_client import headers as header_parsers
-from reflex_buildd_client import prefix as prefix_rule
 from reflex_buildd_client.mount import ReflexMount
-from reflex_buildd_client.prefix import is_safe_path, relative_path
+from reflex_buildd_client.serve import headers as header_parsers
+from reflex_buildd_client.serve import prefix as prefix_rule
+from reflex_buildd_client.serve.prefix import is_safe_path, relative_path
 
 ALLOWED = {200, 206, 304, 400, 404, 416}
 PROXY = "10.0.0.1"

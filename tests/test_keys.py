@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from reflex_buildd_client import sources
-from reflex_buildd_client.diff import diff_inputs
-from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.keys import sources
+from reflex_buildd_client.keys.diff import diff_inputs
+from reflex_buildd_client.keys.schema import KeyInputs
+from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import find_project
-from reflex_buildd_client.sources import compute_key
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reflex_buildd_client.keys import (
+from reflex_buildd_client.keys.schema import (
     KEY_SCHEMA,
     KeyInputs,
     canonical_bytes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reflex_buildd_client.ignore import is_ignored, parse_ignore
+from reflex_buildd_client.keys.ignore import is_ignored, parse_ignore
 
 CASES = [
     # (ignore text, path, is_dir, ignored)

@@ -368,7 +368,7 @@ def _backend_children(root: int) -> list[tuple[int, int]]:
             stack.append(child)
             with contextlib.suppress(OSError):
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-                if b"reflex_buildd_client.backend_child" in cmdline and _alive(child):
+                if b"reflex_buildd_client.backend.child" in cmdline and _alive(child):
                     found.append((child, pid))
     return found
 

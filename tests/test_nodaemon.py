@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from conftest import SHOWCASE, spawn_host, stop_process
+from reflex_buildd_client.cache.status import write_daemon
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import InvalidConfigError
-from reflex_buildd_client.nodaemon import DaemonGrace
 from reflex_buildd_client.settings import Settings
-from reflex_buildd_client.status import write_daemon
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.startup.nodaemon import DaemonGrace
 
 
 class _Clock:

@@ -148,8 +148,8 @@ def test_no_space_while_publishing_is_recorded(tmp_path: Path) -> None:
         assert not any((cache / "v1" / "artifacts").iterdir())
         assert not any((cache / "v1" / "tmp").iterdir()), "scratch left on a full disk"
         # A host waiting for this key fails at once with the cause.
-        from reflex_buildd_client.status import BuildState, read_status
-        from reflex_buildd_client.store import Cache
+        from reflex_buildd_client.cache.status import BuildState, read_status
+        from reflex_buildd_client.cache.store import Cache
 
         assert read_status(Cache(cache), key).state is BuildState.FAILED
 
@@ -206,8 +206,8 @@ def test_nothing_leaves_the_cli_raw() -> None:
 
 def test_a_busy_gc_lock_is_our_timeout(tmp_path: Path) -> None:
     from reflex_buildd.gc import GcPolicy, collect
+    from reflex_buildd_client.cache.store import Cache
     from reflex_buildd_client.errors import LockTimeoutError
-    from reflex_buildd_client.store import Cache
 
     cache = Cache(tmp_path / "cache")
     cache.ensure()
@@ -236,9 +236,9 @@ def test_a_busy_gc_lock_is_our_timeout(tmp_path: Path) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 def test_a_disk_too_full_for_the_failure_record_leaves_no_building_record(tmp_path: Path) -> None:
     from reflex_buildd.build import _record_fault
+    from reflex_buildd_client.cache.status import BuildState, read_status, write_record
+    from reflex_buildd_client.cache.store import Cache
     from reflex_buildd_client.project import Project
-    from reflex_buildd_client.status import BuildState, read_status, write_record
-    from reflex_buildd_client.store import Cache
 
     key = "f" * 32
     with _tmpfs(tmp_path / "cache", "64k") as root:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHOWCASE, run_host, tool_env
-from reflex_buildd_client.runtime import resolve_runtime
+from reflex_buildd_client.keys.runtime import resolve_runtime
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reflex_buildd_client.errors import InvalidConfigError, InvalidPathError
-from reflex_buildd_client.prefix import (
+from reflex_buildd_client.serve.prefix import (
     Location,
     is_safe_path,
     normalize_mount_path,

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reflex_buildd_client.prefix import proxy_config
-from reflex_buildd_client.redirect import slash_redirect
+from reflex_buildd_client.serve.prefix import proxy_config
+from reflex_buildd_client.serve.redirect import slash_redirect
 
 PROXY = "10.0.0.1"
 CONFIG = proxy_config(trusted_proxies=PROXY)
@@ -107,7 +107,7 @@ def test_target_is_always_a_path_under_the_prefix_rule(
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_asgi_app(method: str) -> None:
-    from reflex_buildd_client.redirect import SlashRedirect
+    from reflex_buildd_client.serve.redirect import SlashRedirect
 
     sent: list[dict[str, Any]] = []
 

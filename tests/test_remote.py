@@ -28,25 +28,25 @@ from obstore.store import S3Store
 
 from conftest import REPO, Built, tool_env, wait_for
 from reflex_buildd.push import push_artifact
-from reflex_buildd_client.envelope import seal
+from reflex_buildd_client.cache.manifest import FileEntry, Manifest
+from reflex_buildd_client.cache.status import read_journal
+from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.errors import (
     ArtifactMissingError,
     InvalidConfigError,
     UntrustedArtifactError,
 )
-from reflex_buildd_client.manifest import FileEntry, Manifest
-from reflex_buildd_client.pull import fetch_manifest, pull, remote_lookup
-from reflex_buildd_client.remote import (
+from reflex_buildd_client.remote.bucket import (
     RemoteSettings,
     RemoteStore,
     blob_object,
     manifest_object,
     remote_settings,
 )
+from reflex_buildd_client.remote.envelope import seal
+from reflex_buildd_client.remote.pull import fetch_manifest, pull, remote_lookup
 from reflex_buildd_client.settings import StartupPolicy
-from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import Artifact, Cache
-from reflex_buildd_client.wait import obtain
+from reflex_buildd_client.startup.wait import obtain
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -634,7 +634,7 @@ def test_daemon_pulls_a_key_the_remote_has_and_pushes_what_it_has(
 
 def test_gc_removes_the_scratch_of_a_dead_puller(tmp_path: Path) -> None:
     from reflex_buildd.gc import SCRATCH_GRACE, clean_scratch
-    from reflex_buildd_client.pull import _scratch
+    from reflex_buildd_client.remote.pull import _scratch
 
     cache = Cache(tmp_path)
     cache.ensure()

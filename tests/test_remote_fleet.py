@@ -35,8 +35,8 @@ from conftest import (
     stop_process,
     wait_ready,
 )
-from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.cache.status import read_journal
+from reflex_buildd_client.cache.store import Cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reflex_buildd_client.errors import InvalidPathError
-from reflex_buildd_client.prefix import proxy_config, resolve_location
-from reflex_buildd_client.rewrite import (
+from reflex_buildd_client.serve.prefix import proxy_config, resolve_location
+from reflex_buildd_client.serve.rewrite import (
     SENTINEL,
     icon_link,
     inject_meta,

@@ -22,9 +22,9 @@ import blake3
 import pytest
 
 from conftest import SHOWCASE, Built, free_port, stop_process, tool_env, wait_for
-from reflex_buildd_client import checkout as checkout_module
+from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.mount import ReflexMount
-from reflex_buildd_client.store import Artifact, Cache
+from reflex_buildd_client.startup import checkout as checkout_module
 
 
 def _unprivileged(cmd: list[str]) -> list[str]:

@@ -23,8 +23,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import SHOWCASE, Built
+from reflex_buildd_client.cache.manifest import FileEntry
+from reflex_buildd_client.cache.store import Artifact, Cache
+from reflex_buildd_client.cache.verify import read_verified
 from reflex_buildd_client.errors import CorruptArtifactError
-from reflex_buildd_client.headers import (
+from reflex_buildd_client.mount import _MAX_PREFIXES, ReflexMount
+from reflex_buildd_client.serve.headers import (
     MAX_ACCEPT_ENCODING,
     MAX_ETAGS,
     RangeNotSatisfiable,
@@ -33,12 +37,8 @@ from reflex_buildd_client.headers import (
     etag_matches,
     if_range_matches,
 )
-from reflex_buildd_client.manifest import FileEntry
-from reflex_buildd_client.mount import _MAX_PREFIXES, ReflexMount
-from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.static import ArtifactFiles, Request, StaticSite
-from reflex_buildd_client.store import Artifact, Cache
-from reflex_buildd_client.verify import read_verified
+from reflex_buildd_client.serve.rewrite import SENTINEL_BYTES
+from reflex_buildd_client.serve.static import ArtifactFiles, Request, StaticSite
 
 # -- Range -------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ import pytest
 from filelock import FileLock
 
 from conftest import SHOWCASE, run_cli, tool_env
-from reflex_buildd_client.status import BuildState, project_id, read_status
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.cache.status import BuildState, project_id, read_status
+from reflex_buildd_client.cache.store import Cache
 
 pytestmark = [pytest.mark.stress, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reflex_buildd.watch import ChangeWatcher
-from reflex_buildd_client.tempfiles import is_editor_temp
+from reflex_buildd_client.keys.tempfiles import is_editor_temp
 
 
 @pytest.fixture(params=[False, True], ids=["inotify", "polling"])

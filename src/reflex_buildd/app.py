@@ -30,7 +30,7 @@ import json
 from reflex_base.config import get_config
 from reflex_base.vars.base import Var
 
-from reflex_buildd_client.rewrite import META_NAME
+from reflex_buildd_client.serve.rewrite import META_NAME
 
 __all__ = ["asset_url"]
 

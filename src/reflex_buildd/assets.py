@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from reflex_buildd_client.rewrite import SENTINEL
+from reflex_buildd_client.serve.rewrite import SENTINEL
 
 __all__ = [
     "REWRITE_SUFFIXES",

@@ -38,6 +38,14 @@ from pathlib import Path
 
 import blake3
 
+from reflex_buildd_client.cache.scratch import owner_of, scratch_name
+from reflex_buildd_client.cache.status import (
+    BuildState,
+    append_journal,
+    clear_record,
+    write_record,
+)
+from reflex_buildd_client.cache.store import Artifact, Cache, lock_held, project_id
 from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.errors import (
     BuildFailedError,
@@ -45,23 +53,15 @@ from reflex_buildd_client.errors import (
     InputReadError,
     ReflexBuilddError,
 )
-from reflex_buildd_client.keys import KeyInputs
+from reflex_buildd_client.keys.runtime import JSRuntime, resolve_runtime
+from reflex_buildd_client.keys.schema import KeyInputs
+from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.pull import remote_lookup
-from reflex_buildd_client.remote import RemoteSettings
-from reflex_buildd_client.rewrite import SENTINEL
-from reflex_buildd_client.runtime import JSRuntime, resolve_runtime
-from reflex_buildd_client.scratch import owner_of, scratch_name
+from reflex_buildd_client.remote.bucket import RemoteSettings
+from reflex_buildd_client.remote.pull import remote_lookup
+from reflex_buildd_client.serve.rewrite import SENTINEL
 from reflex_buildd_client.settings import StartupPolicy
-from reflex_buildd_client.sources import compute_key
-from reflex_buildd_client.status import (
-    BuildState,
-    append_journal,
-    clear_record,
-    write_record,
-)
-from reflex_buildd_client.store import Artifact, Cache, lock_held, project_id
-from reflex_buildd_client.wait import obtain
+from reflex_buildd_client.startup.wait import obtain
 
 from .buildlog import PhaseTracker, clean, error_tail, user_frame
 from .doctor import warn_escapes

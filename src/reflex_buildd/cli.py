@@ -29,12 +29,12 @@ from typing import Any, TypeVar
 
 import click
 
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import ArtifactMissingError
+from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project, find_project, find_project_upward
-from reflex_buildd_client.remote import RemoteSettings
+from reflex_buildd_client.remote.bucket import RemoteSettings
 from reflex_buildd_client.settings import LOG_LEVELS, Settings
-from reflex_buildd_client.sources import compute_key
-from reflex_buildd_client.store import Cache
 
 from . import __version__, logsetup
 from .exits import ErrorHandlingGroup, remember_cache_dir
@@ -413,7 +413,7 @@ def dev(
     and reloads the backend; the host keeps running. Nothing is written to the
     cache's artifacts. Stops on Ctrl-C or SIGTERM.
     """
-    from reflex_buildd_client.prefix import normalize_mount_path
+    from reflex_buildd_client.serve.prefix import normalize_mount_path
 
     from .dev import DevOptions, run_dev
 
@@ -757,7 +757,7 @@ def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
     is installed. Exit status 2 if the remote has no such key, 4 if it is
     refused, 5 if the remote cannot be reached.
     """
-    from reflex_buildd_client.pull import pull as pull_artifact
+    from reflex_buildd_client.remote.pull import pull as pull_artifact
 
     settings = _remote(remote, required=True)
     assert settings is not None
@@ -858,7 +858,7 @@ def stats(cache_dir: Path | None, since: float | None, as_json: bool) -> None:
     daemon key is one lookup (a hit or a miss); time saved adds up, over
     hits, what building that key took.
     """
-    from reflex_buildd_client.status import read_journal
+    from reflex_buildd_client.cache.status import read_journal
 
     from .stats import render, summarize
 

@@ -15,7 +15,7 @@ It runs two things and stops both together:
 - **the host** (in this process, with uvicorn): the host's own routes,
   middleware and lifespan, unchanged. ``REFLEX_BUILDD_DEV`` tells the mount of
   PROJECT where the dev servers are; that mount then forwards to them
-  (:mod:`reflex_buildd_client.devproxy`) instead of serving an artifact.
+  (:mod:`reflex_buildd_client.dev.proxy`) instead of serving an artifact.
   Mounts of other projects serve their verified artifacts as always.
 
 The host itself is not reloaded: a save in the project reloads Reflex's
@@ -40,13 +40,13 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from reflex_buildd_client.cache.store import Cache, project_id
 from reflex_buildd_client.children import dies_with_parent
-from reflex_buildd_client.devproxy import active_proxies
-from reflex_buildd_client.devtarget import DEV_ENV, DevTarget
+from reflex_buildd_client.dev.proxy import active_proxies
+from reflex_buildd_client.dev.target import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import ReflexBuilddError
+from reflex_buildd_client.keys.runtime import resolve_runtime
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.runtime import resolve_runtime
-from reflex_buildd_client.store import Cache, project_id
 
 __all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
 

@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reflex_buildd_client.cache.store import write_atomic
 from reflex_buildd_client.settings import Settings
-from reflex_buildd_client.store import write_atomic
 
 from .plugin import BuilddPlugin
 
@@ -41,7 +41,7 @@ def route_paths(app: Any) -> set[str]:
     with their full paths (``effective_route_contexts``); a mount's app has
     routes of its own.
     """
-    from reflex_buildd_client.backend_routes import routes_of
+    from reflex_buildd_client.backend.routes import routes_of
 
     transformers = getattr(app, "api_transformer", None)
     if not isinstance(transformers, list | tuple):

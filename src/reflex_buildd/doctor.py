@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from reflex_buildd_client.rewrite import SENTINEL
-from reflex_buildd_client.store import Artifact
+from reflex_buildd_client.cache.store import Artifact
+from reflex_buildd_client.serve.rewrite import SENTINEL
 
 from .assets import REWRITE_SUFFIXES, is_router_target, state_value_spans, string_end
 

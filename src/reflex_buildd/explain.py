@@ -1,6 +1,6 @@
 """Why two keys differ: a readable diff of their recorded inputs.
 
-The diff itself lives in :mod:`reflex_buildd_client.diff` (hosts use it to
+The diff itself lives in :mod:`reflex_buildd_client.keys.diff` (hosts use it to
 explain a mismatch with the daemon); :func:`render` is pure (diff in, text
 out); :func:`find_manifest` and :func:`explain` read the cache.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reflex_buildd_client.diff import ABSENT, InputsDiff, diff_inputs
+from reflex_buildd_client.cache.manifest import Manifest
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
-from reflex_buildd_client.keys import KeyInputs
-from reflex_buildd_client.manifest import Manifest
+from reflex_buildd_client.keys.diff import ABSENT, InputsDiff, diff_inputs
+from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.store import Cache
 
 __all__ = [
     "InputsDiff",

@@ -33,12 +33,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from reflex_buildd_client.cache.lease import clean_stale_leases, last_used, live_leases, read_leases
+from reflex_buildd_client.cache.scratch import owner_of, scratch_name
+from reflex_buildd_client.cache.status import append_journal, process_alive
+from reflex_buildd_client.cache.store import Artifact, Cache, fsync_dir, key_lock
 from reflex_buildd_client.errors import CorruptArtifactError, LockTimeoutError
-from reflex_buildd_client.lease import clean_stale_leases, last_used, live_leases, read_leases
-from reflex_buildd_client.scratch import owner_of, scratch_name
 from reflex_buildd_client.settings import DEFAULT_GC_MAX_SIZE, Settings
-from reflex_buildd_client.status import append_journal, process_alive
-from reflex_buildd_client.store import Artifact, Cache, fsync_dir, key_lock
 
 __all__ = [
     "DEFAULT_MAX_SIZE",

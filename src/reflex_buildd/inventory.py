@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reflex_buildd_client.cache.lease import live_leases
+from reflex_buildd_client.cache.manifest import Manifest
+from reflex_buildd_client.cache.status import process_alive, read_status
+from reflex_buildd_client.cache.store import MANIFEST_NAME, Artifact, Cache
+from reflex_buildd_client.cache.verify import find_problems, quarantine
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
-from reflex_buildd_client.lease import live_leases
-from reflex_buildd_client.manifest import Manifest
-from reflex_buildd_client.status import process_alive, read_status
-from reflex_buildd_client.store import MANIFEST_NAME, Artifact, Cache
-from reflex_buildd_client.verify import find_problems, quarantine
 
 from .gc import exclusive_sizes, scan, unique_size
 

@@ -36,7 +36,7 @@ from reflex_base.constants import Dirs
 from reflex_base.plugins.base import Plugin
 
 from reflex_buildd_client.errors import ReflexBuilddError
-from reflex_buildd_client.rewrite import SENTINEL
+from reflex_buildd_client.serve.rewrite import SENTINEL
 
 from .assets import REWRITE_SUFFIXES, asset_paths, rewrite_asset_refs
 

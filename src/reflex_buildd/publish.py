@@ -1,7 +1,7 @@
 """Publish a finished build into the cache, atomically.
 
 The manifest is computed here (every file's digest, size, content type and
-sentinel count); :func:`reflex_buildd_client.blobs.install_artifact` then
+sentinel count); :func:`reflex_buildd_client.cache.blobs.install_artifact` then
 shares the files through the blob store, writes the manifest last, fsyncs and
 renames: the one install path, also used by downloads from the remote tier.
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 import blake3
 
-from reflex_buildd_client.blobs import dedup_files, install_artifact
-from reflex_buildd_client.keys import KeyInputs
-from reflex_buildd_client.manifest import FileEntry, Manifest
-from reflex_buildd_client.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.store import Artifact, Cache
+from reflex_buildd_client.cache.blobs import dedup_files, install_artifact
+from reflex_buildd_client.cache.manifest import FileEntry, Manifest
+from reflex_buildd_client.cache.store import Artifact, Cache
+from reflex_buildd_client.keys.schema import KeyInputs
+from reflex_buildd_client.serve.rewrite import SENTINEL_BYTES
 
 __all__ = ["content_type_of", "dedup_files", "describe_files", "publish"]
 

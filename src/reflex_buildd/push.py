@@ -9,7 +9,7 @@ of one key are interchangeable).
 
 Every file is hashed again before it is sent: bytes that rotted on this disk
 are never spread to the fleet. With a signing key the manifest is signed
-(:mod:`reflex_buildd_client.envelope`).
+(:mod:`reflex_buildd_client.remote.envelope`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ from dataclasses import asdict, dataclass
 
 import blake3
 
-from reflex_buildd_client.envelope import seal
+from reflex_buildd_client.cache.manifest import FileEntry
+from reflex_buildd_client.cache.status import append_journal
+from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.errors import CorruptArtifactError
-from reflex_buildd_client.manifest import FileEntry
-from reflex_buildd_client.remote import RemoteSettings, RemoteStore, blob_object, manifest_object
-from reflex_buildd_client.status import append_journal
-from reflex_buildd_client.store import Artifact, Cache
+from reflex_buildd_client.remote.bucket import (
+    RemoteSettings,
+    RemoteStore,
+    blob_object,
+    manifest_object,
+)
+from reflex_buildd_client.remote.envelope import seal
 
 __all__ = ["PushReport", "push_artifact"]
 

@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from reflex_buildd_client.cache.manifest import FileEntry
+from reflex_buildd_client.cache.scratch import scratch_name
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import ReflexBuilddError
-from reflex_buildd_client.keys import KeyInputs
-from reflex_buildd_client.manifest import FileEntry
+from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.keys.schema import KeyInputs
+from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.runtime import resolve_runtime
-from reflex_buildd_client.scratch import scratch_name
-from reflex_buildd_client.sources import compute_key
-from reflex_buildd_client.store import Cache
 
 from .build import ensure_built, export_in, snapshot_inputs
 from .publish import describe_files

@@ -6,11 +6,11 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from reflex_buildd_client.envelope import open_envelope
+from reflex_buildd_client.cache.status import read_journal
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import RemoteUnavailableError, UntrustedArtifactError
-from reflex_buildd_client.remote import RemoteSettings, RemoteStore, manifest_object
-from reflex_buildd_client.status import read_journal
-from reflex_buildd_client.store import Cache
+from reflex_buildd_client.remote.bucket import RemoteSettings, RemoteStore, manifest_object
+from reflex_buildd_client.remote.envelope import open_envelope
 
 __all__ = ["REMOTE_EVENTS", "RemoteStatus", "list_remote", "remote_status"]
 

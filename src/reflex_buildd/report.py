@@ -20,9 +20,9 @@ from typing import Any
 
 from rich.console import Console
 
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import BuildFailedError
 from reflex_buildd_client.project import Project
-from reflex_buildd_client.store import Cache
 
 from .progress import Progress
 

@@ -27,9 +27,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from reflex_buildd_client.keys.tempfiles import is_editor_temp
+from reflex_buildd_client.keys.walk import EXCLUDED_DIRS
 from reflex_buildd_client.settings import Settings
-from reflex_buildd_client.tempfiles import is_editor_temp
-from reflex_buildd_client.walk import EXCLUDED_DIRS
 
 __all__ = ["ChangeWatcher"]
 

@@ -46,9 +46,9 @@ from typing import Any
 import blake3
 from filelock import FileLock
 
+from reflex_buildd_client.cache.status import this_process
+from reflex_buildd_client.cache.store import write_atomic
 from reflex_buildd_client.errors import ReflexBuilddError
-from reflex_buildd_client.status import this_process
-from reflex_buildd_client.store import write_atomic
 
 __all__ = [
     "TENANT_ENV",

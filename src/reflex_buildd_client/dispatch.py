@@ -20,9 +20,9 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import unquote
 
-from .lifespan import LifespanDriver, serve_lifespan
+from .backend.lifespan import LifespanDriver, serve_lifespan
 from .mount import ReflexMount
-from .prefix import normalize_mount_path
+from .serve.prefix import normalize_mount_path
 from .types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["PathDispatcher", "isolate_scope", "restore_mount_path"]

@@ -25,23 +25,20 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
-from .backend_choice import Backend, open_backend
-from .builder import Builder, default_builder
-from .checkout import checkout
-from .devproxy import DevProxy, start_dev_proxy
+from .backend.choice import Backend, open_backend
+from .backend.lifespan import serve_lifespan
+from .cache.lease import Lease
+from .cache.store import Artifact, Cache
+from .dev.proxy import DevProxy, start_dev_proxy
 from .errors import InvalidPathError, ReflexBuilddError
 from .hostlog import show_logs
-from .keys import KeyInputs
-from .lease import Lease
-from .lifespan import serve_lifespan
-from .nodaemon import DaemonGrace
-from .prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
+from .keys.schema import KeyInputs
+from .keys.sources import compute_key
 from .project import Project, find_project
-from .pull import remote_lookup
-from .redirect import SlashRedirect
-from .settings import Settings, StartupPolicy
-from .sources import compute_key
-from .static import (
+from .remote.pull import remote_lookup
+from .serve.prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
+from .serve.redirect import SlashRedirect
+from .serve.static import (
     ArtifactFiles,
     Response,
     StaticSite,
@@ -50,9 +47,12 @@ from .static import (
     send_plain,
     send_response,
 )
-from .store import Artifact, Cache
+from .settings import Settings, StartupPolicy
+from .startup.builder import Builder, default_builder
+from .startup.checkout import checkout
+from .startup.nodaemon import DaemonGrace
+from .startup.wait import explain_daemon_mismatch
 from .types import Receive, Scope, Send
-from .wait import explain_daemon_mismatch
 
 __all__ = ["MountOptions", "ReflexMount", "mount"]
 

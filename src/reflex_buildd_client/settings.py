@@ -27,7 +27,7 @@ The variables:
 ``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
 ``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
 ``REFLEX_BUILDD_DEV``              set by ``reflex-buildd dev`` only: where its
-                                   dev servers are (JSON, :mod:`.devtarget`)
+                                   dev servers are (JSON, :mod:`reflex_buildd_client.dev.target`)
 ``REFLEX_BUILDD_DAEMON_GRACE``     seconds a waiting host gives a daemon to appear
 ``REFLEX_BUILDD_LOG_LEVEL``        the CLI's and daemon's log level
 ``FORWARDED_ALLOW_IPS``            uvicorn's own: the proxies *it* trusts
@@ -46,12 +46,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .errors import InvalidConfigError
-from .prefix import SERVER_PROXIES_DEFAULT, ProxyConfig, proxy_config
-from .remote import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
+from .remote.bucket import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
+from .serve.prefix import SERVER_PROXIES_DEFAULT, ProxyConfig, proxy_config
 from .units import parse_age, parse_size
 
 if TYPE_CHECKING:
-    from .devtarget import DevTarget
+    from .dev.target import DevTarget
 
 __all__ = [
     "BACKEND_MODES",
@@ -303,7 +303,7 @@ class Overrides(TypedDict, total=False):
 def _dev(text: str) -> DevTarget | None:
     if not text:
         return None  # production: the dev contract is not even imported
-    from .devtarget import DevTarget
+    from .dev.target import DevTarget
 
     return DevTarget.from_env(text)
 

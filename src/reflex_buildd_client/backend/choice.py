@@ -1,0 +1,55 @@
+"""Choose where a mounted project's backend runs: in the host, or in a child.
+
+``"inprocess"`` (the default) loads the Reflex app into the host process
+(:mod:`.inprocess`); ``"process"`` runs Reflex's own backend in a child process
+in the project directory (:mod:`.process`). Both have the same face
+(:class:`Backend`), so the mount does not care which it got.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from ..cache.store import Artifact, Cache
+from ..project import Project
+from ..types import ASGIApp
+
+__all__ = ["Backend", "open_backend"]
+
+_lock = threading.Lock()
+_process_backends: dict[str, Backend] = {}
+
+
+class Backend(Protocol):
+    """What the mount needs of a backend."""
+
+    async def acquire(self) -> None:
+        """Start it (or count one more user)."""
+
+    async def release(self) -> None:
+        """One user less; stop it after the last."""
+
+    def owns(self, path: str, method: str = "GET") -> bool | None:
+        """Whether it routes the request; None when only :meth:`ask` can tell."""
+
+    async def ask(self, path: str, method: str = "GET") -> bool:
+        """Whether it routes the request (may ask the backend)."""
+
+    @property
+    def asgi(self) -> ASGIApp:
+        """Serves one request whose scope is relative to the prefix."""
+
+
+def open_backend(mode: str, project: Project, artifact: Artifact, cache: Cache) -> Backend:
+    """The backend of ``project`` in ``mode`` (``Settings.backend``), shared by
+    every mount of it in this process."""
+    if mode == "inprocess":
+        from .inprocess import load_backend
+
+        return load_backend(project, artifact)
+    from .process import ProcessBackend
+
+    backend = ProcessBackend(project, artifact, cache)
+    with _lock:
+        return _process_backends.setdefault(backend.socket_path, backend)

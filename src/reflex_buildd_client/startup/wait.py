@@ -1,0 +1,254 @@
+"""Wait until the artifact of a key exists: the startup protocol of every process.
+
+Hosts, CLIs and daemons all go through :func:`obtain`. Exactly one process
+builds a key: whoever takes the key's lock (non-blocking) builds; everyone
+else polls for the manifest, which also works where ``flock`` does not (NFS).
+Polling the status record as well makes failures fast: a recorded failure is
+seen within one poll interval, not after the timeout.
+
+If the builder dies, its lock goes with it and its ``building`` record is
+recognised as dead, so the next poller takes over.
+
+With a remote tier, a local miss that nobody here is building looks there
+first (the ``remote`` hook, :mod:`reflex_buildd_client.remote.pull`): a fault costs one log line and the
+local protocol goes on; the remote never holds startup past its timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ..cache.status import BuildState, KeyStatus, read_daemon, read_status, record_lookup
+from ..cache.store import Artifact, Cache
+from ..errors import ArtifactMissingError, BuildFailedError, ReadOnlyCacheError, WaitTimeoutError
+from ..keys.diff import diff_inputs
+from ..keys.schema import KeyInputs
+from ..settings import DEFAULT_TIMEOUT, StartupPolicy
+
+__all__ = ["POLL_INTERVAL", "build_command", "explain_daemon_mismatch", "obtain"]
+
+logger = logging.getLogger("reflex_buildd")
+
+POLL_INTERVAL = 0.25
+_LOG_EVERY = 5.0
+
+
+def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
+    tail = str(record.get("tail", ""))
+    return BuildFailedError(
+        f"the build of {key} failed (by pid {record.get('pid')} on {record.get('host')}, "
+        f"exit code {record.get('exit_code')}); log: {record.get('log')}\n{tail}",
+        key=key,
+        log_tail=tail,
+    )
+
+
+def _published(cache: Cache, key: str) -> Artifact | None:
+    manifest = cache.read_manifest(key)
+    return None if manifest is None else Artifact(cache.artifact_dir(key), manifest)
+
+
+def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInputs) -> str:
+    """Why the daemon of the project at ``root`` has not built ``key``: its key differs, and how."""
+    daemon = read_daemon(cache, root)
+    if daemon is None or daemon.alive is False:
+        return f"no daemon is watching {root}"
+    if daemon.key == key:
+        return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
+    why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
+    return (
+        f"the daemon (pid {daemon.pid} on {daemon.host}) has key {daemon.key}, this process "
+        f"computes {key}: {why}"
+    )
+
+
+def obtain(
+    cache: Cache,
+    key: str,
+    *,
+    policy: StartupPolicy,
+    build: Callable[[], Artifact] | None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    retry_failed: bool = False,
+    explain_missing: Callable[[], str] | None = None,
+    remote: Callable[[float | None], Artifact | None] | None = None,
+    give_up: Callable[[], str | None] | None = None,
+    project: Path | None = None,
+) -> tuple[Artifact, bool]:
+    """Return the artifact of ``key``, building or waiting as ``policy`` says.
+
+    Args:
+        cache: The cache.
+        key: The key needed.
+        policy: What to do when nobody builds the key.
+        build: Builds the key (called with the key's lock held); required for
+            :attr:`StartupPolicy.BUILD`.
+        timeout: Seconds to wait in all; None waits forever.
+        retry_failed: Build again over a failure recorded before this call
+            (an explicit ``reflex-buildd build``); hosts fail fast instead.
+        explain_missing: Says why nobody builds this key (e.g. how it differs
+            from the key a daemon built), for the wait log and errors.
+        remote: Looks in the remote tier (:func:`.pull.remote_lookup`), given
+            the seconds left; asked once, on the first local miss that nobody
+            is building, before building or waiting.
+        give_up: Asked at each poll of a wait (policy ``wait``) while nobody
+            builds the key; a message ends the wait with ``WaitTimeoutError``
+            (:class:`.nodaemon.DaemonGrace`: no live daemon).
+        project: The project directory: named in the journal's ``hit`` and
+            ``miss`` lines (``reflex-buildd stats``) and in suggested commands.
+
+    Returns:
+        The artifact and whether this call built it.
+
+    Raises:
+        BuildFailedError: The build failed (here or in another process).
+        ArtifactMissingError: Policy ``fail`` and no artifact.
+        WaitTimeoutError: Nothing arrived within ``timeout``.
+        UntrustedArtifactError: The remote's artifact was refused (``remote``).
+    """
+    started = time.time()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_log = 0.0
+    if policy is StartupPolicy.BUILD and build is None:
+        raise ValueError("policy 'build' needs a build function")
+    looked_up = False
+    while True:
+        status = _current(cache, key, since=started if retry_failed else None)
+        if not looked_up:
+            looked_up = True
+            record_lookup(cache, key, hit=isinstance(status, Artifact), project=project)
+        if isinstance(status, Artifact):
+            return status, False
+        if remote is not None and status.state is not BuildState.BUILDING:
+            lookup, remote = remote, None  # once: a miss stays a miss for this call
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if (pulled := lookup(left)) is not None:
+                return pulled, False
+            continue  # the pull took time: look at the key's state again
+        if status.state is not BuildState.BUILDING:
+            if policy is StartupPolicy.FAIL:
+                raise _missing(cache, key, explain_missing, project)
+            if policy is StartupPolicy.BUILD and build is not None:
+                built = _build_if_free(
+                    cache, key, build, since=started if retry_failed else None, project=project
+                )
+                if built is not None:
+                    return built
+                # Someone took the lock first: wait a poll, then see what they do.
+            if policy is StartupPolicy.WAIT and give_up is not None:
+                if (why_stop := give_up()) is not None:
+                    raise WaitTimeoutError(
+                        f"gave up waiting for key {key} in {cache.root}: {why_stop}", key=key
+                    )
+        now = time.monotonic()
+        if now - last_log >= _LOG_EVERY:
+            last_log = now
+            logger.warning(
+                "reflex-buildd: waiting %.0fs for key %s: %s",
+                time.time() - started,
+                key,
+                _waiting_for(status, policy, explain_missing),
+            )
+        if deadline is not None and now >= deadline:
+            why = ""
+            if status.state is not BuildState.BUILDING and explain_missing is not None:
+                why = f"; {explain_missing()}"
+            raise WaitTimeoutError(
+                f"gave up after {timeout:.0f}s waiting for key {key} in {cache.root} "
+                f"({status.state.value}): nobody built it{why}",
+                key=key,
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def _current(cache: Cache, key: str, *, since: float | None) -> Artifact | KeyStatus:
+    """The artifact if published, else the key's status; a failure is raised.
+
+    The manifest is the whole answer: callers check the files (hosts read and
+    verify them once, under a lease), so no stat per file here. A failure
+    recorded before ``since`` is stale (an explicit build retries over it).
+    """
+    if (artifact := _published(cache, key)) is not None:
+        return artifact
+    status = read_status(cache, key)
+    if status.state is BuildState.FAILED:
+        record = status.record or {}
+        if since is None or float(record.get("time", 0)) >= since:
+            raise _failure(key, record)
+    return status
+
+
+def _build_if_free(
+    cache: Cache,
+    key: str,
+    build: Callable[[], Artifact],
+    *,
+    since: float | None,
+    project: Path | None,
+) -> tuple[Artifact, bool] | None:
+    """Build ``key`` if its lock is free (None if another process holds it).
+
+    Raises:
+        ReadOnlyCacheError: The lock cannot be taken because the cache is not writable.
+    """
+    lock = FileLock(str(cache.lock_path(key)))
+    try:
+        cache.ensure()
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    except OSError as exc:
+        raise ReadOnlyCacheError(
+            f"no artifact for key {key} in {cache.root}, and this process cannot build it "
+            f"there ({exc.strerror}: {exc.filename}); build it where the cache is writable: "
+            f"{build_command(cache, project)}",
+            key=key,
+        ) from exc
+    try:
+        # Again under the lock: the holder before us may have just finished or failed.
+        status = _current(cache, key, since=since)
+        if isinstance(status, Artifact):
+            return status, False
+        logger.info(
+            "reflex-buildd: no artifact for key %s in %s: building it here (policy 'build')",
+            key,
+            cache.root,
+        )
+        return build(), True
+    finally:
+        lock.release()
+
+
+def _missing(
+    cache: Cache, key: str, explain_missing: Callable[[], str] | None, project: Path | None
+) -> ArtifactMissingError:
+    why = f"; {explain_missing()}" if explain_missing else ""
+    return ArtifactMissingError(
+        f"no artifact for key {key} in {cache.root} and the startup policy is 'fail'{why}; "
+        f"build it with: {build_command(cache, project)}",
+        key=key,
+    )
+
+
+def build_command(cache: Cache, project: Path | None) -> str:
+    """The command that builds the key, ready to paste (the real project when known)."""
+    where = shlex.quote(str(project)) if project is not None else "PROJECT"
+    return f"reflex-buildd build {where} --cache-dir {shlex.quote(str(cache.root))}"
+
+
+def _waiting_for(
+    status: KeyStatus, policy: StartupPolicy, explain_missing: Callable[[], str] | None
+) -> str:
+    if status.state is BuildState.BUILDING:
+        record = status.record or {}
+        # The builder shares its phase in the record (reflex_buildd.build).
+        phase = f", {record['phase']}" if record.get("phase") else ""
+        return f"the build by pid {record.get('pid')} on {record.get('host')}{phase}"
+    why = f": {explain_missing()}" if explain_missing is not None else ""
+    return f"a daemon to build it{why}" if policy is StartupPolicy.WAIT else f"the build{why}"
