@@ -59,5 +59,19 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x "$NGINX" ]; then
         echo "setup: could not get Debian's nginx package (tests/test_static_http.py and tests/test_proxy_browser.py need it)" >&2
     fi
 fi
+# Redis, for process mode's several backend processes and the multi-host tests: Debian's
+# redis-tools carries the server binary (it is redis-server when called by that name);
+# installing it starts no service. tests/redisserver.py runs it on a free loopback port.
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x .tools/bin/redis-server ]; then
+    if ! command -v redis-check-rdb >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null \
+            || echo "setup: could not install redis-tools (the Redis tests need it)" >&2
+    fi
+    if command -v redis-check-rdb >/dev/null 2>&1; then
+        mkdir -p .tools/bin && ln -sf "$(command -v redis-check-rdb)" .tools/bin/redis-server
+    fi
+fi
 NGINX_VERSION=$( (command -v nginx >/dev/null 2>&1 && nginx -v 2>&1) || ("$NGINX" -v 2>&1) || echo 'no nginx')
-echo "setup: ok ($(.venv/bin/python --version), bun $(.venv/bin/bun --version), $(chromium --version 2>/dev/null || echo 'no chromium'), ${NGINX_VERSION})"
+REDIS_VERSION=$( (command -v redis-server >/dev/null 2>&1 && redis-server --version) || (.tools/bin/redis-server --version 2>/dev/null) || echo 'no redis')
+echo "setup: ok ($(.venv/bin/python --version), bun $(.venv/bin/bun --version), $(chromium --version 2>/dev/null || echo 'no chromium'), ${NGINX_VERSION}, ${REDIS_VERSION%% sha=*})"
