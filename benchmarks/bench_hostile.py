@@ -64,7 +64,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
 
 def _small_script(mount: Any) -> str:
     site = mount.site("", "")
-    sizes = sorted((len(r.identity.body), url) for url, r in site._files.items())
+    sizes = sorted((len(r.identity.body), url) for url, r in site.resources.items())
     return next(url for size, url in sizes if url.startswith("/assets/") and size >= 2000)
 
 

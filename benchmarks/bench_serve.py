@@ -63,8 +63,8 @@ def _site(cache_dir: str) -> Any:
 
 
 def ours_app(cache_dir: str) -> Any:
+    from reflex_buildd_client.serve.http import send_response
     from reflex_buildd_client.serve.prefix import is_safe_path, relative_path
-    from reflex_buildd_client.serve.static import send_response
 
     mount = _site(cache_dir)
 

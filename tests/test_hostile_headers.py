@@ -102,7 +102,7 @@ def mount(showcase_build: Built, cache_dir: Path) -> Iterator[ReflexMount]:
 @pytest.fixture(scope="module")
 def paths(mount: ReflexMount) -> list[str]:
     site = mount.site("/admin")
-    scripts = sorted(url for url in site._files if url.startswith("/assets/"))
+    scripts = sorted(url for url in site.resources if url.startswith("/assets/"))
     return ["/", "/about", "/no/such/page", scripts[0], scripts[-1]]
 
 

@@ -28,6 +28,7 @@ from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.cache.verify import read_verified
 from reflex_buildd_client.errors import CorruptArtifactError
 from reflex_buildd_client.mount import _MAX_PREFIXES, ReflexMount
+from reflex_buildd_client.serve.files import ArtifactFiles
 from reflex_buildd_client.serve.headers import (
     MAX_ACCEPT_ENCODING,
     MAX_ETAGS,
@@ -37,8 +38,9 @@ from reflex_buildd_client.serve.headers import (
     etag_matches,
     if_range_matches,
 )
+from reflex_buildd_client.serve.http import Request
 from reflex_buildd_client.serve.rewrite import SENTINEL_BYTES
-from reflex_buildd_client.serve.static import ArtifactFiles, Request, StaticSite
+from reflex_buildd_client.serve.static import StaticSite
 
 # -- Range -------------------------------------------------------------------
 

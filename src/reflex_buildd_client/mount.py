@@ -36,17 +36,11 @@ from .keys.schema import KeyInputs
 from .keys.sources import compute_key
 from .project import Project, find_project
 from .remote.pull import remote_lookup
+from .serve.files import ArtifactFiles
+from .serve.http import Response, plain_response, request_of, send_plain, send_response
 from .serve.prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .serve.redirect import SlashRedirect
-from .serve.static import (
-    ArtifactFiles,
-    Response,
-    StaticSite,
-    plain_response,
-    request_of,
-    send_plain,
-    send_response,
-)
+from .serve.static import StaticSite
 from .settings import Settings, StartupPolicy
 from .startup.builder import Builder, default_builder
 from .startup.checkout import checkout
@@ -284,17 +278,6 @@ class ReflexMount:
             await asyncio.shield(self._starting)
         return self._backend
 
-    def _static_now(self, path: str) -> bool:
-        """Whether ``path`` is a file of the artifact, which can be served before
-        the backend runs (no backend route shadows one of its own files)."""
-        files = self._files
-        if files is None:
-            return False
-        page = path.rstrip("/")
-        return any(
-            candidate in files.raw for candidate in (path, f"{page}/index.html", f"{page}.html")
-        )
-
     async def shutdown(self) -> None:
         """Stop the Reflex lifespan (its event processor and tasks), then end the lease."""
         if (dev := self._dev) is not None:
@@ -365,7 +348,8 @@ class ReflexMount:
             return
         backend = self._backend
         if backend is None:
-            if scope["type"] == "http" and self._static_now(path):
+            if scope["type"] == "http" and self._files.serves(path):
+                # A file or page of the artifact: no backend route shadows one of its own files.
                 await self._serve_static(scope, receive, send, path)
                 return
             backend = await self._ready_backend()

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from ..serve.static import send_plain
+from ..serve.http import send_plain
 from ..types import Message, Receive, Scope, Send
 
 __all__ = ["UnixForwarder"]

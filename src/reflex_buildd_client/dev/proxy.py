@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..serve.http import send_plain
 from ..serve.prefix import is_safe_path, prefix_of, relative_path
 from ..serve.rewrite import has_icon_link, icon_link, inject_meta, meta_tag
-from ..serve.static import send_plain
 from ..types import Receive, Scope, Send
 from .target import DevTarget
 

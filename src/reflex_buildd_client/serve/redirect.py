@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from ..errors import InvalidPathError
 from ..types import Receive, Scope, Send
+from .http import Response, plain_response, send_response
 from .prefix import ProxyConfig, resolve_location
-from .static import Response, plain_response, send_response
 
 __all__ = ["SlashRedirect", "slash_redirect"]
 
