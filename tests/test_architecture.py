@@ -42,12 +42,18 @@ LAYOUT_NAMES = frozenset(
         "statcache",
         "status",
         "tmp",
+        "public",
+        "web",
         "used",
         "work",
     }
 )
 # These never mean anything but the layout, wherever they appear.
-LAYOUT_LITERALS = frozenset({"v1", "manifest.json", "journal.jsonl", "QUARANTINE.json"})
+LAYOUT_LITERALS = frozenset(
+    {"v1", "manifest.json", "journal.jsonl", "QUARANTINE.json", "public/", "web/backend"}
+)
+# Methods of Cache that return a directory whose entries' names the store decides.
+NAMING_DIRS = frozenset({"tmp_dir", "leases_dir"})
 
 
 def imports_of(tree: ast.AST) -> list[tuple[int, str]]:
@@ -69,6 +75,13 @@ def layout_violations(tree: ast.AST) -> list[tuple[int, str]]:
             for side in (node.left, node.right):
                 if isinstance(side, ast.Constant) and side.value in LAYOUT_NAMES:
                     found.append((node.lineno, f"joins {side.value!r} onto a path"))
+            left = node.left
+            if (
+                isinstance(left, ast.Call)
+                and isinstance(left.func, ast.Attribute)
+                and left.func.attr in NAMING_DIRS
+            ):
+                found.append((node.lineno, f"names an entry of {left.func.attr}() itself"))
         elif isinstance(node, ast.Attribute) and node.attr == "base" and _names_a_cache(node.value):
             found.append((node.lineno, "reaches for Cache.base"))
         elif isinstance(node, ast.Constant) and node.value in LAYOUT_LITERALS:
@@ -125,6 +138,10 @@ def test_the_import_check_sees_builder_imports(snippet: str, count: int) -> None
         'path = root / "v1" / "statcache"',
         'name = "manifest.json"',
         'marker = entry / "QUARANTINE.json"',
+        'scratch = cache.tmp_dir() / scratch_name("build", key)',
+        'lease = cache.leases_dir(key) / f"{host}-{pid}.json"',
+        'shutil.copytree(out, staging / "public")',
+        'rel = "public/" + name',
     ],
 )
 def test_the_layout_check_sees_paths_built_elsewhere(snippet: str) -> None:

@@ -33,9 +33,8 @@ from conftest import (
 from reflex_buildd.publish import publish
 from reflex_buildd_client.cache.lease import live_leases, read_leases
 from reflex_buildd_client.cache.manifest import Manifest
-from reflex_buildd_client.cache.scratch import host_tag
 from reflex_buildd_client.cache.status import read_journal
-from reflex_buildd_client.cache.store import MANIFEST_NAME, Cache
+from reflex_buildd_client.cache.store import MANIFEST_NAME, Cache, host_tag
 
 pytestmark = pytest.mark.slow
 

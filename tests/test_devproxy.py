@@ -172,8 +172,8 @@ def test_child_env(tmp_path: Path) -> None:
 def test_one_dev_session_per_project_and_cache(tmp_path: Path) -> None:
     from filelock import FileLock
 
-    from reflex_buildd_client.cache.store import Cache, project_id
-    from reflex_buildd_client.project import find_project
+    from reflex_buildd_client.cache.store import Cache
+    from reflex_buildd_client.project import find_project, project_id
 
     cache, project = Cache(tmp_path / "cache"), find_project(SHOWCASE)
     lock_path = cache.dev_lock_path(project_id(project.root))

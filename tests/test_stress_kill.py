@@ -21,8 +21,9 @@ import pytest
 from filelock import FileLock
 
 from conftest import SHOWCASE, run_cli, tool_env
-from reflex_buildd_client.cache.status import BuildState, project_id, read_status
+from reflex_buildd_client.cache.status import BuildState, read_status
 from reflex_buildd_client.cache.store import Cache
+from reflex_buildd_client.project import project_id
 
 pytestmark = [pytest.mark.stress, pytest.mark.slow]
 

@@ -38,14 +38,15 @@ from pathlib import Path
 
 import blake3
 
-from reflex_buildd_client.cache.scratch import owner_of, scratch_name
+from reflex_buildd_client.cache.locks import lock_held
+from reflex_buildd_client.cache.scratch import owner_of
 from reflex_buildd_client.cache.status import (
     BuildState,
     append_journal,
     clear_record,
     write_record,
 )
-from reflex_buildd_client.cache.store import Artifact, Cache, lock_held, project_id
+from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.errors import (
     BuildFailedError,
@@ -56,7 +57,7 @@ from reflex_buildd_client.errors import (
 from reflex_buildd_client.keys.runtime import JSRuntime, resolve_runtime
 from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.keys.sources import compute_key
-from reflex_buildd_client.project import Project
+from reflex_buildd_client.project import Project, project_id
 from reflex_buildd_client.remote.bucket import RemoteSettings
 from reflex_buildd_client.remote.pull import remote_lookup
 from reflex_buildd_client.serve.rewrite import SENTINEL
@@ -190,10 +191,10 @@ def _collect(web_dir: Path, staging: Path) -> list[str]:
     client = web_dir / "build" / "client" / SENTINEL.strip("/")
     if not (client / "index.html").is_file():
         raise BuildFailedError(f"the export produced no {client}/index.html")
-    _copy_tree(client, staging / "public")
+    _copy_tree(client, Artifact.staged_public_dir(staging))
     for junk in _JUNK:
-        (staging / "public" / junk).unlink(missing_ok=True)
-    _copy_tree(web_dir / "backend", staging / "web" / "backend")
+        (Artifact.staged_public_dir(staging) / junk).unlink(missing_ok=True)
+    _copy_tree(web_dir / "backend", Artifact.staged_backend_dir(staging))
     routes_file = web_dir / "routes.json"
     if routes_file.is_file():
         return [str(r) for r in json.loads(routes_file.read_text())]
@@ -394,7 +395,7 @@ def run_build(
     runtime = resolve_runtime(inputs.js_runtime)
     cache.ensure()
     _clean_stale_scratch(cache)
-    scratch = cache.tmp_dir() / scratch_name("build", key)
+    scratch = cache.scratch_path("build", key)
     src, staging = scratch / "src", scratch / "artifact"
     log = cache.log_path(key)
     workspace = project_workspace(cache, project)

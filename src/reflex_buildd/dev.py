@@ -40,13 +40,13 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from reflex_buildd_client.cache.store import Cache, project_id
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.dev.proxy import active_proxies
 from reflex_buildd_client.dev.target import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import ReflexBuilddError
 from reflex_buildd_client.keys.runtime import resolve_runtime
-from reflex_buildd_client.project import Project
+from reflex_buildd_client.project import Project, project_id
 
 __all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
 

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reflex_buildd_client.cache.store import write_atomic
+from reflex_buildd_client.cache.atomic import write_atomic
 from reflex_buildd_client.settings import Settings
 
 from .plugin import BuilddPlugin

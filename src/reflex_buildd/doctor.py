@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from reflex_buildd_client.cache.store import Artifact
+from reflex_buildd_client.cache.store import PUBLIC_DIR, Artifact
 from reflex_buildd_client.serve.rewrite import SENTINEL
 
 from .assets import REWRITE_SUFFIXES, is_router_target, state_value_spans, string_end
@@ -358,7 +358,9 @@ def diagnose(artifact: Artifact, project_root: Path | None = None) -> list[Findi
     for path in sorted(public.rglob("*")):
         if path.suffix.lower() in REWRITE_SUFFIXES and path.is_file():
             try:
-                files[f"public/{path.relative_to(public).as_posix()}"] = path.read_bytes().decode()
+                files[f"{PUBLIC_DIR}/{path.relative_to(public).as_posix()}"] = (
+                    path.read_bytes().decode()
+                )
             except UnicodeDecodeError:
                 continue
     findings = scan_files(files, assets=assets, routes=frozenset(artifact.manifest.routes))

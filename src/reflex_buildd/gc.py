@@ -33,10 +33,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from reflex_buildd_client.cache.atomic import fsync_dir
 from reflex_buildd_client.cache.lease import clean_stale_leases, last_used, live_leases, read_leases
-from reflex_buildd_client.cache.scratch import owner_of, scratch_name
+from reflex_buildd_client.cache.locks import key_lock
+from reflex_buildd_client.cache.scratch import owner_of
 from reflex_buildd_client.cache.status import append_journal, process_alive
-from reflex_buildd_client.cache.store import Artifact, Cache, fsync_dir, key_lock
+from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.errors import CorruptArtifactError, LockTimeoutError
 from reflex_buildd_client.settings import DEFAULT_GC_MAX_SIZE, Settings
 
@@ -296,7 +298,7 @@ def evict(cache: Cache, key: str) -> str:
             return "its lock is held (a build or a host taking a lease)"
         if any(r.alive for r in read_leases(cache, key)):
             return "leased by a live host"
-        trash = cache.tmp_dir() / scratch_name("gc", key)
+        trash = cache.scratch_path("gc", key)
         trash.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(cache.artifact_dir(key), trash)

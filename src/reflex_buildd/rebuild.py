@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reflex_buildd_client.cache.manifest import FileEntry
-from reflex_buildd_client.cache.scratch import scratch_name
 from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import ReflexBuilddError
 from reflex_buildd_client.keys.runtime import resolve_runtime
@@ -99,7 +98,7 @@ def rebuild_fresh(
     """
     cache.ensure()
     # A "build" scratch name: gc and the next builder clean it up if we die.
-    scratch = cache.tmp_dir() / scratch_name("build", key)
+    scratch = cache.scratch_path("build", key)
     src, staging = scratch / "src", scratch / "artifact"
     try:
         snapshot_inputs(project, inputs, src)

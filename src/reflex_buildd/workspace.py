@@ -46,8 +46,8 @@ from typing import Any
 import blake3
 from filelock import FileLock
 
+from reflex_buildd_client.cache.atomic import write_atomic
 from reflex_buildd_client.cache.status import this_process
-from reflex_buildd_client.cache.store import write_atomic
 from reflex_buildd_client.errors import ReflexBuilddError
 
 __all__ = [

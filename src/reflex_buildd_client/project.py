@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import InputReadError, ProjectNotFoundError
 
-__all__ = ["Project", "config_literal", "find_project", "find_project_upward"]
+__all__ = ["Project", "config_literal", "find_project", "find_project_upward", "project_id"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,10 @@ def find_project_upward(start: str | os.PathLike[str]) -> Project:
         f"no rxconfig.py in {here} or any directory above it: run this inside a Reflex "
         "project or pass the project directory"
     )
+
+
+def project_id(root: Path) -> str:
+    """A short stable name for a project directory on this machine (its place in the cache)."""
+    import blake3
+
+    return blake3.blake3(str(root).encode()).hexdigest()[:16]

@@ -49,7 +49,7 @@ from urllib.parse import urlencode
 
 import blake3
 
-from ..cache.store import Artifact, Cache
+from ..cache.store import PUBLIC_DIR, Artifact, Cache
 from ..children import dies_with_parent
 from ..errors import ReflexBuilddError
 from ..project import Project
@@ -58,6 +58,9 @@ from .child import OWNS_PATH, PARENT_ENV, SECRET_ENV, SECRET_HEADER
 from .forward import UnixForwarder
 
 __all__ = ["ProcessBackend", "runtime_dir"]
+
+# Where an artifact's static files are (the store's name), as manifest paths start.
+_PUBLIC = PUBLIC_DIR + "/"
 
 logger = logging.getLogger("reflex_buildd")
 
@@ -165,9 +168,9 @@ class ProcessBackend:
         question to the child.
         """
         paths = sorted(
-            "/" + name[len("public/") :].removesuffix("/index.html").removesuffix("index.html")
+            "/" + name[len(_PUBLIC) :].removesuffix("/index.html").removesuffix("index.html")
             for name in self.artifact.manifest.files
-            if name.startswith("public/")
+            if name.startswith(_PUBLIC)
         )
         paths = sorted({p.rstrip("/") if p != "/" else "" for p in paths} | set(paths))
         try:

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import blake3
 
+from .atomic import fsync_dir
 from .manifest import FileEntry, Manifest
-from .store import Cache, fsync_dir, stage_manifest
+from .store import Cache, stage_manifest
 
 __all__ = ["blob_ok", "dedup_files", "install_artifact"]
 

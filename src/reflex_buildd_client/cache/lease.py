@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .locks import key_lock
 from .status import process_alive, this_process
-from .store import Cache, key_lock
+from .store import Cache
 
 try:  # flock keeps a lease alive exactly as long as its holder; POSIX only.
     import fcntl
@@ -128,21 +128,20 @@ def take_lease(cache: Cache, key: str, *, lock_timeout: float = _LOCK_TIMEOUT) -
         # Under the lock: gc removes the directory of an evicted key under it too.
         directory.mkdir(parents=True, exist_ok=True)
         me = this_process()
-        name = f"{me['host']}-{me['pid']}-{uuid.uuid4().hex[:8]}.json"
-        tmp = directory / f".{name}.tmp"
+        path, tmp = cache.new_lease_paths(key, str(me["host"]), int(me["pid"]))
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, json.dumps({"key": key, "time": time.time(), **me}).encode())
             if fcntl is not None:
                 # Locked before the rename: no prober ever sees it unlocked.
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.rename(tmp, directory / name)
+            os.rename(tmp, path)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
         mark_used(cache, key)
-        return Lease(key, directory / name, fd)
+        return Lease(key, path, fd)
 
 
 def _flock_held(path: Path) -> bool:
@@ -172,12 +171,8 @@ def _record_alive(record: dict[str, Any], path: Path) -> bool:
 
 def read_leases(cache: Cache, key: str) -> list[LeaseRecord]:
     """Every lease file of ``key`` with its holder's liveness."""
-    try:
-        paths = sorted(p for p in cache.leases_dir(key).iterdir() if p.suffix == ".json")
-    except FileNotFoundError:
-        return []
     records = []
-    for path in paths:
+    for path in cache.lease_paths(key):
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:

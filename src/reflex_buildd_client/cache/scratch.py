@@ -11,28 +11,12 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from dataclasses import dataclass
 
-import blake3
-
 from .status import process_alive
+from .store import SCRATCH_KINDS, host_tag
 
-__all__ = ["ScratchOwner", "host_tag", "owner_of", "scratch_name"]
-
-# build: builds; gc: artifacts being evicted; pull: downloads from the remote tier.
-KINDS = ("build", "gc", "pull")
-
-
-def host_tag(hostname: str | None = None) -> str:
-    """Eight hex digits naming a machine (no dashes, unlike host names)."""
-    name = socket.gethostname() if hostname is None else hostname
-    return blake3.blake3(name.encode()).hexdigest()[:8]
-
-
-def scratch_name(kind: str, key: str) -> str:
-    """A fresh scratch directory name for this process."""
-    return f"{kind}-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{host_tag()}"
+__all__ = ["ScratchOwner", "owner_of"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +45,6 @@ class ScratchOwner:
 def owner_of(name: str) -> ScratchOwner | None:
     """Parse a scratch directory name; None for anything else."""
     parts = name.split("-")
-    if len(parts) != 5 or parts[0] not in KINDS or not parts[2].isdigit():
+    if len(parts) != 5 or parts[0] not in SCRATCH_KINDS or not parts[2].isdigit():
         return None
     return ScratchOwner(kind=parts[0], pid=int(parts[2]), host=parts[4])

@@ -29,7 +29,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .store import Cache, lock_held, project_id, write_atomic
+from ..project import project_id
+from .atomic import write_atomic
+from .locks import lock_held
+from .store import Cache
 
 __all__ = [
     "BuildState",

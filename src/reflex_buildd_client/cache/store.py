@@ -1,4 +1,4 @@
-"""The shared cache directory: layout, manifests, opening artifacts.
+"""The shared cache directory: the one owner of its layout, manifests, opening artifacts.
 
 Layout (versioned so a future layout never reads this one by mistake)::
 
@@ -24,7 +24,8 @@ directory without a readable manifest is not an artifact. Artifact files are
 hard links shared with other artifacts (publish.py): read them, never write
 them. :meth:`Cache.open` checks sizes only; the full re-hash against the
 manifest is :mod:`.verify` (hosts run it once per artifact, through
-:mod:`reflex_buildd_client.startup.checkout`).
+:mod:`reflex_buildd_client.startup.checkout`). Every durable write goes through
+:mod:`.atomic`; locks are :mod:`.locks`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,20 +45,29 @@ from ..settings import default_cache_dir
 from .manifest import Manifest
 
 __all__ = [
+    "BACKEND_MARKERS_DIR",
     "MANIFEST_NAME",
+    "PUBLIC_DIR",
+    "SCRATCH_KINDS",
+    "WEB_DIR",
     "Artifact",
     "Cache",
-    "fsync_dir",
-    "key_lock",
-    "lock_held",
-    "project_id",
+    "host_tag",
     "read_manifest_file",
+    "scratch_name",
     "stage_manifest",
-    "write_atomic",
 ]
 
 LAYOUT = "v1"
 MANIFEST_NAME = "manifest.json"
+# Inside an artifact (and a staging directory that becomes one): the static frontend, and
+# what the Reflex backend reads as its ``.web`` (its markers live in ``web/backend/``).
+PUBLIC_DIR = "public"
+WEB_DIR = "web"
+BACKEND_MARKERS_DIR = "web/backend"
+# Scratch directory kinds in tmp/ (scratch.py says whose one is): builds, artifacts being
+# evicted by gc, downloads from the remote tier.
+SCRATCH_KINDS = ("build", "gc", "pull")
 
 
 @dataclass(frozen=True)
@@ -74,12 +85,22 @@ class Artifact:
     @property
     def public_dir(self) -> Path:
         """Root of the static frontend files."""
-        return self.path / "public"
+        return self.path / PUBLIC_DIR
 
     @property
     def web_dir(self) -> Path:
         """What the Reflex backend should see as its ``.web`` directory."""
-        return self.path / "web"
+        return self.path / WEB_DIR
+
+    @staticmethod
+    def staged_public_dir(staging: Path) -> Path:
+        """``public/`` of an artifact being assembled in ``staging``."""
+        return staging / PUBLIC_DIR
+
+    @staticmethod
+    def staged_backend_dir(staging: Path) -> Path:
+        """``web/backend/`` (the backend's markers) of an artifact being assembled."""
+        return staging / BACKEND_MARKERS_DIR
 
     @property
     def manifest_path(self) -> Path:
@@ -270,6 +291,10 @@ class Cache:
         """Scratch space on the cache's filesystem (for atomic renames)."""
         return self.base / "tmp"
 
+    def scratch_path(self, kind: str, key: str) -> Path:
+        """A fresh scratch directory of this process for ``kind`` of work on ``key`` (not made)."""
+        return self.tmp_dir() / scratch_name(kind, key)
+
     # -- hosts ----------------------------------------------------------------
 
     @property
@@ -280,6 +305,19 @@ class Cache:
     def leases_dir(self, key: str) -> Path:
         """The leases of ``key``."""
         return self.leases_root / key
+
+    def new_lease_paths(self, key: str, host: str, pid: int) -> tuple[Path, Path]:
+        """A fresh lease file of this process for ``key``, and the temp name it is written as."""
+        name = f"{host}-{pid}-{uuid.uuid4().hex[:8]}.json"
+        directory = self.leases_dir(key)
+        return directory / name, directory / f".{name}.tmp"
+
+    def lease_paths(self, key: str) -> list[Path]:
+        """The lease files of ``key``, sorted (temp files being written excluded)."""
+        try:
+            return sorted(p for p in self.leases_dir(key).iterdir() if p.suffix == ".json")
+        except FileNotFoundError:
+            return []
 
     def used_path(self, key: str) -> Path:
         """Its mtime says when ``key`` was last leased (gc's LRU order)."""
@@ -397,82 +435,14 @@ def stage_manifest(directory: Path, manifest: Manifest) -> Path:
     return path
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new bytes, never a mix.
-
-    Written to a unique temp file beside it (same filesystem), fsynced when
-    ``durable`` (a crash then leaves the old or the new file, never an empty
-    one), renamed over ``path``, and the directory fsynced. Parent
-    directories are created.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in ``path`` durable (a vanished ``path`` has nothing to sync)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def project_id(root: Path) -> str:
-    """A short stable name for a project directory on this machine (its place in the cache)."""
+def host_tag(hostname: str | None = None) -> str:
+    """Eight hex digits naming a machine (no dashes, unlike host names)."""
     import blake3
 
-    return blake3.blake3(str(root).encode()).hexdigest()[:16]
+    name = socket.gethostname() if hostname is None else hostname
+    return blake3.blake3(name.encode()).hexdigest()[:8]
 
 
-def lock_held(path: Path) -> bool:
-    """Whether another process holds the lock file at ``path`` right now (a probe)."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
-@contextlib.contextmanager
-def key_lock(cache: Cache, key: str, timeout: float) -> Iterator[bool]:
-    """Hold the build lock of ``key`` if it can be had within ``timeout``.
-
-    Yields whether it is held: publish, lease, quarantine and eviction of one
-    key all happen under it, so a caller that did not get it backs off.
-    """
-    from filelock import FileLock, Timeout  # the client imports it lazily elsewhere too
-
-    lock = FileLock(str(cache.lock_path(key)))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+def scratch_name(kind: str, key: str) -> str:
+    """A fresh scratch directory name for this process: ``<kind>-<key12>-<pid>-<rand>-<host>``."""
+    return f"{kind}-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{host_tag()}"

@@ -25,8 +25,10 @@ from pathlib import Path
 import blake3
 
 from ..errors import CorruptArtifactError
+from .atomic import fsync_dir, write_atomic
+from .locks import key_lock
 from .manifest import Manifest
-from .store import Artifact, Cache, fsync_dir, key_lock, write_atomic
+from .store import Artifact, Cache
 
 __all__ = [
     "corruption",

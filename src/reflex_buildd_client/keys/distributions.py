@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import blake3
 
-from ..cache.store import Cache, write_atomic
+from ..cache.atomic import write_atomic
+from ..cache.store import Cache
 from ..project import Project
 
 if TYPE_CHECKING:

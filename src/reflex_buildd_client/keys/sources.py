@@ -34,9 +34,9 @@ from typing import TypedDict, Unpack
 
 import blake3
 
-from ..cache.store import Cache, project_id
+from ..cache.store import Cache
 from ..errors import InputsConfigError, InvalidConfigError, os_fault
-from ..project import Project
+from ..project import Project, project_id
 from ..serve.rewrite import SENTINEL
 from ..settings import Settings, default_cache_dir
 from .declarations import Declared, declared_inputs

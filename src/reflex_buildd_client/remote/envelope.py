@@ -30,7 +30,7 @@ import re
 from typing import Any
 
 from ..cache.manifest import Manifest
-from ..cache.store import MANIFEST_NAME
+from ..cache.store import MANIFEST_NAME, PUBLIC_DIR, WEB_DIR
 from ..errors import CorruptArtifactError, UntrustedArtifactError
 from ..keys.schema import key_of
 
@@ -40,7 +40,7 @@ ENVELOPE_FORMAT = 1
 _CONTEXT = b"reflex-buildd remote manifest v1\n"
 _ALG = "hmac-sha256"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_TOP_DIRS = ("public", "web")
+_TOP_DIRS = (PUBLIC_DIR, WEB_DIR)
 
 
 def _canonical(manifest_json: dict[str, Any]) -> bytes:

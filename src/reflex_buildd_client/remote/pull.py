@@ -27,10 +27,10 @@ from pathlib import Path
 import blake3
 
 from ..cache.blobs import blob_ok, install_artifact
+from ..cache.locks import key_lock
 from ..cache.manifest import FileEntry, Manifest
-from ..cache.scratch import scratch_name
 from ..cache.status import append_journal
-from ..cache.store import Artifact, Cache, key_lock
+from ..cache.store import Artifact, Cache
 from ..errors import RemoteUnavailableError, UntrustedArtifactError
 from .bucket import RemoteSettings, RemoteStore, blob_object, manifest_object
 from .envelope import open_envelope
@@ -44,7 +44,7 @@ _WORKERS = 8
 
 def _scratch(cache: Cache, key: str) -> Path:
     # A scratch name gc knows: it removes the directory once its owner is dead.
-    return cache.tmp_dir() / scratch_name("pull", key)
+    return cache.scratch_path("pull", key)
 
 
 def fetch_manifest(store: RemoteStore, key: str) -> Manifest | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..cache.store import Artifact
+from ..cache.store import PUBLIC_DIR, Artifact
 from ..errors import CorruptArtifactError
 from .compress import compress, compressible
 from .headers import BR, GZIP
@@ -18,7 +18,7 @@ from .routes import RouteTable
 __all__ = ["HTML", "ArtifactFiles", "PublicFile", "page_of"]
 
 HTML = "text/html"
-_PUBLIC = "public/"
+_PUBLIC = PUBLIC_DIR + "/"
 _NOT_FOUND_PAGE = "/404.html"
 
 
