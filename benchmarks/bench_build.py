@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import free_port, tool_env  # noqa: E402
 from reflex_buildd_client.keys.runtime import resolve_runtime  # noqa: E402
+from reflex_buildd_client.settings import Settings  # noqa: E402
 
 REPEAT = 3
 
@@ -44,7 +45,7 @@ def timed(cmd: list[str], **kwargs: object) -> float:
 
 
 def plain_export(project: Path, web: Path) -> float:
-    env = tool_env(REFLEX_WEB_WORKDIR=str(web), **resolve_runtime().env)
+    env = tool_env(REFLEX_WEB_WORKDIR=str(web), **resolve_runtime(settings=Settings.load()).env)
     cmd = [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"]
     return timed(cmd, cwd=project, env=env)
 
@@ -99,6 +100,7 @@ def host_startup(cache: Path, workdir: Path, **extra: str) -> float:
 _CLIENT_WORK = """
 import json, sys, time
 from reflex_buildd_client.mount import ReflexMount
+from reflex_buildd_client.settings import Settings
 started = time.perf_counter()
 m = ReflexMount(sys.argv[1], cache_dir=sys.argv[2])
 m.open_artifact()
@@ -195,7 +197,7 @@ def main() -> None:
     print(f"build miss (warm) / plain export (warm) = {miss_warm / export_warm:7.2f}x")
     print(f"build hit / plain export (warm)         = {hit / export_warm:7.3f}x")
     print(
-        f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus, runtime {resolve_runtime().identity}]"
+        f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus, runtime {resolve_runtime(settings=Settings.load()).identity}]"
     )
 
 

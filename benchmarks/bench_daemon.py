@@ -28,6 +28,7 @@ from bench_build import buildd, plain_export  # noqa: E402
 from conftest import SHOWCASE, spawn_host, stop_process, tool_env, wait_ready  # noqa: E402
 from reflex_buildd_client.keys.sources import compute_key  # noqa: E402
 from reflex_buildd_client.project import find_project  # noqa: E402
+from reflex_buildd_client.settings import Settings  # noqa: E402
 
 EDITS = 3
 
@@ -56,7 +57,7 @@ def edit_to_publish(project: Path, cache: Path, log: Path) -> list[float]:
             if i:
                 page.write_text(page.read_text() + f"\n# benchmark edit {i}\n")
             saved = time.perf_counter()
-            key, _ = compute_key(proj, cache_dir=cache)
+            key, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
             manifest = cache / "v1" / "artifacts" / key / "manifest.json"
             deadline = saved + 300
             while not manifest.exists():

@@ -48,6 +48,7 @@ from conftest import (  # noqa: E402
     wait_listening,
 )
 from reflex_buildd_client.keys.runtime import resolve_runtime  # noqa: E402
+from reflex_buildd_client.settings import Settings  # noqa: E402
 
 ROUNDS = 5
 _DEV_READY = re.compile(r"reflex-buildd dev: \S+ at (http://\S+)/ ")
@@ -71,7 +72,10 @@ def reflex_run(project: Path, tmp: Path) -> Iterator[str]:
     """Plain ``reflex run`` in the project (bun from the venv, as the build uses)."""
     frontend, backend = free_port(), free_port()
     log = tmp / "reflex-run.log"
-    env = tool_env(**resolve_runtime().env, REFLEX_WEB_WORKDIR=str(tmp / "web-reflex-run"))
+    env = tool_env(
+        **resolve_runtime(settings=Settings.load()).env,
+        REFLEX_WEB_WORKDIR=str(tmp / "web-reflex-run"),
+    )
     with log.open("wb") as out:
         process = subprocess.Popen(
             [

@@ -33,6 +33,7 @@ from pathlib import Path
 from reflex_buildd_client.keys.sources import compute_key, iter_input_files, stat_cache_path
 from reflex_buildd_client.keys.statcache import RACY_WINDOW_NS
 from reflex_buildd_client.project import find_project
+from reflex_buildd_client.settings import Settings
 
 
 def make_project(root: Path, files: int, total_bytes: int) -> None:
@@ -99,13 +100,13 @@ def main() -> None:
 
         def cold() -> None:
             stat_cache_path(cache_dir, project).unlink(missing_ok=True)
-            compute_key(project, cache_dir=cache_dir)
+            compute_key(project, settings=Settings.load(), cache_dir=cache_dir)
 
         def warm() -> None:
-            compute_key(project, cache_dir=cache_dir)
+            compute_key(project, settings=Settings.load(), cache_dir=cache_dir)
 
         cat()  # page cache and first-import warm-up for everyone
-        compute_key(project, cache_dir=cache_dir)
+        compute_key(project, settings=Settings.load(), cache_dir=cache_dir)
         floor_s, cold_s, warm_s = [], [], []
         for _ in range(args.repeat):
             floor_s.append(timed(cat))

@@ -38,6 +38,7 @@ from reflex_buildd.push import push_artifact  # noqa: E402
 from reflex_buildd_client.cache.store import Cache  # noqa: E402
 from reflex_buildd_client.remote.bucket import remote_settings  # noqa: E402
 from reflex_buildd_client.remote.pull import pull  # noqa: E402
+from reflex_buildd_client.settings import Settings  # noqa: E402
 from s3server import s3_server  # noqa: E402
 
 REPEAT = 3
@@ -66,7 +67,7 @@ def main() -> None:
         project = tmp / "showcase"
         shutil.copytree(SHOWCASE, project, ignore=shutil.ignore_patterns("__pycache__"))
         url = s3.url("bench")
-        settings = remote_settings(url, signing_key="b" * 32)
+        settings = remote_settings(url, signing_key="b" * 32, allow_http=True)
         assert settings is not None
         remote_env = {
             **s3.env(),
@@ -79,7 +80,7 @@ def main() -> None:
         from reflex_buildd_client.keys.sources import compute_key
         from reflex_buildd_client.project import find_project
 
-        key, _ = compute_key(find_project(project), cache_dir=builder)
+        key, _ = compute_key(find_project(project), settings=Settings.load(), cache_dir=builder)
         artifact = Cache(builder).open(key)
         assert artifact is not None
         first = push_artifact(Cache(builder), artifact, settings)
@@ -106,7 +107,7 @@ def main() -> None:
         assert source.count('rx.heading("About"') == 1
         page.write_text(source.replace('rx.heading("About"', 'rx.heading("About us"'))
         build(project, builder)
-        key2, _ = compute_key(find_project(project), cache_dir=builder)
+        key2, _ = compute_key(find_project(project), settings=Settings.load(), cache_dir=builder)
         second_artifact = Cache(builder).open(key2)
         assert second_artifact is not None and key2 != key
         second = push_artifact(Cache(builder), second_artifact, settings)

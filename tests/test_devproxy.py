@@ -153,19 +153,23 @@ def test_vite_listens_on_loopback_only() -> None:
     assert npm[:4] == ["npm", "run", "dev", "--"] and npm[4] == "127.0.0.1"
 
 
+def _settings(environ: dict[str, str], cache: Path) -> Settings:
+    # The child's environment is the settings' one, plus the runtime's PATH (bun, as here).
+    return Settings(cache_dir=cache, environ={**environ, "PATH": os.environ.get("PATH", "")})
+
+
 def test_child_env(tmp_path: Path) -> None:
     target = _target(tmp_path)
-    env = child_env(
-        target,
-        tmp_path / "web",
-        {DEV_ENV: "x", "__REFLEX_SKIP_COMPILE": "true", "REFLEX_EXTRA_PLUGINS": "a.B"},
-    )
+    environ = {DEV_ENV: "x", "__REFLEX_SKIP_COMPILE": "true", "REFLEX_EXTRA_PLUGINS": "a.B"}
+    env = child_env(target, tmp_path / "web", _settings(environ, tmp_path))
     assert "__REFLEX_SKIP_COMPILE" not in env
     assert DevTarget.from_env(env[DEV_ENV]) == target  # the plugin finds the routes file
     assert env["REFLEX_FRONTEND_PATH"] == "/admin"
     assert env["REFLEX_WEB_WORKDIR"] == str(tmp_path / "web")
     assert env["REFLEX_EXTRA_PLUGINS"] == f"a.B,{PLUGIN}"
-    root = child_env(_target(tmp_path, prefix=""), tmp_path, {"REFLEX_FRONTEND_PATH": "/x"})
+    root = child_env(
+        _target(tmp_path, prefix=""), tmp_path, _settings({"REFLEX_FRONTEND_PATH": "/x"}, tmp_path)
+    )
     assert "REFLEX_FRONTEND_PATH" not in root
 
 
@@ -180,7 +184,8 @@ def test_one_dev_session_per_project_and_cache(tmp_path: Path) -> None:
     lock_path.parent.mkdir(parents=True)
     with FileLock(str(lock_path)):  # another session holds it
         with pytest.raises(DevAlreadyRunningError) as info:
-            run_dev(project, cache, DevOptions(app="x:app", prefix="/admin"))
+            options = DevOptions(app="x:app", prefix="/admin", settings=Settings.load())
+            run_dev(project, cache, options)
     assert isinstance(info.value, RuntimeError)
     assert str(project.root) in str(info.value)
 

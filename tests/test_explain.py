@@ -18,6 +18,7 @@ from reflex_buildd_client.keys.diff import diff_inputs
 from reflex_buildd_client.keys.schema import KEY_SCHEMA, KeyInputs, digest_env_value
 from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import find_project
+from reflex_buildd_client.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -91,7 +92,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _publish_manifest(cache_dir: Path, root: Path, created: float) -> str:
     """Record the project's current inputs as an artifact (no build needed)."""
     project = find_project(root)
-    key, inputs = compute_key(project, cache_dir=cache_dir)
+    key, inputs = compute_key(project, settings=Settings.load(), cache_dir=cache_dir)
     artifact = Cache(cache_dir).artifact_dir(key)
     artifact.mkdir(parents=True, exist_ok=True)
     manifest = {

@@ -15,6 +15,7 @@ import pytest
 
 from reflex_buildd.plugin import _RUNTIME_JS, PatchError, patch_state_js
 from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.settings import Settings
 
 HARNESS = r"""
 const env = {
@@ -86,7 +87,7 @@ def _run(cases: list[tuple[str, object, str]], tmp_path: Path) -> list[dict[str,
     script = tmp_path / "harness.mjs"
     runtime = _RUNTIME_JS.replace("export const getBackendURL", "const getBackendURL")
     script.write_text(HARNESS.replace("%RUNTIME%", runtime))
-    bun = resolve_runtime()
+    bun = resolve_runtime(settings=Settings.load())
     if bun.name != "bun":  # pragma: no cover - the setup script installs bun
         pytest.fail("these checks run the patch with bun; scripts/setup.sh installs it")
     result = subprocess.run(

@@ -19,6 +19,7 @@ from reflex_buildd_client.keys.diff import diff_inputs
 from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import find_project
+from reflex_buildd_client.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,7 +101,7 @@ def project(tmp_path: Path, site: Path) -> Path:
 
 
 def key_of_tree(root: Path, cache: Path) -> tuple[str, KeyInputs]:
-    return compute_key(find_project(root), cache_dir=cache)
+    return compute_key(find_project(root), settings=Settings.load(), cache_dir=cache)
 
 
 Mutation = Callable[[Path, pytest.MonkeyPatch, Path], None]
@@ -340,9 +341,13 @@ def test_input_set_contents(project: Path, tmp_path: Path) -> None:
 
 def test_declared_inputs_as_arguments(project: Path, tmp_path: Path) -> None:
     root = find_project(project)
-    plain, _ = compute_key(root, cache_dir=tmp_path / "c")
+    plain, _ = compute_key(root, settings=Settings.load(), cache_dir=tmp_path / "c")
     extra, inputs = compute_key(
-        root, cache_dir=tmp_path / "c", extra_inputs=["notes/*.txt"], extra_env=["HOME"]
+        root,
+        settings=Settings.load(),
+        cache_dir=tmp_path / "c",
+        extra_inputs=["notes/*.txt"],
+        extra_env=["HOME"],
     )
     assert extra != plain
     assert "notes/todo.txt" in inputs.files and "HOME" in inputs.env
@@ -353,10 +358,15 @@ def test_declared_input_outside_project_is_an_error(
     bad: str, project: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(sources.InputsConfigError):
-        compute_key(find_project(project), cache_dir=tmp_path / "c", extra_inputs=[bad])
+        compute_key(
+            find_project(project),
+            settings=Settings.load(),
+            cache_dir=tmp_path / "c",
+            extra_inputs=[bad],
+        )
 
 
 def test_malformed_tool_table_is_an_error(project: Path, tmp_path: Path) -> None:
     (project / "pyproject.toml").write_text('[tool.reflex-buildd]\ninputs = "content"\n')
     with pytest.raises(sources.InputsConfigError, match="list of strings"):
-        compute_key(find_project(project), cache_dir=tmp_path / "c")
+        compute_key(find_project(project), settings=Settings.load(), cache_dir=tmp_path / "c")

@@ -21,7 +21,8 @@ CLIENT = """
 import sys
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.keys.sources import compute_key
-print(compute_key(find_project(sys.argv[1]), cache_dir=sys.argv[2])[0])
+from reflex_buildd_client.settings import Settings
+print(compute_key(find_project(sys.argv[1]), settings=Settings.load(), cache_dir=sys.argv[2])[0])
 """
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import SHOWCASE, run_host, tool_env
 from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.settings import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +29,7 @@ def test_plain_reflex_mounted_under_admin_fails(browser: object, tmp_path: Path)
     project = tmp_path / "showcase"
     shutil.copytree(SHOWCASE, project, ignore=shutil.ignore_patterns("__pycache__"))
     web = tmp_path / "web"
-    env = tool_env(REFLEX_WEB_WORKDIR=str(web), **resolve_runtime().env)
+    env = tool_env(REFLEX_WEB_WORKDIR=str(web), **resolve_runtime(settings=Settings.load()).env)
     export = subprocess.run(
         [sys.executable, "-m", "reflex", "export", "--frontend-only", "--no-zip"],
         cwd=project,

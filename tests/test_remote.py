@@ -46,6 +46,7 @@ from reflex_buildd_client.remote.bucket import (
 from reflex_buildd_client.remote.envelope import seal
 from reflex_buildd_client.remote.pull import fetch_manifest, pull, remote_lookup
 from reflex_buildd_client.settings import StartupPolicy
+from reflex_buildd_client.startup.demand import Demand
 from reflex_buildd_client.startup.wait import obtain
 
 pytestmark = pytest.mark.timeout(120)
@@ -75,6 +76,8 @@ _prefixes = iter(range(1_000_000))
 
 
 def _settings(s3: Any, signing_key: str | None = None, **kw: Any) -> RemoteSettings:
+    # A local S3 server speaks plain HTTP (AWS_ALLOW_HTTP in a host's settings).
+    kw.setdefault("allow_http", True)
     settings = remote_settings(s3.url(f"t{next(_prefixes)}"), signing_key=signing_key, **kw)
     assert settings is not None
     return settings
@@ -237,7 +240,7 @@ def test_unsigned_artifact_is_refused_when_hosts_have_a_key(
 ) -> None:
     unsigned = _settings(aws)
     push_artifact(Cache(tmp_path / "a"), artifact, unsigned)
-    host = RemoteSettings(unsigned.url, signing_key=b"h" * 32)
+    host = RemoteSettings(unsigned.url, signing_key=b"h" * 32, allow_http=True)
     cache = Cache(tmp_path / "b")
     with pytest.raises(UntrustedArtifactError, match="unsigned and REFLEX_BUILDD_SIGNING_KEY"):
         pull(cache, host, artifact.key)
@@ -247,7 +250,7 @@ def test_unsigned_artifact_is_refused_when_hosts_have_a_key(
 def test_wrongly_signed_artifact_is_refused(aws: Any, artifact: Artifact, tmp_path: Path) -> None:
     builder = _settings(aws, signing_key="b" * 32)
     push_artifact(Cache(tmp_path / "a"), artifact, builder)
-    host = RemoteSettings(builder.url, signing_key=b"h" * 32)
+    host = RemoteSettings(builder.url, signing_key=b"h" * 32, allow_http=True)
     cache = Cache(tmp_path / "b")
     with pytest.raises(UntrustedArtifactError, match="not signed by this host's key"):
         pull(cache, host, artifact.key)
@@ -418,12 +421,13 @@ def test_unreachable_remote_falls_back_with_one_log_line(
         started = time.monotonic()
         with pytest.raises(ArtifactMissingError):
             obtain(
-                cache,
-                KEY_A,
-                policy=StartupPolicy.FAIL,
-                build=None,
-                timeout=60,
-                remote=remote_lookup(cache, KEY_A, settings),
+                Demand(
+                    cache,
+                    KEY_A,
+                    policy=StartupPolicy.FAIL,
+                    timeout=60,
+                    remote=remote_lookup(cache, KEY_A, settings),
+                )
             )
         elapsed = time.monotonic() - started
     lines = [r.getMessage() for r in caplog.records if "remote cache unavailable" in r.getMessage()]
@@ -497,12 +501,13 @@ def test_endpoint_stopped_mid_download_falls_back(
         try:
             result.append(
                 obtain(
-                    cache,
-                    artifact.key,
-                    policy=StartupPolicy.FAIL,
-                    build=None,
-                    timeout=60,
-                    remote=remote_lookup(cache, artifact.key, settings),
+                    Demand(
+                        cache,
+                        artifact.key,
+                        policy=StartupPolicy.FAIL,
+                        timeout=60,
+                        remote=remote_lookup(cache, artifact.key, settings),
+                    )
                 )
             )
         except BaseException as exc:

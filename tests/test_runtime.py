@@ -9,6 +9,7 @@ import pytest
 
 from reflex_buildd_client.errors import JSRuntimeNotFoundError
 from reflex_buildd_client.keys import runtime
+from reflex_buildd_client.settings import Settings
 
 
 @pytest.fixture
@@ -19,12 +20,12 @@ def no_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     monkeypatch.setenv("REFLEX_DIR", str(tmp_path / "reflex"))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
-    monkeypatch.setattr(runtime, "_node_candidates", lambda: [])
+    monkeypatch.setattr(runtime, "_node_candidates", lambda _environ: [])
 
 
 def test_missing_runtime_is_a_clear_error(no_runtime: None) -> None:
     with pytest.raises(JSRuntimeNotFoundError, match="npm install bun") as info:
-        runtime.resolve_runtime()
+        runtime.resolve_runtime(settings=Settings.load())
     assert isinstance(info.value, FileNotFoundError)
 
 
@@ -32,7 +33,7 @@ def test_pinned_identity_needs_no_runtime(
     no_runtime: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REFLEX_BUILDD_JS_RUNTIME", "bun@1.4.4")
-    assert runtime.runtime_identity() == "bun@1.4.4"
+    assert runtime.runtime_identity(Settings.load()) == "bun@1.4.4"
 
 
 def _fake_bun(path: Path, version: str) -> Path:
@@ -44,7 +45,7 @@ def _fake_bun(path: Path, version: str) -> Path:
 
 def test_hosts_key_without_any_runtime(no_runtime: None) -> None:
     # No pin, nothing installed: the key names the runtime builds use.
-    assert runtime.runtime_identity() == runtime.DEFAULT_JS_RUNTIME == "bun@1.4.4"
+    assert runtime.runtime_identity(Settings.load()) == runtime.DEFAULT_JS_RUNTIME == "bun@1.4.4"
 
 
 def test_builder_with_another_bun_is_told_the_exact_version(
@@ -52,7 +53,7 @@ def test_builder_with_another_bun_is_told_the_exact_version(
 ) -> None:
     monkeypatch.setenv("REFLEX_BUILDD_BUN", str(_fake_bun(tmp_path / "b" / "bun", "1.4.5")))
     with pytest.raises(JSRuntimeNotFoundError) as info:
-        runtime.resolve_runtime("bun@1.4.4")
+        runtime.resolve_runtime("bun@1.4.4", settings=Settings.load())
     message = str(info.value)
     for expected in ("bun@1.4.4", "npm install bun@1.4.4", "bun@1.4.5", "REFLEX_BUILDD_JS_RUNTIME"):
         assert expected in message, message
@@ -64,7 +65,7 @@ def test_builder_picks_the_keyed_runtime_among_several(
     monkeypatch.setenv("REFLEX_BUILDD_BUN", str(_fake_bun(tmp_path / "b" / "bun", "1.4.5")))
     wanted = _fake_bun(tmp_path / "path" / "bun", "1.4.4")
     monkeypatch.setenv("PATH", str(wanted.parent))
-    found = runtime.resolve_runtime("bun@1.4.4")
+    found = runtime.resolve_runtime("bun@1.4.4", settings=Settings.load())
     assert found.executable == wanted and found.identity == "bun@1.4.4"
 
 
@@ -73,18 +74,18 @@ def test_auto_keys_with_the_installed_runtime(
 ) -> None:
     monkeypatch.setenv("REFLEX_BUILDD_BUN", str(_fake_bun(tmp_path / "b" / "bun", "1.4.5")))
     monkeypatch.setenv("REFLEX_BUILDD_JS_RUNTIME", "auto")
-    assert runtime.runtime_identity() == "bun@1.4.5"
+    assert runtime.runtime_identity(Settings.load()) == "bun@1.4.5"
 
 
 def test_explicit_bun_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REFLEX_BUILDD_BUN", str(tmp_path / "nope"))
     with pytest.raises(JSRuntimeNotFoundError, match="REFLEX_BUILDD_BUN"):
-        runtime.resolve_runtime()
+        runtime.resolve_runtime(settings=Settings.load())
 
 
 def test_this_machine_resolves_bun() -> None:
     # scripts/setup.sh links bun into the venv; builds and keys rely on it.
-    found = runtime.resolve_runtime()
+    found = runtime.resolve_runtime(settings=Settings.load())
     assert found.name == "bun" and found.version.startswith("1.")
     assert found.env["REFLEX_USE_NPM"] == "0"
 

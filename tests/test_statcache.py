@@ -12,6 +12,7 @@ from reflex_buildd_client.keys import hashing, statcache
 from reflex_buildd_client.keys.sources import compute_key, stat_cache_path
 from reflex_buildd_client.keys.statcache import stat_identity
 from reflex_buildd_client.project import find_project
+from reflex_buildd_client.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,10 +49,10 @@ def test_warm_key_reads_no_file_contents(
     monkeypatch.setattr(statcache, "RACY_WINDOW_NS", 0)
     proj, cache = find_project(project), tmp_path / "cache"
     read = _count_reads(monkeypatch)
-    cold, _ = compute_key(proj, cache_dir=cache)
+    cold, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
     assert sorted(read) == ["app/__init__.py", "app/app.py", "assets/data.txt", "rxconfig.py"]
     read.clear()
-    warm, _ = compute_key(proj, cache_dir=cache)
+    warm, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
     assert read == [] and warm == cold
     assert stat_cache_path(cache, proj).is_file()
     assert not any("statcache" in p.name for p in project.rglob("*"))
@@ -62,9 +63,9 @@ def test_recent_files_are_racy_and_rehashed(
 ) -> None:
     # With the real window, files written a moment ago cannot be trusted yet.
     proj, cache = find_project(project), tmp_path / "cache"
-    compute_key(proj, cache_dir=cache)
+    compute_key(proj, settings=Settings.load(), cache_dir=cache)
     read = _count_reads(monkeypatch)
-    compute_key(proj, cache_dir=cache)
+    compute_key(proj, settings=Settings.load(), cache_dir=cache)
     assert "assets/data.txt" in read
 
 
@@ -86,14 +87,16 @@ def test_racy_git_same_size_rewrite_within_timestamp_granularity(
     project: Path, tmp_path: Path
 ) -> None:
     proj, cache = find_project(project), tmp_path / "cache"
-    first, _ = compute_key(proj, cache_dir=cache)
+    first, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
     data = project / "assets" / "data.txt"
     st = data.stat()
     data.write_text("BBBB")  # same size
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime
     _forge_indistinguishable_entry(cache, project, recorded_delta_ns=1_000_000)
-    second, inputs = compute_key(proj, cache_dir=cache)
-    truth, _ = compute_key(proj, cache_dir=tmp_path / "fresh", stat_cache=False)
+    second, inputs = compute_key(proj, settings=Settings.load(), cache_dir=cache)
+    truth, _ = compute_key(
+        proj, settings=Settings.load(), cache_dir=tmp_path / "fresh", stat_cache=False
+    )
     assert second == truth != first
     assert inputs.files["assets/data.txt"] == hashing.digest_file(data)
 
@@ -103,7 +106,7 @@ def test_the_racy_rule_is_what_catches_it(project: Path, tmp_path: Path) -> None
     # trusted (no read), which is the stat cache working as designed. So the
     # test above passes because of the racy rule, not by accident.
     proj, cache = find_project(project), tmp_path / "cache"
-    first, _ = compute_key(proj, cache_dir=cache)
+    first, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
     data = project / "assets" / "data.txt"
     st = data.stat()
     data.write_text("BBBB")
@@ -111,19 +114,19 @@ def test_the_racy_rule_is_what_catches_it(project: Path, tmp_path: Path) -> None
     _forge_indistinguishable_entry(
         cache, project, recorded_delta_ns=statcache.RACY_WINDOW_NS + 1_000_000_000
     )
-    stale, _ = compute_key(proj, cache_dir=cache)
+    stale, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
     assert stale == first
 
 
 def test_rewrite_in_same_tick_changes_key(project: Path, tmp_path: Path) -> None:
     # The same scenario without forging: mtime restored, ctime moves.
     proj, cache = find_project(project), tmp_path / "cache"
-    first, _ = compute_key(proj, cache_dir=cache)
+    first, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache)
     data = project / "assets" / "data.txt"
     st = data.stat()
     data.write_text("CCCC")
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert compute_key(proj, cache_dir=cache)[0] != first
+    assert compute_key(proj, settings=Settings.load(), cache_dir=cache)[0] != first
 
 
 @pytest.mark.parametrize(
@@ -139,18 +142,18 @@ def test_corrupt_stat_cache_is_no_cache(
     garbage: bytes, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proj, cache = find_project(project), tmp_path / "cache"
-    truth, _ = compute_key(proj, cache_dir=cache, stat_cache=False)
+    truth, _ = compute_key(proj, settings=Settings.load(), cache_dir=cache, stat_cache=False)
     path = stat_cache_path(cache, proj)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(garbage)
-    assert compute_key(proj, cache_dir=cache)[0] == truth
+    assert compute_key(proj, settings=Settings.load(), cache_dir=cache)[0] == truth
     assert json.loads(path.read_bytes())["format"] == 1  # rewritten whole
 
 
 def test_deleted_files_leave_the_stat_cache(project: Path, tmp_path: Path) -> None:
     proj, cache = find_project(project), tmp_path / "cache"
-    compute_key(proj, cache_dir=cache)
+    compute_key(proj, settings=Settings.load(), cache_dir=cache)
     (project / "assets" / "data.txt").unlink()
-    compute_key(proj, cache_dir=cache)
+    compute_key(proj, settings=Settings.load(), cache_dir=cache)
     entries = json.loads(stat_cache_path(cache, proj).read_bytes())["entries"]
     assert "assets/data.txt" not in entries

@@ -23,6 +23,7 @@ The build runs Reflex's own ``reflex export`` in a subprocess:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -58,10 +59,10 @@ from reflex_buildd_client.keys.runtime import JSRuntime, resolve_runtime
 from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project, project_id
-from reflex_buildd_client.remote.bucket import RemoteSettings
 from reflex_buildd_client.remote.pull import remote_lookup
 from reflex_buildd_client.serve.rewrite import SENTINEL
-from reflex_buildd_client.settings import StartupPolicy
+from reflex_buildd_client.settings import Settings, StartupPolicy
+from reflex_buildd_client.startup.demand import Demand
 from reflex_buildd_client.startup.wait import obtain
 
 from .buildlog import PhaseTracker, clean, error_tail, user_frame
@@ -367,6 +368,7 @@ def run_build(
     *,
     key: str,
     inputs: KeyInputs,
+    settings: Settings,
     cancel: threading.Event | None = None,
     progress: Phase | None = None,
 ) -> Artifact:
@@ -392,7 +394,7 @@ def run_build(
     """
     # The runtime the key names (not whatever is installed): a wrong one is a
     # clear error naming the version to install, before anything is recorded.
-    runtime = resolve_runtime(inputs.js_runtime)
+    runtime = resolve_runtime(inputs.js_runtime, settings=settings)
     cache.ensure()
     _clean_stale_scratch(cache)
     scratch = cache.scratch_path("build", key)
@@ -488,45 +490,49 @@ def ensure_built(
     project: Project,
     cache: Cache,
     *,
-    policy: StartupPolicy = StartupPolicy.BUILD,
-    timeout: float | None = None,
-    retry_failed: bool = True,
-    attempts: int = 3,
+    settings: Settings,
     extra_inputs: tuple[str, ...] = (),
     extra_env: tuple[str, ...] = (),
-    remote: RemoteSettings | None = None,
+    attempts: int = 3,
     progress: Phase | None = None,
 ) -> BuildOutcome:
     """Return the artifact for the project's current sources, building it if missing.
 
     Any number of processes may call this at once for one key: one builds, the
-    others wait for it (and fail with its error if it fails). With ``remote``,
-    a local miss is looked up there before building (pushing is the caller's).
-    ``progress`` is told each phase (keying, looking up, each phase of a build).
+    others wait for it (and fail with its error if it fails), however long it takes. A
+    failure recorded before the call is built over (an explicit build retries). With a
+    remote in ``settings``, a local miss is looked up there before building (pushing is
+    the caller's). ``extra_inputs`` and ``extra_env`` are the command's ``--input`` globs
+    and ``--input-env`` names. ``progress`` is told each phase (keying, looking up, each
+    phase of a build).
     """
     started = time.monotonic()
     say = progress or (lambda _phase: None)
     for attempt in range(attempts):
         say("computing the key")
         key, inputs = compute_key(
-            project, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+            project,
+            settings=settings,
+            cache_dir=cache.root,
+            extra_inputs=extra_inputs,
+            extra_env=extra_env,
         )
-
-        def build(key: str = key, inputs: KeyInputs = inputs) -> Artifact:
-            return run_build(project, cache, key=key, inputs=inputs, progress=progress)
-
+        build = functools.partial(
+            run_build, project, cache, key=key, inputs=inputs, settings=settings, progress=progress
+        )
         say(f"key {key[:12]}: looking it up in the cache")
+        demand = Demand(
+            cache,
+            key,
+            policy=StartupPolicy.BUILD,
+            timeout=None,
+            build=build,
+            remote=remote_lookup(cache, key, settings.remote_tier),
+            project=project.root,
+            retry_failed=True,
+        )
         try:
-            artifact, built = obtain(
-                cache,
-                key,
-                policy=policy,
-                build=build,
-                timeout=timeout,
-                retry_failed=retry_failed,
-                remote=remote_lookup(cache, key, remote),
-                project=project.root,
-            )
+            artifact, built = obtain(demand)
         except SourcesChangedError:
             if attempt == attempts - 1:
                 raise

@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import click
 
@@ -34,7 +34,7 @@ from reflex_buildd_client.errors import ArtifactMissingError
 from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project, find_project, find_project_upward
 from reflex_buildd_client.remote.bucket import RemoteSettings
-from reflex_buildd_client.settings import LOG_LEVELS, Settings
+from reflex_buildd_client.settings import LOG_LEVELS, Overrides, Settings
 
 from . import __version__, logsetup
 from .exits import ErrorHandlingGroup, remember_cache_dir
@@ -166,9 +166,25 @@ def extra_inputs_options(command: F) -> F:
     return command
 
 
+def _settings(**given: Unpack[Overrides]) -> Settings:
+    """The settings of this invocation (loaded once, by the group), with a command's options.
+
+    The CLI is an entry point: its group reads the environment into one :class:`Settings`,
+    and every command hands that down, overriding only what its options say.
+    """
+    ctx = click.get_current_context()
+    loaded: Settings = ctx.find_root().ensure_object(dict)["settings"]
+    return loaded.override(**given)
+
+
+def _cache(cache_dir: Path | None) -> Cache:
+    """The cache of ``--cache-dir``, else of the settings."""
+    return Cache(_settings(cache_dir=cache_dir).cache_dir)
+
+
 def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None:
     """The remote of ``--remote`` (or its env), with a clear error when it is malformed."""
-    settings = Settings.load(remote=url).remote_tier
+    settings = _settings(remote=url).remote_tier
     if settings is None and required:
         raise click.UsageError(
             "no remote: pass --remote s3://BUCKET/PREFIX or set REFLEX_BUILDD_REMOTE"
@@ -186,9 +202,11 @@ def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Build Reflex apps once into a shared cache; mount them on any path."""
-    ctx.obj = {**(ctx.obj or {}), "debug": debug}
+    # The one Settings of this invocation: commands take it with their options over it.
+    settings = Settings.load()
+    ctx.obj = {**(ctx.obj or {}), "debug": debug, "settings": settings}
     # After the group's own options (`reflex-buildd -q build`), before the command's.
-    logsetup.configure_default(Settings.load().log_level)
+    logsetup.configure_default(settings.log_level)
 
 
 main.params.extend(_logging_options)
@@ -218,21 +236,22 @@ def build(
     from .build import ensure_built
     from .push import push_artifact
 
-    settings = _remote(remote)
+    settings = _settings(cache_dir=cache_dir, remote=remote)
     proj = _project(project)
-    cache = Cache(cache_dir)
+    cache = Cache(settings.cache_dir)
     with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
         outcome = ensure_built(
             proj,
             cache,
+            settings=settings,
             extra_inputs=extra_inputs,
             extra_env=extra_env,
-            remote=settings,
             progress=progress.set_phase,
         )
     verb = "built" if outcome.built else "cached"
     _say(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
-    pushed = push_artifact(cache, outcome.artifact, settings) if settings else None
+    remote_tier = settings.remote_tier
+    pushed = push_artifact(cache, outcome.artifact, remote_tier) if remote_tier else None
     if pushed is not None:
         _say(pushed.summary())
     if as_json:
@@ -265,9 +284,10 @@ def key(
 ) -> None:
     """Print the key of PROJECT's current build inputs, without building."""
     proj = _project(project)
-    cache = Cache(cache_dir)
+    settings = _settings(cache_dir=cache_dir)
+    cache = Cache(settings.cache_dir)
     found, _inputs = compute_key(
-        proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+        proj, settings=settings, extra_inputs=extra_inputs, extra_env=extra_env
     )
     if as_json:
         cached = cache.read_manifest(found) is not None
@@ -299,9 +319,10 @@ def explain(
     from .explain import explain_json
 
     proj = _project(project)
-    cache = Cache(cache_dir)
+    settings = _settings(cache_dir=cache_dir)
+    cache = Cache(settings.cache_dir)
     current, inputs = compute_key(
-        proj, cache_dir=cache.root, extra_inputs=extra_inputs, extra_env=extra_env
+        proj, settings=settings, extra_inputs=extra_inputs, extra_env=extra_env
     )
     if as_json:
         data = explain_json(proj, cache, key=current, inputs=inputs, against=against)
@@ -358,15 +379,16 @@ def watch(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    settings = _settings(cache_dir=cache_dir, remote=remote, poll=poll)
     options = DaemonOptions(
-        poll=poll,
+        settings=settings,
         debounce=debounce,
         extra_inputs=extra_inputs,
         extra_env=extra_env,
-        remote=_remote(remote),
     )
     reporter = JsonReporter() if as_json else Reporter(_err, quiet=_quiet())
-    run_daemon(_project(project), Cache(cache_dir), stop=stop, options=options, reporter=reporter)
+    cache = Cache(settings.cache_dir)
+    run_daemon(_project(project), cache, stop=stop, options=options, reporter=reporter)
 
 
 @main.command()
@@ -424,8 +446,9 @@ def dev(
         port=port,
         app_dir=app_dir,
         access_log=access_log,
+        settings=_settings(cache_dir=cache_dir),
     )
-    code = run_dev(find_project(project), Cache(cache_dir), options)
+    code = run_dev(find_project(project), _cache(cache_dir), options)
     sys.exit(code)
 
 
@@ -483,12 +506,12 @@ def ls_command(cache_dir: Path | None, remote_url: str | None, as_json: bool) ->
         _ls_remote(remote_url or None, as_json)
         return
 
-    rows = list_artifacts(Cache(cache_dir))
+    rows = list_artifacts(_cache(cache_dir))
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], indent=1))
         return
     if not rows:
-        _err.print(f"no artifacts in {Cache(cache_dir).root}")
+        _err.print(f"no artifacts in {_cache(cache_dir).root}")
         return
     click.echo(
         f"{'KEY':<32}  {'SIZE':>10}  {'UNIQUE':>10}  {'CREATED':<19}  {'LAST USED':<19}  HOSTS  PROJECT"
@@ -536,8 +559,8 @@ def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     from .inventory import cache_status
     from .remote_inventory import remote_status
 
-    info = cache_status(Cache(cache_dir))
-    rem = remote_status(Cache(cache_dir), _remote(remote))
+    info = cache_status(_cache(cache_dir))
+    rem = remote_status(_cache(cache_dir), _remote(remote))
     if as_json:
         click.echo(json.dumps({**info.to_json(), "remote": rem.to_json()}, indent=1))
         return
@@ -598,7 +621,7 @@ def verify(key: str | None, cache_dir: Path | None, rebuild: bool, as_json: bool
     """
     from .inventory import resolve_key, verify_cache
 
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
     if rebuild:
         _verify_rebuild(cache, key or ".", as_json)
         return
@@ -637,7 +660,7 @@ def _verify_rebuild(cache: Cache, target: str, as_json: bool) -> None:
             raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
         proj = find_project(Path(artifact.manifest.project["root"]))
     with _err.status(f"rebuilding {proj.root.name} in a fresh workspace", spinner="dots"):
-        report = verify_rebuild(proj, cache, key=key)
+        report = verify_rebuild(proj, cache, settings=_settings(cache_dir=cache.root), key=key)
     if as_json:
         click.echo(json.dumps([report.to_json()], indent=1))
     elif report.ok:
@@ -693,12 +716,12 @@ def gc(
 
     if max_size is None and max_age is None:
         try:
-            policy = auto_policy() or GcPolicy(max_size=DEFAULT_MAX_SIZE)
+            policy = auto_policy(_settings()) or GcPolicy(max_size=DEFAULT_MAX_SIZE)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     else:
         policy = GcPolicy(max_size=max_size, max_age=max_age)
-    report = collect(Cache(cache_dir), policy, dry_run=dry_run)
+    report = collect(_cache(cache_dir), policy, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
         return
@@ -735,7 +758,7 @@ def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
 
     settings = _remote(remote, required=True)
     assert settings is not None
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
     artifact = cache.open(resolve_key(cache, key))
     if artifact is None:
         raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
@@ -761,7 +784,7 @@ def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
 
     settings = _remote(remote, required=True)
     assert settings is not None
-    cache = Cache(cache_dir)
+    cache = _cache(cache_dir)
     artifact = pull_artifact(cache, settings, key)
     if artifact is None:
         raise ArtifactMissingError(f"no artifact {key} in {settings.url}", key=key)
@@ -800,7 +823,8 @@ def doctor(
     with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
         outcome = ensure_built(
             proj,
-            Cache(cache_dir),
+            _cache(cache_dir),
+            settings=_settings(cache_dir=cache_dir),
             extra_inputs=extra_inputs,
             extra_env=extra_env,
             progress=progress.set_phase,
@@ -862,7 +886,7 @@ def stats(cache_dir: Path | None, since: float | None, as_json: bool) -> None:
 
     from .stats import render, summarize
 
-    summary = summarize(read_journal(Cache(cache_dir)), since=since)
+    summary = summarize(read_journal(_cache(cache_dir)), since=since)
     if as_json:
         click.echo(json.dumps(summary.to_json(), indent=1))
     else:

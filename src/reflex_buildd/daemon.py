@@ -27,8 +27,8 @@ from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project, project_id
-from reflex_buildd_client.remote.bucket import RemoteSettings
 from reflex_buildd_client.remote.pull import remote_lookup
+from reflex_buildd_client.settings import Settings
 
 from .build import BuildCancelledError, SourcesChangedError, run_build
 from .gc import auto_gc
@@ -49,19 +49,18 @@ class DaemonOptions:
     """How the daemon watches.
 
     Attributes:
-        poll: Poll the filesystem instead of inotify (None: ``REFLEX_BUILDD_POLL``).
+        settings: The settings of the command that runs the daemon: polling
+            (``REFLEX_BUILDD_POLL``), the remote tier (a new key is pulled from it if there,
+            and every key this daemon makes ready is pushed to it unless it has it), gc.
         debounce: Seconds of quiet that end a burst of saves.
         extra_inputs: Declared extra input globs (as ``--input``).
         extra_env: Declared extra environment variables (as ``--input-env``).
-        remote: The remote tier: a new key is pulled from it if there, and
-            every key this daemon makes ready is pushed to it (unless it has it).
     """
 
-    poll: bool | None = None
+    settings: Settings
     debounce: float = 0.1
     extra_inputs: tuple[str, ...] = ()
     extra_env: tuple[str, ...] = ()
-    remote: RemoteSettings | None = None
 
 
 class _Job:
@@ -74,7 +73,7 @@ class _Job:
         key: str,
         inputs: KeyInputs,
         reporter: Reporter,
-        remote: RemoteSettings | None = None,
+        settings: Settings,
     ) -> None:
         self.key = key
         self.inputs = inputs
@@ -83,14 +82,14 @@ class _Job:
         self.last_outcome = ""
         self.recorded = False
         self._project, self._cache, self._reporter = project, cache, reporter
-        self._remote = remote
+        self._settings = settings
         self.thread = threading.Thread(target=self._run, name=f"build-{key[:8]}", daemon=True)
 
     def _run(self) -> None:
         cache, key = self._cache, self.key
         lock = FileLock(str(cache.lock_path(key)))
         started = time.monotonic()
-        lookup = remote_lookup(cache, key, self._remote)
+        lookup = remote_lookup(cache, key, self._settings.remote_tier)
         looked_up = False
         try:
             # Outside the key's lock: a pull takes it itself.
@@ -123,13 +122,14 @@ class _Job:
                             cache,
                             key=key,
                             inputs=self.inputs,
+                            settings=self._settings,
                             cancel=self.cancel,
                             progress=lambda phase: self._reporter.phase(key, phase),
                         )
                         self._reporter.build_done(key, time.monotonic() - started)
                         # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
                         # fed by a daemon must not grow without bound.
-                        auto_gc(cache)
+                        auto_gc(cache, self._settings)
                     self.outcome = "ready"
                     break
                 finally:
@@ -161,10 +161,11 @@ class _Job:
         from .push import push_artifact
 
         artifact = self._cache.open(self.key)
-        if self._remote is None or artifact is None:
+        remote = self._settings.remote_tier
+        if remote is None or artifact is None:
             return
         try:
-            report = push_artifact(self._cache, artifact, self._remote)
+            report = push_artifact(self._cache, artifact, remote)
         except ReflexBuilddError as exc:  # the build stands; the next build pushes again
             self._reporter.error(f"push of {self.key} failed: {exc}")
             return
@@ -207,6 +208,7 @@ def _maybe_start(
     try:
         key, inputs = compute_key(
             project,
+            settings=options.settings,
             cache_dir=cache.root,
             extra_inputs=options.extra_inputs,
             extra_env=options.extra_env,
@@ -222,7 +224,7 @@ def _maybe_start(
         job.cancel.set()  # superseded: the newer key wins
         job.thread.join(timeout=30)
     reporter.key_changed(key, sorted(changed))
-    job = _Job(project, cache, key, inputs, reporter, options.remote)
+    job = _Job(project, cache, key, inputs, reporter, options.settings)
     write_daemon(cache, project.root, key=key, state="building", inputs=inputs.to_json())
     job.thread.start()
     return job
@@ -233,7 +235,7 @@ def run_daemon(
     cache: Cache,
     *,
     stop: threading.Event,
-    options: DaemonOptions = DaemonOptions(),
+    options: DaemonOptions,
     reporter: Reporter | None = None,
 ) -> None:
     """Keep the cache current for ``project`` until ``stop`` is set.
@@ -246,7 +248,7 @@ def run_daemon(
     daemon_lock = _acquire_daemon_lock(cache, project)
     watcher = ChangeWatcher(
         project.root,
-        poll=options.poll,
+        poll=options.settings.poll,
         debounce=options.debounce,
         ignored_dirs=frozenset({cache.root.name}),
     )

@@ -34,7 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from reflex_buildd_client.dev.target import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import ReflexBuilddError
 from reflex_buildd_client.keys.runtime import resolve_runtime
 from reflex_buildd_client.project import Project, project_id
+from reflex_buildd_client.settings import Settings
 
 __all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
 
@@ -77,6 +78,7 @@ class DevOptions:
         access_log: Log every request the host serves (off: Vite's module
             requests would flood the terminal).
         startup_timeout: Seconds the Reflex side may take to come up.
+        settings: The command's settings (the JS runtime, the environment the dev servers get).
     """
 
     app: str
@@ -86,6 +88,7 @@ class DevOptions:
     app_dir: Path = Path()
     access_log: bool = False
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    settings: Settings = field(kw_only=True)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -115,14 +118,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def child_env(target: DevTarget, web_dir: Path, environ: dict[str, str]) -> dict[str, str]:
+def child_env(target: DevTarget, web_dir: Path, settings: Settings) -> dict[str, str]:
     """The environment of the Reflex side: our ``.web``, the prefix, the plugin, bun.
 
     ``REFLEX_BUILDD_DEV`` goes along: the dev plugin writes the backend's
     routes where it says.
     """
-    env = dict(environ)
-    env.update(resolve_runtime().env)
+    env = dict(settings.environ)
+    env.update(resolve_runtime(settings=settings).env)
     env[DEV_ENV] = target.to_env()
     # A host's skip-compile flag would stop every reload from updating .web.
     env.pop("__REFLEX_SKIP_COMPILE", None)
@@ -150,7 +153,9 @@ def _seed_lockfiles(project: Project, directory: Path) -> Path:
     return directory
 
 
-def _spawn(project: Project, target: DevTarget, web_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    project: Project, target: DevTarget, web_dir: Path, settings: Settings
+) -> subprocess.Popen[bytes]:
     frontend_port = int(target.frontend.rsplit(":", 1)[1])
     backend_port = int(target.backend.rsplit(":", 1)[1])
     return subprocess.Popen(
@@ -164,7 +169,7 @@ def _spawn(project: Project, target: DevTarget, web_dir: Path) -> subprocess.Pop
             str(backend_port),
         ],
         cwd=project.root,
-        env=child_env(target, web_dir, dict(os.environ)),
+        env=child_env(target, web_dir, settings),
         stdin=subprocess.DEVNULL,
         # Its own group: Ctrl-C reaches the host only, which then stops the
         # whole group (granian's workers, bun, Vite) in one go.
@@ -312,7 +317,7 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
             f"starting Reflex's dev servers for {project.root}: Vite (base {target.prefix}/) "
             f"on {target.frontend}, backend on {target.backend} (behind the host, not to open)"
         )
-        child = _spawn(project, target, cache.dev_web_dir(pid))
+        child = _spawn(project, target, cache.dev_web_dir(pid), options.settings)
         # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal
         # again for the handler it found; with ours, that ends the session
         # here (Reflex side stopped below) instead of killing the process

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reflex_buildd_client.cache.atomic import write_atomic
 from reflex_buildd_client.settings import Settings
 
 from .plugin import BuilddPlugin
 
-__all__ = ["DevPlugin", "keep_lockfiles_in", "route_paths"]
+if TYPE_CHECKING:
+    from reflex_buildd_client.dev.target import DevTarget
+
+__all__ = ["DevPlugin", "dev_target", "keep_lockfiles_in", "route_paths"]
 
 
 def route_paths(app: Any) -> set[str]:
@@ -81,6 +84,16 @@ def keep_lockfiles_in(directory: Path) -> None:
     frontend_skeleton.get_root_lockfile_path = lockfile_path
 
 
+def dev_target() -> DevTarget | None:
+    """Where ``reflex-buildd dev`` runs its servers (``REFLEX_BUILDD_DEV``), None outside dev.
+
+    The dev servers' processes (the dev server and every worker Reflex's reloader starts,
+    where this plugin runs) are entry points of their own: their settings are loaded here,
+    the one place they are read.
+    """
+    return Settings.load().dev
+
+
 class DevPlugin(BuilddPlugin):
     """:class:`BuilddPlugin` that also publishes the backend's routes for the host."""
 
@@ -93,7 +106,7 @@ class DevPlugin(BuilddPlugin):
         Args:
             context: The pre-compile context Reflex passes to plugins.
         """
-        target = Settings.load().dev
+        target = dev_target()
         if target is not None and target.lockfiles_dir is not None:
             keep_lockfiles_in(target.lockfiles_dir)
         super().pre_compile(**context)
@@ -104,7 +117,7 @@ class DevPlugin(BuilddPlugin):
         Args:
             context: Reflex passes the app as ``app``.
         """
-        target = Settings.load().dev
+        target = dev_target()
         app = context.get("app")
         if target is None or target.routes_file is None or app is None:
             return

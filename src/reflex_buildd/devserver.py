@@ -104,14 +104,12 @@ def _prepare(frontend_port: int, backend_port: int) -> None:
     from reflex_base.config import get_config
     from reflex_base.environment import environment
 
-    from reflex_buildd_client.settings import Settings
-
-    from .devplugin import keep_lockfiles_in
+    from .devplugin import dev_target, keep_lockfiles_in
 
     environment.REFLEX_ENV_MODE.set(constants.Env.DEV)
     prerequisites.assert_in_reflex_dir()
     # Before .web is set up: initialising it reads the persisted lockfiles.
-    target = Settings.load().dev
+    target = dev_target()
     if target is not None and target.lockfiles_dir is not None:
         keep_lockfiles_in(target.lockfiles_dir)
     if prerequisites.needs_reinit():

@@ -439,19 +439,19 @@ def collect(
     return report
 
 
-def auto_policy(settings: Settings | None = None) -> GcPolicy | None:
+def auto_policy(settings: Settings) -> GcPolicy | None:
     """The daemon's automatic gc policy (``REFLEX_BUILDD_GC_MAX_SIZE``, default
     2 GiB, ``off`` disables it; ``REFLEX_BUILDD_GC_MAX_AGE``, default none)."""
-    limits = (Settings.load() if settings is None else settings).gc
+    limits = settings.gc
     if limits is None:
         return None
     return GcPolicy(max_size=limits.max_size, max_age=limits.max_age)
 
 
-def auto_gc(cache: Cache) -> GcReport | None:
-    """The daemon's gc after a publish: the env policy; never raises, never waits."""
+def auto_gc(cache: Cache, settings: Settings) -> GcReport | None:
+    """The daemon's gc after a publish: the settings' policy; never raises, never waits."""
     try:
-        policy = auto_policy()
+        policy = auto_policy(settings)
         if policy is None:
             return None
         report = collect(cache, policy, lock_timeout=0)

@@ -23,6 +23,7 @@ from reflex_buildd_client.keys.runtime import resolve_runtime
 from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project
+from reflex_buildd_client.settings import Settings
 
 from .build import ensure_built, export_in, snapshot_inputs
 from .publish import describe_files
@@ -87,7 +88,7 @@ def compare_files(
 
 
 def rebuild_fresh(
-    project: Project, cache: Cache, *, key: str, inputs: KeyInputs
+    project: Project, cache: Cache, *, key: str, inputs: KeyInputs, settings: Settings
 ) -> dict[str, FileEntry]:
     """Build ``inputs`` in an empty workspace; return its files as a manifest would list them.
 
@@ -116,7 +117,7 @@ def rebuild_fresh(
             staging,
             key=key,
             log=log,
-            runtime=resolve_runtime(inputs.js_runtime),
+            runtime=resolve_runtime(inputs.js_runtime, settings=settings),
             project=project,
             progress=lambda _phase: None,
         )
@@ -125,7 +126,9 @@ def rebuild_fresh(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def verify_rebuild(project: Project, cache: Cache, *, key: str | None = None) -> RebuildReport:
+def verify_rebuild(
+    project: Project, cache: Cache, *, settings: Settings, key: str | None = None
+) -> RebuildReport:
     """Compare the artifact of ``key`` (default: the current key) with a fresh build.
 
     The artifact is built first (in the warm workspace, as usual) if missing.
@@ -136,16 +139,16 @@ def verify_rebuild(project: Project, cache: Cache, *, key: str | None = None) ->
         BuildFailedError: If either build fails.
     """
     started = time.monotonic()
-    current, inputs = compute_key(project, cache_dir=cache.root)
+    current, inputs = compute_key(project, settings=settings, cache_dir=cache.root)
     if key is not None and key != current:
         raise InputsMovedOnError(
             f"cannot rebuild {key}: the inputs of {project.root} now have key {current} "
             f"(see: reflex-buildd explain {project.root} --against {key})"
         )
-    artifact = ensure_built(project, cache).artifact
+    artifact = ensure_built(project, cache, settings=settings).artifact
     if artifact.key != current:
         raise InputsMovedOnError(f"the inputs of {project.root} changed during the build")
-    fresh = rebuild_fresh(project, cache, key=current, inputs=inputs)
+    fresh = rebuild_fresh(project, cache, key=current, inputs=inputs, settings=settings)
     only_published, only_fresh, differ = compare_files(artifact.manifest.files, fresh)
     return RebuildReport(
         key=current,

@@ -29,7 +29,6 @@ from watchdog.observers.polling import PollingObserver
 
 from reflex_buildd_client.keys.tempfiles import is_editor_temp
 from reflex_buildd_client.keys.walk import EXCLUDED_DIRS
-from reflex_buildd_client.settings import Settings
 
 __all__ = ["ChangeWatcher"]
 
@@ -69,7 +68,7 @@ class ChangeWatcher:
 
     Args:
         root: The project directory.
-        poll: Use polling instead of inotify (None: from ``REFLEX_BUILDD_POLL``).
+        poll: Use polling instead of inotify (the daemon passes ``REFLEX_BUILDD_POLL``).
         debounce: Quiet time that ends a burst of saves.
         max_delay: Longest a burst may keep a batch open.
         ignored_dirs: Extra directory names to ignore (e.g. the cache's).
@@ -79,7 +78,7 @@ class ChangeWatcher:
         self,
         root: Path,
         *,
-        poll: bool | None = None,
+        poll: bool = False,
         debounce: float = 0.1,
         max_delay: float = 2.0,
         ignored_dirs: frozenset[str] = frozenset(),
@@ -89,8 +88,6 @@ class ChangeWatcher:
         self.max_delay = max_delay
         self._events: queue.Queue[str] = queue.Queue()
         self._handler = _Handler(root, self._events, EXCLUDED_DIRS | ignored_dirs)
-        if poll is None:
-            poll = Settings.load().poll
         self.polling = poll
         self._observer: BaseObserver | None = None
 

@@ -21,8 +21,8 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, TypedDict, Unpack
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from .backend.choice import Backend, open_backend
@@ -41,9 +41,10 @@ from .serve.http import Response, plain_response, request_of, send_plain, send_r
 from .serve.prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .serve.redirect import SlashRedirect
 from .serve.static import StaticSite
-from .settings import Settings, StartupPolicy
+from .settings import Overrides, Settings, StartupPolicy
 from .startup.builder import Builder, default_builder
 from .startup.checkout import checkout
+from .startup.demand import Demand
 from .startup.nodaemon import DaemonGrace
 from .startup.wait import explain_daemon_mismatch
 from .types import Receive, Scope, Send
@@ -59,18 +60,13 @@ _START_GRACE = 30.0
 _MAX_PREFIXES = 32
 
 
-class MountOptions(TypedDict, total=False):
-    """The keyword arguments of :class:`ReflexMount` (and :func:`mount`)."""
+class MountOptions(Overrides, total=False):
+    """The keyword arguments of :class:`ReflexMount` (and :func:`mount`): the settings it
+    may override (:class:`~reflex_buildd_client.settings.Overrides`, one definition), plus
+    ``settings`` and ``builder``."""
 
-    settings: Settings
-    cache_dir: str | os.PathLike[str] | None
-    backend_url: str
-    trusted_proxies: str | Iterable[str] | None
-    public_url: str | None
-    policy: StartupPolicy | str | None
-    timeout: float | None
+    settings: Settings | None
     builder: Builder | None
-    backend: str | None
 
 
 class ReflexMount:
@@ -109,28 +105,15 @@ class ReflexMount:
         project: str | os.PathLike[str],
         *,
         settings: Settings | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        backend_url: str = "",
-        trusted_proxies: str | Iterable[str] | None = None,
-        public_url: str | None = None,
-        policy: StartupPolicy | str | None = None,
-        timeout: float | None = None,
         builder: Builder | None = None,
-        backend: str | None = None,
+        **overrides: Unpack[Overrides],
     ) -> None:
         self._project_path = project
         # PathDispatcher(backend=...) sets the mode of mounts that chose none.
-        self.backend_explicit = backend is not None
-        # Validated now, so a typo fails at import, not at the first request.
-        self.settings = (settings or Settings.load()).override(
-            cache_dir=cache_dir,
-            backend_url=backend_url,
-            trusted_proxies=trusted_proxies,
-            public_url=public_url,
-            policy=policy,
-            timeout=timeout,
-            backend=backend,
-        )
+        self.backend_explicit = overrides.get("backend") is not None
+        # One Settings for this mount (its entry point), validated now, so a typo fails at
+        # import, not at the first request; everything below is handed this one.
+        self.settings = (settings or Settings.load()).override(**overrides)
         self._cache = Cache(self.settings.cache_dir)
         self._proxy = self.settings.proxy
         self._backend_url = self._proxy.backend_url
@@ -170,17 +153,34 @@ class ReflexMount:
             WaitTimeoutError: No artifact within the timeout.
         """
         started = time.perf_counter()
-        settings, cache = self.settings, self._cache
+        settings = self.settings
         project = self.project = find_project(self._project_path)
         key, inputs = compute_key(project, settings=settings)
         self.timings["key"] = time.perf_counter() - started
+        done = checkout(self._demand(project, key, inputs))
+        if (previous := self._lease) is not None:  # opened again: one lease at a time
+            previous.release()
+        self._lease = done.lease
+        self.timings["verify"] = done.verify_seconds
+        self.artifact = done.artifact
+        self._files = _artifact_files(done.artifact, done.contents)
+        self.timings["open"] = time.perf_counter() - started
+        return done.artifact
+
+    def _demand(self, project: Project, key: str, inputs: KeyInputs) -> Demand:
+        """What this mount asks of startup, by its settings' policy."""
+        settings, cache = self.settings, self._cache
+        policy = settings.policy
         build = None
-        if settings.policy is StartupPolicy.BUILD:
-            build = functools.partial(_build, self._builder, project, cache, key=key, inputs=inputs)
-        done = checkout(
+        if policy is StartupPolicy.BUILD:
+            builder = self._builder
+            build = functools.partial(
+                _build, builder, project, cache, key=key, inputs=inputs, settings=settings
+            )
+        return Demand(
             cache,
             key,
-            policy=settings.policy,
+            policy=policy,
             timeout=settings.timeout,
             build=build,
             explain_missing=functools.partial(
@@ -190,19 +190,11 @@ class ReflexMount:
             remote=remote_lookup(cache, key, settings.remote_tier),
             give_up=(
                 DaemonGrace(cache, project.root, grace=settings.daemon_grace)
-                if settings.policy is StartupPolicy.WAIT
+                if policy is StartupPolicy.WAIT
                 else None
             ),
             project=project.root,
         )
-        if (previous := self._lease) is not None:  # opened again: one lease at a time
-            previous.release()
-        self._lease = done.lease
-        self.timings["verify"] = done.verify_seconds
-        self.artifact = done.artifact
-        self._files = _artifact_files(done.artifact, done.contents)
-        self.timings["open"] = time.perf_counter() - started
-        return done.artifact
 
     async def startup(self) -> None:
         """Get the artifact, then start the Reflex backend and its lifespan.
@@ -411,9 +403,15 @@ def _artifact_files(artifact: Artifact, contents: Mapping[str, bytes]) -> Artifa
 
 
 def _build(
-    builder: Builder | None, project: Project, cache: Cache, *, key: str, inputs: KeyInputs
+    builder: Builder | None,
+    project: Project,
+    cache: Cache,
+    *,
+    key: str,
+    inputs: KeyInputs,
+    settings: Settings,
 ) -> Artifact:
-    return (builder or default_builder())(project, cache, key=key, inputs=inputs)
+    return (builder or default_builder())(project, cache, key=key, inputs=inputs, settings=settings)
 
 
 def mount(

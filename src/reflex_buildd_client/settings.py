@@ -31,6 +31,9 @@ The variables:
 ``REFLEX_BUILDD_DAEMON_GRACE``     seconds a waiting host gives a daemon to appear
 ``REFLEX_BUILDD_LOG_LEVEL``        the CLI's and daemon's log level
 ``FORWARDED_ALLOW_IPS``            uvicorn's own: the proxies *it* trusts
+``AWS_ALLOW_HTTP``                 the remote's endpoint may be plain HTTP (AWS_* are
+                                   otherwise obstore's own to read)
+``REFLEX_DIR``, ``XDG_DATA_HOME``  Reflex's own: where it keeps bun (the JS runtime lookup)
 ``REFLEX_BUILDD_DEBUG``            CLI errors with their traceback
 =================================  ==========================================
 """
@@ -38,6 +41,7 @@ The variables:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -163,6 +167,9 @@ class Settings:
             startup gives up.
         log_level: The CLI's and the daemon's log level (``--log-level``).
         debug: CLI errors come with their traceback.
+        environ: The environment these settings were read from (a copy): what a key's
+            variable inputs, the JS runtime's lookup and Reflex's directories see, so that
+            nothing below the entry point reads ``os.environ`` on its own.
         server_proxies: The proxies the ASGI server trusts (uvicorn's
             ``--forwarded-allow-ips``, read from uvicorn's own ``FORWARDED_ALLOW_IPS``):
             whom it lets replace the client address from ``X-Forwarded-For``.
@@ -193,6 +200,9 @@ class Settings:
     log_level: str = "info"
     server_proxies: str = SERVER_PROXIES_DEFAULT
     debug: bool = False
+    environ: Mapping[str, str] = field(
+        default_factory=lambda: dict(os.environ), repr=False, compare=False
+    )
     proxy: ProxyConfig = field(init=False, repr=False, compare=False)
     remote_tier: RemoteSettings | None = field(init=False, repr=False, compare=False)
 
@@ -201,7 +211,14 @@ class Settings:
         set_ = object.__setattr__
         set_(self, "cache_dir", Path(self.cache_dir).expanduser().absolute())
         set_(self, "policy", _policy(self.policy))
-        set_(self, "timeout", _timeout(self.timeout))
+        set_(self, "timeout", _seconds("TIMEOUT", self.timeout, DEFAULT_TIMEOUT))
+        set_(
+            self,
+            "remote_timeout",
+            _seconds("REMOTE_TIMEOUT", self.remote_timeout, DEFAULT_REMOTE_TIMEOUT),
+        )
+        grace = _seconds("DAEMON_GRACE", self.daemon_grace, DEFAULT_DAEMON_GRACE, zero=True)
+        set_(self, "daemon_grace", grace)
         set_(self, "backend", _backend(self.backend))
         set_(self, "backend_start", _backend_start(self.backend_start))
         proxies = self.trusted_proxies
@@ -222,7 +239,10 @@ class Settings:
             self,
             "remote_tier",
             remote_settings(
-                self.remote, signing_key=self.signing_key or None, timeout=self.remote_timeout
+                self.remote,
+                signing_key=self.signing_key or None,
+                timeout=self.remote_timeout,
+                allow_http=self.environ.get("AWS_ALLOW_HTTP", "").strip().lower() in _TRUE,
             ),
         )
 
@@ -242,33 +262,34 @@ class Settings:
         def var(name: str) -> str:
             return env.get(ENV_PREFIX + name, "").strip()
 
-        return cls(
-            cache_dir=Path(g["cache_dir"]) if "cache_dir" in g else default_cache_dir(env),
-            policy=_policy(g.get("policy", var("POLICY"))),
-            timeout=g["timeout"] if "timeout" in g else _env_timeout(var("TIMEOUT")),
-            trusted_proxies=_proxies(g.get("trusted_proxies", var("TRUSTED_PROXIES"))),
-            public_url=g.get("public_url", var("PUBLIC_URL")),
-            backend_url=g.get("backend_url", ""),
-            js_runtime=var("JS_RUNTIME"),
-            bun=var("BUN"),
-            poll=g["poll"] if "poll" in g else var("POLL").lower() in _TRUE,
-            gc=_gc(var("GC_MAX_SIZE"), var("GC_MAX_AGE")),
-            inputs=_split(var("INPUTS")),
-            env=_split(var("ENV")),
-            remote=g.get("remote", var("REMOTE")),
-            signing_key=var("SIGNING_KEY"),
-            remote_timeout=_seconds(
-                "REMOTE_TIMEOUT", var("REMOTE_TIMEOUT"), DEFAULT_REMOTE_TIMEOUT
-            ),
-            backend=_backend(g.get("backend", var("BACKEND"))),
-            backend_start=_backend_start(g.get("backend_start", var("BACKEND_START"))),
-            dev=_dev(var("DEV")),
-            daemon_grace=_grace(var("DAEMON_GRACE")),
-            log_level=_log_level(var("LOG_LEVEL")),
+        # Raw values: __post_init__ validates and normalises each one, once.
+        raw: dict[str, Any] = {
+            "cache_dir": Path(g["cache_dir"]) if "cache_dir" in g else default_cache_dir(env),
+            "policy": g.get("policy", var("POLICY")),
+            "timeout": g.get("timeout", var("TIMEOUT")),
+            "trusted_proxies": _proxies(g.get("trusted_proxies", var("TRUSTED_PROXIES"))),
+            "public_url": g.get("public_url", var("PUBLIC_URL")),
+            "backend_url": g.get("backend_url", ""),
+            "js_runtime": var("JS_RUNTIME"),
+            "bun": var("BUN"),
+            "poll": g["poll"] if "poll" in g else var("POLL").lower() in _TRUE,
+            "gc": _gc(var("GC_MAX_SIZE"), var("GC_MAX_AGE")),
+            "inputs": _split(var("INPUTS")),
+            "env": _split(var("ENV")),
+            "remote": g.get("remote", var("REMOTE")),
+            "signing_key": var("SIGNING_KEY"),
+            "remote_timeout": var("REMOTE_TIMEOUT"),
+            "backend": g.get("backend", var("BACKEND")),
+            "backend_start": g.get("backend_start", var("BACKEND_START")),
+            "dev": _dev(var("DEV")),
+            "daemon_grace": var("DAEMON_GRACE"),
+            "log_level": _log_level(var("LOG_LEVEL")),
             # uvicorn's variable and default, so the mount knows whom uvicorn trusts.
-            server_proxies=env.get("FORWARDED_ALLOW_IPS", SERVER_PROXIES_DEFAULT),
-            debug=debug_enabled(env),
-        )
+            "server_proxies": env.get("FORWARDED_ALLOW_IPS", SERVER_PROXIES_DEFAULT),
+            "debug": debug_enabled(env),
+            "environ": dict(env),
+        }
+        return cls(**raw)
 
     def override(self, **given: Unpack[Overrides]) -> Settings:
         """A copy with the arguments that are not None (validated like the rest)."""
@@ -349,30 +370,29 @@ def _backend_start(value: str) -> str:
     return text
 
 
-def _env_timeout(text: str) -> float:
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        return float(text)
-    except ValueError:
+def _seconds(name: str, value: str | float, default: float, *, zero: bool = False) -> float:
+    """A number of seconds from a variable or an argument: finite, positive (or 0 if allowed).
+
+    ``inf``, ``nan`` and ``1e999`` parse as floats but mean nothing as a bound (and overflow
+    timedelta later), so they are refused here with the rest.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return default
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = math.nan
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero):
+        least = "0 or more" if zero else "more than 0"
         raise InvalidConfigError(
-            f"{ENV_PREFIX}TIMEOUT={text!r} is not a number of seconds"
-        ) from None
-
-
-def _seconds(name: str, text: str, default: float) -> float:
-    try:
-        return float(text) if text else default
-    except ValueError:
-        raise InvalidConfigError(
-            f"{ENV_PREFIX}{name}={text!r} is not a number of seconds"
-        ) from None
-
-
-def _timeout(value: float) -> float:
-    if not value > 0:
-        raise InvalidConfigError(f"timeout {value!r}: expected a positive number of seconds")
-    return value
+            f"{ENV_PREFIX}{name} / {name.lower()}={value!r}: expected a finite number of "
+            f"seconds, {least}"
+        )
+    return seconds
 
 
 def _gc(size_text: str, age_text: str) -> GcLimits | None:
@@ -385,20 +405,6 @@ def _gc(size_text: str, age_text: str) -> GcLimits | None:
         )
     except ValueError as exc:
         raise InvalidConfigError(f"{ENV_PREFIX}GC_MAX_SIZE/{ENV_PREFIX}GC_MAX_AGE: {exc}") from None
-
-
-def _grace(text: str) -> float:
-    if not text:
-        return DEFAULT_DAEMON_GRACE
-    try:
-        grace = float(text)
-    except ValueError:
-        grace = -1.0
-    if not grace >= 0:
-        raise InvalidConfigError(
-            f"{ENV_PREFIX}DAEMON_GRACE={text!r}: expected a number of seconds, 0 or more"
-        )
-    return grace
 
 
 def _log_level(text: str) -> str:

@@ -37,7 +37,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CacheIOError, CorruptArtifactError
@@ -72,10 +72,18 @@ SCRATCH_KINDS = ("build", "gc", "pull")
 
 @dataclass(frozen=True)
 class Artifact:
-    """A complete artifact in the cache."""
+    """A complete artifact in the cache.
+
+    Attributes:
+        path: Its directory.
+        manifest: Its manifest.
+        stamp: The manifest file's (inode, mtime) when it was read, if read from this cache:
+            :meth:`Cache.still_published` tells by a stat whether it is still the one there.
+    """
 
     path: Path
     manifest: Manifest
+    stamp: tuple[int, int] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -374,6 +382,45 @@ class Cache:
                 malformed, or names another key.
         """
         return read_manifest_file(self.manifest_path(key), key)
+
+    def published(self, key: str) -> Artifact | None:
+        """The artifact of ``key`` as its manifest says (None: not published); no file is checked.
+
+        Raises:
+            CorruptArtifactError: If the manifest is unreadable, malformed, or names another key.
+            CacheIOError: If it cannot be read (permissions, I/O).
+        """
+        path = self.manifest_path(key)
+        try:
+            # Before the read: a manifest replaced in between gets an older stamp, never a
+            # newer one, so still_published reads it again rather than trust it wrongly.
+            before = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise CacheIOError.wrap(exc, path) from exc
+        manifest = read_manifest_file(path, key)
+        if manifest is None:
+            return None
+        return Artifact(self.artifact_dir(key), manifest, (before.st_ino, before.st_mtime_ns))
+
+    def still_published(self, artifact: Artifact) -> Artifact | None:
+        """``artifact`` if its manifest file is still the one it was read from (one stat);
+        else the artifact published under its key now, or None.
+
+        Raises:
+            CorruptArtifactError: If a manifest read again is malformed.
+            CacheIOError: If it cannot be read.
+        """
+        key = artifact.key
+        if artifact.stamp is not None and artifact.path == self.artifact_dir(key):
+            try:
+                now = self.manifest_path(key).stat()
+            except OSError:
+                now = None
+            if now is not None and (now.st_ino, now.st_mtime_ns) == artifact.stamp:
+                return artifact
+        return self.published(key)
 
     def open(self, key: str) -> Artifact | None:
         """The complete artifact of ``key``, or None if the cache has none.

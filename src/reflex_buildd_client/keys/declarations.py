@@ -48,7 +48,7 @@ def declared_inputs(
     *,
     extra_inputs: Iterable[str] = (),
     extra_env: Iterable[str] = (),
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> Declared:
     """The extra inputs declared for the project at ``root``.
 
@@ -59,7 +59,6 @@ def declared_inputs(
     Raises:
         InputsConfigError: If the table or a pattern is malformed.
     """
-    settings = Settings.load() if settings is None else settings
     globs: list[str] = []
     env: list[str] = []
     pyproject = root / "pyproject.toml"

