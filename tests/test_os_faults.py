@@ -235,7 +235,7 @@ def test_a_busy_gc_lock_is_our_timeout(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 def test_a_disk_too_full_for_the_failure_record_leaves_no_building_record(tmp_path: Path) -> None:
-    from reflex_buildd.build import _record_fault
+    from reflex_buildd.records import BuildRecords
     from reflex_buildd_client.cache.status import BuildState, read_status, write_record
     from reflex_buildd_client.cache.store import Cache
     from reflex_buildd_client.project import Project
@@ -253,11 +253,12 @@ def test_a_disk_too_full_for_the_failure_record_leaves_no_building_record(tmp_pa
         assert full.value.errno == 28
         fault = CacheIOError(28, "No space left on device", str(cache.tmp_dir() / "x"))
         project = Project(root=tmp_path, app_name="app")
-        _record_fault(cache, key, log=cache.log_path(key), project=project, fault=fault)
+        records = BuildRecords(cache, key, project, cache.log_path(key))
+        records.fault(fault)
         # No room for a "failed" record: the key reads as absent, not as building.
         assert read_status(cache, key).state is BuildState.ABSENT
         (root / "filler").unlink()
-        _record_fault(cache, key, log=cache.log_path(key), project=project, fault=fault)
+        records.fault(fault)
         status = read_status(cache, key)
         assert status.state is BuildState.FAILED and status.record is not None
         assert "No space left on device" in status.record["tail"]

@@ -46,6 +46,7 @@ __all__ = [
     "REWRITE_SUFFIXES",
     "AssetRewrite",
     "asset_paths",
+    "balanced_end",
     "is_router_target",
     "rewrite_asset_refs",
     "state_value_spans",
@@ -117,6 +118,35 @@ def string_end(text: str, i: int) -> int:
     return len(text)
 
 
+def balanced_end(text: str, i: int, *, limit: int | None = None, stop: str = "") -> int:
+    """Where the JS run starting at ``text[i]`` ends, brackets balanced, strings skipped.
+
+    Without ``stop``, ``text[i]`` opens a bracket and the run ends just past the bracket
+    that closes it (a whole array or object). With ``stop`` (e.g. ``","``), the run is an
+    expression: it ends before a ``stop`` character or a closing bracket at depth 0. At most
+    ``limit`` characters are scanned (a string literal met before the limit is skipped whole).
+    """
+    end = len(text) if limit is None else min(len(text), i + limit)
+    depth = 0
+    while i < end:
+        char = text[i]
+        if char in "\"'`":
+            i = string_end(text, i)
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                return i  # the closer of what holds the expression
+            depth -= 1
+            if depth == 0 and not stop:
+                return i + 1
+        elif depth == 0 and char in stop:
+            return i
+        i += 1
+    return i
+
+
 def _value_end(text: str, i: int) -> int:
     """End of the JS/JSON value starting at ``text[i]`` (a literal, array or object)."""
     if i >= len(text):
@@ -126,20 +156,7 @@ def _value_end(text: str, i: int) -> int:
     if text[i] not in _OPENERS:
         match = _SCALAR.match(text, i)
         return match.end() if match else i
-    depth = 0
-    while i < len(text):
-        char = text[i]
-        if char in "\"'`":
-            i = string_end(text, i)
-            continue
-        if char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return len(text)
+    return balanced_end(text, i)
 
 
 def state_value_spans(text: str) -> list[tuple[str, int, int]]:

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,12 +42,6 @@ import blake3
 
 from reflex_buildd_client.cache.locks import lock_held
 from reflex_buildd_client.cache.scratch import owner_of
-from reflex_buildd_client.cache.status import (
-    BuildState,
-    append_journal,
-    clear_record,
-    write_record,
-)
 from reflex_buildd_client.cache.store import Artifact, Cache
 from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.errors import (
@@ -69,6 +64,7 @@ from .buildlog import PhaseTracker, clean, error_tail, user_frame
 from .doctor import warn_escapes
 from .progress import LoggedProgress, Phase
 from .publish import publish
+from .records import BuildRecords
 from .workspace import Workspace
 
 __all__ = [
@@ -202,29 +198,6 @@ def _collect(web_dir: Path, staging: Path) -> list[str]:
     return []
 
 
-def _shared_phases(
-    cache: Cache, key: str, progress: Phase, *, log: Path, project: Project
-) -> Phase:
-    """``progress``, and each phase in the key's status record: waiters log it too."""
-    since = time.time()
-
-    def phase(name: str) -> None:
-        progress(name)
-        # The record's time stays the build's start; only the phase changes.
-        with contextlib.suppress(OSError):
-            write_record(
-                cache,
-                key,
-                BuildState.BUILDING,
-                log=str(log),
-                project=str(project.root),
-                phase=name,
-                time=since,
-            )
-
-    return phase
-
-
 def _workspace_busy(workspace: Workspace) -> bool:
     return lock_held(workspace.lock)
 
@@ -290,19 +263,35 @@ def workspace_facts(runtime: JSRuntime) -> dict[str, str]:
     return {"reflex": metadata.version("reflex"), "js_runtime": runtime.identity}
 
 
+@dataclass(frozen=True)
+class ExportJob:
+    """One export: the snapshot ``src`` of ``project``'s inputs built as ``key`` into ``staging``.
+
+    Attributes:
+        project: The project (named in the log and its messages).
+        key: The key being built.
+        runtime: The JS runtime the key names.
+        src: The snapshot of the inputs (the export's working directory).
+        staging: Where the artifact is assembled.
+        log: The build's log.
+    """
+
+    project: Project
+    key: str
+    runtime: JSRuntime
+    src: Path
+    staging: Path
+    log: Path
+
+
 def export_in(
     workspace: Workspace,
-    src: Path,
-    staging: Path,
+    job: ExportJob,
     *,
-    key: str,
-    log: Path,
-    runtime: JSRuntime,
-    project: Project,
     progress: Phase,
     cancel: threading.Event | None = None,
 ) -> list[str]:
-    """Export the snapshot ``src`` in ``workspace`` into ``staging``; return the routes.
+    """Export ``job.src`` in ``workspace`` into ``job.staging``; return the routes.
 
     One build at a time per workspace: two keys of one project may be built at
     once by different processes, and they share ``node_modules``.
@@ -313,53 +302,24 @@ def export_in(
     """
     if _workspace_busy(workspace):
         progress("waiting for another build of this project to finish")
-    with workspace.occupy(facts=workspace_facts(runtime)) as tenancy:
-        with log.open("a") as out:
+    with workspace.occupy(facts=workspace_facts(job.runtime)) as tenancy:
+        with job.log.open("a") as out:
             out.writelines(f"reflex-buildd: {note}\n" for note in tenancy.notes)
         progress("starting reflex export")
-        env = {**_build_env(workspace.web_dir, src.parent, runtime), **tenancy.env}
-        code = _run_export(src, env, log, cancel, progress)
-        text = _clean_log(log, src, project)
+        env = {**_build_env(workspace.web_dir, job.src.parent, job.runtime), **tenancy.env}
+        code = _run_export(job.src, env, job.log, cancel, progress)
+        text = _clean_log(job.log, job.src, job.project)
         if code != 0:
             raise BuildFailedError(
-                _failure_message(key, code, log, text, project),
-                key=key,
+                _failure_message(job.key, code, job.log, text, job.project),
+                key=job.key,
                 log_tail=error_tail(text, _LOG_TAIL_LINES),
                 exit_code=code,
             )
         progress("publishing")
-        routes = _collect(workspace.web_dir, staging)
+        routes = _collect(workspace.web_dir, job.staging)
         tenancy.succeeded = True
     return routes
-
-
-def _forget(cache: Cache, key: str) -> None:
-    """Remove our ``building`` record, so nobody waits for a build that stopped."""
-    with contextlib.suppress(OSError):
-        clear_record(cache, key)
-
-
-def _record_fault(
-    cache: Cache, key: str, *, log: Path, project: Project, fault: CacheIOError
-) -> None:
-    """Record that the cache failed this build; at least never leave ``building`` behind."""
-    with contextlib.suppress(OSError), log.open("a") as out:
-        out.write(f"reflex-buildd: {fault}\n")
-    try:
-        write_record(
-            cache,
-            key,
-            BuildState.FAILED,
-            log=str(log),
-            tail=str(fault),
-            exit_code=None,
-            project=str(project.root),
-        )
-        append_journal(cache, "failed", key, error=str(fault), project=str(project.root))
-    except OSError:
-        # Not even a small record fits: without one the key reads as absent,
-        # and the next process to need it tries (and fails) for itself.
-        _forget(cache, key)
 
 
 def run_build(
@@ -376,7 +336,7 @@ def run_build(
 
     The caller holds the key's lock. The status record says ``building`` while
     this runs, ``failed`` (with the log's tail) if it fails, and is removed
-    once the artifact is published.
+    once the artifact is published (:class:`.records.BuildRecords`).
 
     ``progress`` is told each phase of the build as it starts; without it the
     phases and the elapsed time go to the ``reflex_buildd`` logger every few
@@ -398,91 +358,97 @@ def run_build(
     cache.ensure()
     _clean_stale_scratch(cache)
     scratch = cache.scratch_path("build", key)
-    src, staging = scratch / "src", scratch / "artifact"
-    log = cache.log_path(key)
-    workspace = project_workspace(cache, project)
-    started = time.monotonic()
-    logged = LoggedProgress(f"building {key} ({project.root.name})") if progress is None else None
-    if logged is not None:
-        logged.start()
-        progress = logged.set_phase
-    assert progress is not None
+    job = ExportJob(
+        project, key, runtime, scratch / "src", scratch / "artifact", cache.log_path(key)
+    )
+    records = BuildRecords(cache, key, project, job.log)
     try:
-        progress(f"copying {len(inputs.files)} input files")
-        snapshot_inputs(project, inputs, src)
-        staging.mkdir(parents=True)
-        log.write_bytes(f"reflex-buildd: building {key} from {project.root}\n".encode())
-        write_record(cache, key, BuildState.BUILDING, log=str(log), project=str(project.root))
-        append_journal(cache, "start", key, project=str(project.root))
-        progress = _shared_phases(cache, key, progress, log=log, project=project)
-        try:
-            routes = export_in(
-                workspace,
-                src,
-                staging,
-                key=key,
-                log=log,
-                runtime=runtime,
-                project=project,
-                progress=progress,
-                cancel=cancel,
-            )
-        except BuildCancelledError:
-            clear_record(cache, key)
-            append_journal(cache, "cancelled", key, project=str(project.root))
-            raise
-        except BuildFailedError as exc:
-            write_record(
-                cache,
-                key,
-                BuildState.FAILED,
-                log=str(log),
-                tail=exc.log_tail,
-                exit_code=exc.exit_code,
-                project=str(project.root),
-            )
-            append_journal(cache, "failed", key, project=str(project.root))
-            raise
-        seconds = round(time.monotonic() - started, 3)
-        artifact = publish(
-            cache,
-            staging,
-            key=key,
-            inputs=inputs,
-            project={"root": str(project.root), "app_name": project.app_name},
-            build={
-                "reflex": metadata.version("reflex"),
-                "js_runtime": runtime.identity,
-                "seconds": seconds,
-                "python": sys.version.split()[0],
-            },
-            routes=routes,
-        )
-        clear_record(cache, key)
-        append_journal(cache, "published", key, seconds=seconds, project=str(project.root))
+        with _told(progress, f"building {key} ({project.root.name})") as told:
+            artifact = _build_and_publish(cache, job, inputs, records, told, cancel)
     except InputReadError:
         # Not the build's fault: nothing to record against the key.
-        shutil.rmtree(scratch, ignore_errors=True)
-        _forget(cache, key)
+        records.forget()
         raise
     except OSError as exc:
         fault = CacheIOError.wrap(exc)
         # The scratch goes first: on a full disk that is what frees the room
         # the failure record needs.
         shutil.rmtree(scratch, ignore_errors=True)
-        _record_fault(cache, key, log=log, project=project, fault=fault)
+        records.fault(fault)
         raise fault from exc
     finally:
-        if logged is not None:
-            logged.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    # Root-absolute URLs the build could not prefix: say so once, on stderr.
-    # Only a warning: an artifact moved away meanwhile (quarantined, evicted
-    # after our lock) must not turn a published build into a failed one.
+    _warn_escapes(artifact, project)
+    return artifact
+
+
+def _warn_escapes(artifact: Artifact, project: Project) -> None:
+    """Root-absolute URLs the build could not prefix: say so once, on stderr.
+
+    Only a warning: an artifact moved away meanwhile (quarantined, evicted after our lock)
+    must not turn a published build into a failed one.
+    """
     try:
         warn_escapes(artifact, project.root)
     except (OSError, ReflexBuilddError) as exc:
-        logger.warning("reflex-buildd: could not check %s for escaping URLs: %s", key, exc)
+        logger.warning("reflex-buildd: could not check %s for escaping URLs: %s", artifact.key, exc)
+
+
+@contextlib.contextmanager
+def _told(progress: Phase | None, what: str) -> Iterator[Phase]:
+    """``progress``, or phases logged with the elapsed time while the block runs."""
+    if progress is not None:
+        yield progress
+        return
+    logged = LoggedProgress(what)
+    logged.start()
+    try:
+        yield logged.set_phase
+    finally:
+        logged.stop()
+
+
+def _build_and_publish(
+    cache: Cache,
+    job: ExportJob,
+    inputs: KeyInputs,
+    records: BuildRecords,
+    progress: Phase,
+    cancel: threading.Event | None,
+) -> Artifact:
+    """Snapshot the inputs, export them in the project's warm workspace, publish the result."""
+    started = time.monotonic()
+    project = job.project
+    progress(f"copying {len(inputs.files)} input files")
+    snapshot_inputs(project, inputs, job.src)
+    job.staging.mkdir(parents=True)
+    job.log.write_bytes(f"reflex-buildd: building {job.key} from {project.root}\n".encode())
+    records.started()
+    try:
+        workspace = project_workspace(cache, project)
+        routes = export_in(workspace, job, progress=records.sharing(progress), cancel=cancel)
+    except BuildCancelledError:
+        records.cancelled()
+        raise
+    except BuildFailedError as exc:
+        records.failed(exc)
+        raise
+    seconds = round(time.monotonic() - started, 3)
+    artifact = publish(
+        cache,
+        job.staging,
+        key=job.key,
+        inputs=inputs,
+        project={"root": str(project.root), "app_name": project.app_name},
+        build={
+            "reflex": metadata.version("reflex"),
+            "js_runtime": job.runtime.identity,
+            "seconds": seconds,
+            "python": sys.version.split()[0],
+        },
+        routes=routes,
+    )
+    records.published(seconds)
     return artifact
 
 

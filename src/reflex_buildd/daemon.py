@@ -86,56 +86,9 @@ class _Job:
         self.thread = threading.Thread(target=self._run, name=f"build-{key[:8]}", daemon=True)
 
     def _run(self) -> None:
-        cache, key = self._cache, self.key
-        lock = FileLock(str(cache.lock_path(key)))
-        started = time.monotonic()
-        lookup = remote_lookup(cache, key, self._settings.remote_tier)
-        looked_up = False
+        key = self.key
         try:
-            # Outside the key's lock: a pull takes it itself.
-            if lookup is not None and cache.open(key) is None and lookup(None) is not None:
-                self._reporter.pulled(key, time.monotonic() - started)
-                # Not in the local cache: a miss there, which the remote served.
-                looked_up = True
-                record_lookup(cache, key, hit=False, project=self._project.root)
-            while not self.cancel.is_set():
-                if cache.open(key) is not None:
-                    if not looked_up:
-                        # An edit undone, a branch switched back: say so, or
-                        # the log would end at "-> key ..." as if stuck.
-                        record_lookup(cache, key, hit=True, project=self._project.root)
-                        self._reporter.already_built(key)
-                    self.outcome = "ready"
-                    break
-                if not looked_up:
-                    looked_up = True
-                    record_lookup(cache, key, hit=False, project=self._project.root)
-                try:
-                    lock.acquire(timeout=0.25)
-                except Timeout:
-                    continue  # a host or CLI builds it: wait for its artifact
-                try:
-                    if cache.open(key) is None:
-                        self._reporter.build_started(key)
-                        run_build(
-                            self._project,
-                            cache,
-                            key=key,
-                            inputs=self.inputs,
-                            settings=self._settings,
-                            cancel=self.cancel,
-                            progress=lambda phase: self._reporter.phase(key, phase),
-                        )
-                        self._reporter.build_done(key, time.monotonic() - started)
-                        # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
-                        # fed by a daemon must not grow without bound.
-                        auto_gc(cache, self._settings)
-                    self.outcome = "ready"
-                    break
-                finally:
-                    lock.release()
-            else:
-                self.outcome = "cancelled"
+            self.outcome = self._obtain()
             if self.outcome == "ready":
                 # Built here, pulled, or found: the remote gets it unless it has
                 # it (one HEAD), like `reflex-buildd build`.
@@ -156,6 +109,60 @@ class _Job:
         except Exception as exc:
             self.outcome = "failed"
             self._reporter.build_failed(key, BuildFailedError(repr(exc), key=key))
+
+    def _obtain(self) -> str:
+        """Pull, find or build the key: ``ready``, or ``cancelled`` by a newer change."""
+        cache, key = self._cache, self.key
+        lock = FileLock(str(cache.lock_path(key)))
+        started = time.monotonic()
+        lookup = remote_lookup(cache, key, self._settings.remote_tier)
+        looked_up = False
+        # Outside the key's lock: a pull takes it itself.
+        if lookup is not None and cache.open(key) is None and lookup(None) is not None:
+            self._reporter.pulled(key, time.monotonic() - started)
+            # Not in the local cache: a miss there, which the remote served.
+            looked_up = True
+            record_lookup(cache, key, hit=False, project=self._project.root)
+        while not self.cancel.is_set():
+            if cache.open(key) is not None:
+                if not looked_up:
+                    # An edit undone, a branch switched back: say so, or
+                    # the log would end at "-> key ..." as if stuck.
+                    record_lookup(cache, key, hit=True, project=self._project.root)
+                    self._reporter.already_built(key)
+                return "ready"
+            if not looked_up:
+                looked_up = True
+                record_lookup(cache, key, hit=False, project=self._project.root)
+            try:
+                lock.acquire(timeout=0.25)
+            except Timeout:
+                continue  # a host or CLI builds it: wait for its artifact
+            try:
+                if cache.open(key) is None:
+                    self._build(started)
+                return "ready"
+            finally:
+                lock.release()
+        return "cancelled"
+
+    def _build(self, started: float) -> None:
+        """Build the key here (its lock held), then the automatic gc."""
+        key, cache = self.key, self._cache
+        self._reporter.build_started(key)
+        run_build(
+            self._project,
+            cache,
+            key=key,
+            inputs=self.inputs,
+            settings=self._settings,
+            cancel=self.cancel,
+            progress=lambda phase: self._reporter.phase(key, phase),
+        )
+        self._reporter.build_done(key, time.monotonic() - started)
+        # The default cap (REFLEX_BUILDD_GC_MAX_SIZE): a cache
+        # fed by a daemon must not grow without bound.
+        auto_gc(cache, self._settings)
 
     def _push(self) -> None:
         from .push import push_artifact

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,7 +43,12 @@ from urllib.parse import quote
 from reflex_buildd_client.cache.store import PUBLIC_DIR, Artifact
 from reflex_buildd_client.serve.rewrite import SENTINEL
 
-from .assets import REWRITE_SUFFIXES, is_router_target, state_value_spans, string_end
+from .assets import (
+    REWRITE_SUFFIXES,
+    balanced_end,
+    is_router_target,
+    state_value_spans,
+)
 
 __all__ = [
     "BACKEND_ENDPOINTS",
@@ -164,25 +169,21 @@ def _html_context(text: str, pos: int) -> str:
 def _expression(text: str, start: int, limit: int = 160) -> str:
     """The JS expression starting at ``start`` (up to a "," "}" or ")" at depth 0),
     with compiled state reads shown as ``State.name``."""
-    i, depth, end = start, 0, min(len(text), start + limit)
-    while i < end:
-        char = text[i]
-        if char in "\"'`":
-            i = string_end(text, i)
-            continue
-        if char in "([{":
-            depth += 1
-        elif char in ")]}" or char == ",":
-            if depth == 0:
-                break
-            if char != ",":
-                depth -= 1
-        i += 1
+    i = balanced_end(text, start, limit=limit, stop=",")
     return _STATE_READ.sub(r"State.\g<name>", text[start:i])
 
 
 def _srcset_urls(value: str) -> list[str]:
     return [part.strip().split()[0] for part in value.split(",") if part.strip()]
+
+
+def _html_attr_urls(text: str) -> Iterator[tuple[str, str, int]]:
+    """Root-absolute URLs in HTML attributes: (URL, its path, where its value starts)."""
+    for match in _HTML_ATTR.finditer(text):
+        attr, value = match.group("attr").lower(), match.group("value")
+        for url in _srcset_urls(value) if attr == "srcset" else [value]:
+            if url.startswith("/") and not url.startswith("//"):
+                yield url, re.split(r"[?#]", url, maxsplit=1)[0], match.start("value")
 
 
 def scan_text(
@@ -235,14 +236,9 @@ def scan_text(
             continue
         add("not-an-asset", path + (match.group("suffix") or ""), pos)
     if html:
-        for match in _HTML_ATTR.finditer(text):
-            attr, value = match.group("attr").lower(), match.group("value")
-            urls = _srcset_urls(value) if attr == "srcset" else [value]
-            for url in urls:
-                path = re.split(r"[?#]", url, maxsplit=1)[0]
-                if url.startswith("/") and not url.startswith("//") and leaves(path):
-                    if ("not-an-asset", url) not in findings:
-                        add("html-attr", url, match.start("value"))
+        for url, path, pos in _html_attr_urls(text):
+            if leaves(path) and ("not-an-asset", url) not in findings:
+                add("html-attr", url, pos)
     else:
         for match in _RUNTIME_URL.finditer(text):
             value_start = match.start("tpl") - 1 if match.group("tpl") else match.start("q")

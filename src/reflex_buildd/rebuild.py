@@ -25,7 +25,7 @@ from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.settings import Settings
 
-from .build import ensure_built, export_in, snapshot_inputs
+from .build import ExportJob, ensure_built, export_in, snapshot_inputs
 from .publish import describe_files
 from .workspace import Workspace
 
@@ -106,21 +106,15 @@ def rebuild_fresh(
         staging.mkdir(parents=True)
         log = scratch / "rebuild.log"
         log.write_text(f"reflex-buildd: rebuilding {key} in a fresh workspace\n")
-        export_in(
-            # An empty workspace of its own, inside this scratch directory.
-            Workspace(
-                web_dir=scratch / "fresh-web",
-                record=scratch / "fresh-workspace.json",
-                lock=scratch / "fresh-workspace.lock",
-            ),
-            src,
-            staging,
-            key=key,
-            log=log,
-            runtime=resolve_runtime(inputs.js_runtime, settings=settings),
-            project=project,
-            progress=lambda _phase: None,
+        # An empty workspace of its own, inside this scratch directory.
+        fresh = Workspace(
+            web_dir=scratch / "fresh-web",
+            record=scratch / "fresh-workspace.json",
+            lock=scratch / "fresh-workspace.lock",
         )
+        runtime = resolve_runtime(inputs.js_runtime, settings=settings)
+        job = ExportJob(project, key, runtime, src, staging, log)
+        export_in(fresh, job, progress=lambda _phase: None)
         return describe_files(staging)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -131,6 +131,10 @@ def env_files(project: Project, environ: Mapping[str, str]) -> list[str]:
     return found
 
 
+# A directory to walk: (its path, its relative path, the ignore stack, gitignore applies).
+_Pending = tuple[str, str, tuple[IgnoreRules, ...], bool]
+
+
 def walk_project(
     root: Path,
     *,
@@ -139,25 +143,14 @@ def walk_project(
     skip_dirs: frozenset[str],
 ) -> Iterator[Found]:
     """Yield the input files under ``root`` (see the module doc for the rule)."""
-    # Entries: (directory, its relative path, ignore stack, gitignore applies).
-    stack: list[tuple[str, str, tuple[IgnoreRules, ...], bool]] = [(str(root), "", (), True)]
+    stack: list[_Pending] = [(str(root), "", (), True)]
     seen_dirs: set[tuple[int, int]] = set()
     while stack:
         directory, rel_dir, ignores, ignoring = stack.pop()
-        try:
-            st = os.stat(directory)
-        except OSError:
+        if not _first_visit(directory, seen_dirs):
             continue
-        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop
-            continue
-        seen_dirs.add((st.st_dev, st.st_ino))
         if ignoring:
-            ignore_file = os.path.join(directory, ".gitignore")
-            try:
-                with open(ignore_file, encoding="utf-8", errors="replace") as f:
-                    ignores = (*ignores, parse_ignore(f.read(), rel_dir))
-            except OSError:
-                pass
+            ignores = _with_gitignore(directory, rel_dir, ignores)
         try:
             entries = list(os.scandir(directory))
         except OSError:
@@ -169,38 +162,82 @@ def walk_project(
             except OSError:
                 continue
             if is_dir:
-                if (
-                    rel in skip_dirs
-                    or rel in GENERATED_DIRS
-                    or _is_excluded_dir(entry.path, entry.name)
-                ):
-                    continue
-                forced = (
-                    not ignoring
-                    or rel in always_dirs
-                    or os.path.exists(os.path.join(entry.path, "__init__.py"))
-                )
-                if not forced and is_ignored(rel, is_dir=True, stack=ignores):
-                    continue
-                stack.append((entry.path, rel, ignores, ignoring and not forced))
-                continue
-            if _is_excluded_file(entry.name):
-                continue
-            if (
-                ignores  # no ignore file above: nothing to check
-                and ignoring
-                and rel not in always_files
-                and not entry.name.endswith(".py")
-                and is_ignored(rel, is_dir=False, stack=ignores)
-            ):
-                continue
-            try:
-                st = entry.stat()
-            except OSError:
-                continue  # a dangling symlink or a file deleted under us
-            if not stat.S_ISREG(st.st_mode):
-                continue  # sockets, FIFOs, devices
-            yield Found(rel, entry.path, st)
+                pending = (entry.path, rel, ignores, ignoring)
+                if (sub := _descend(entry, pending, always_dirs, skip_dirs)) is not None:
+                    stack.append(sub)
+            elif found := _input_file(entry, rel, ignores if ignoring else (), always_files):
+                yield found
+
+
+def _first_visit(directory: str, seen: set[tuple[int, int]]) -> bool:
+    """Whether ``directory`` exists and was not walked yet (a symlink loop comes back)."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    if (st.st_dev, st.st_ino) in seen:
+        return False
+    seen.add((st.st_dev, st.st_ino))
+    return True
+
+
+def _with_gitignore(
+    directory: str, rel_dir: str, ignores: tuple[IgnoreRules, ...]
+) -> tuple[IgnoreRules, ...]:
+    """``ignores`` plus the rules of ``directory``'s ``.gitignore``, if it has one."""
+    try:
+        with open(os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace") as f:
+            return (*ignores, parse_ignore(f.read(), rel_dir))
+    except OSError:
+        return ignores
+
+
+def _descend(
+    entry: os.DirEntry[str],
+    pending: _Pending,
+    always_dirs: frozenset[str],
+    skip_dirs: frozenset[str],
+) -> _Pending | None:
+    """The subdirectory to walk next, or None when it holds no inputs."""
+    _path, rel, ignores, ignoring = pending
+    if rel in skip_dirs or rel in GENERATED_DIRS or _is_excluded_dir(entry.path, entry.name):
+        return None
+    forced = (
+        not ignoring
+        or rel in always_dirs
+        or os.path.exists(os.path.join(entry.path, "__init__.py"))
+    )
+    if not forced and is_ignored(rel, is_dir=True, stack=ignores):
+        return None
+    return (entry.path, rel, ignores, ignoring and not forced)
+
+
+def _input_file(
+    entry: os.DirEntry[str],
+    rel: str,
+    ignores: tuple[IgnoreRules, ...],
+    always_files: frozenset[str],
+) -> Found | None:
+    """The file as an input, or None (excluded, ignored, not a regular file, gone).
+
+    ``ignores`` is empty where gitignore does not apply (or no ignore file is above).
+    """
+    if _is_excluded_file(entry.name):
+        return None
+    if (
+        ignores
+        and rel not in always_files
+        and not entry.name.endswith(".py")
+        and is_ignored(rel, is_dir=False, stack=ignores)
+    ):
+        return None
+    try:
+        st = entry.stat()
+    except OSError:
+        return None  # a dangling symlink or a file deleted under us
+    if not stat.S_ISREG(st.st_mode):
+        return None  # sockets, FIFOs, devices
+    return Found(rel, entry.path, st)
 
 
 def declared_files(root: Path, globs: Iterable[str], skip_dirs: frozenset[str]) -> Iterator[Found]:

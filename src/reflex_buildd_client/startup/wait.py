@@ -76,8 +76,7 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
         WaitTimeoutError: Nothing arrived within the timeout.
         UntrustedArtifactError: The remote's artifact was refused (``remote``).
     """
-    cache, key, policy, timeout = demand.cache, demand.key, demand.policy, demand.timeout
-    explain_missing, project, remote = demand.explain_missing, demand.project, demand.remote
+    cache, key, timeout, remote = demand.cache, demand.key, demand.timeout, demand.remote
     started = time.time()
     deadline = None if timeout is None else time.monotonic() + timeout
     last_log = 0.0
@@ -87,7 +86,7 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
         status = _current(cache, key, since=since)
         if not looked_up:
             looked_up = True
-            record_lookup(cache, key, hit=isinstance(status, Artifact), project=project)
+            record_lookup(cache, key, hit=isinstance(status, Artifact), project=demand.project)
         if isinstance(status, Artifact):
             return status, False
         if remote is not None and status.state is not BuildState.BUILDING:
@@ -97,18 +96,8 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
                 return pulled, False
             continue  # the pull took time: look at the key's state again
         if status.state is not BuildState.BUILDING:
-            if policy is StartupPolicy.FAIL:
-                raise _missing(cache, key, explain_missing, project)
-            if policy is StartupPolicy.BUILD and demand.build is not None:
-                built = _build_if_free(demand, since=since)
-                if built is not None:
-                    return built
-                # Someone took the lock first: wait a poll, then see what they do.
-            if policy is StartupPolicy.WAIT and demand.give_up is not None:
-                if (why_stop := demand.give_up()) is not None:
-                    raise WaitTimeoutError(
-                        f"gave up waiting for key {key} in {cache.root}: {why_stop}", key=key
-                    )
+            if (built := _nobody_builds(demand, since=since)) is not None:
+                return built
         now = time.monotonic()
         if now - last_log >= _LOG_EVERY:
             last_log = now
@@ -116,18 +105,42 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
                 "reflex-buildd: waiting %.0fs for key %s: %s",
                 time.time() - started,
                 key,
-                _waiting_for(status, policy, explain_missing),
+                _waiting_for(status, demand.policy, demand.explain_missing),
             )
         if deadline is not None and now >= deadline:
-            why = ""
-            if status.state is not BuildState.BUILDING and explain_missing is not None:
-                why = f"; {explain_missing()}"
-            raise WaitTimeoutError(
-                f"gave up after {timeout:.0f}s waiting for key {key} in {cache.root} "
-                f"({status.state.value}): nobody built it{why}",
-                key=key,
-            )
+            raise _timed_out(demand, status)
         time.sleep(POLL_INTERVAL)
+
+
+def _nobody_builds(demand: Demand, *, since: float | None) -> tuple[Artifact, bool] | None:
+    """Act on a key nobody is building, by the policy: fail, build it, or go on waiting.
+
+    Returns:
+        What a build here made, or None to wait a poll (someone took the lock first, or
+        policy ``wait``).
+    """
+    policy, cache, key = demand.policy, demand.cache, demand.key
+    if policy is StartupPolicy.FAIL:
+        raise _missing(cache, key, demand.explain_missing, demand.project)
+    if policy is StartupPolicy.BUILD and demand.build is not None:
+        return _build_if_free(demand, since=since)
+    if policy is StartupPolicy.WAIT and demand.give_up is not None:
+        if (why_stop := demand.give_up()) is not None:
+            raise WaitTimeoutError(
+                f"gave up waiting for key {key} in {cache.root}: {why_stop}", key=key
+            )
+    return None
+
+
+def _timed_out(demand: Demand, status: KeyStatus) -> WaitTimeoutError:
+    why = ""
+    if status.state is not BuildState.BUILDING and demand.explain_missing is not None:
+        why = f"; {demand.explain_missing()}"
+    return WaitTimeoutError(
+        f"gave up after {demand.timeout:.0f}s waiting for key {demand.key} in "
+        f"{demand.cache.root} ({status.state.value}): nobody built it{why}",
+        key=demand.key,
+    )
 
 
 def _current(cache: Cache, key: str, *, since: float | None) -> Artifact | KeyStatus:
