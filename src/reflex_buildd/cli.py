@@ -471,12 +471,6 @@ def _parse_with(name: str) -> Callable[[click.Context, click.Parameter, str | No
     return callback
 
 
-def _when(epoch: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
 @main.command(name="ls")
 @cache_dir_option
 @click.option(
@@ -498,54 +492,34 @@ def ls_command(cache_dir: Path | None, remote_url: str | None, as_json: bool) ->
     remote's artifacts, newest first, each checked as a host checks it
     (signature, key, paths).
     """
-    from reflex_buildd_client.units import format_size
-
-    from .inventory import list_artifacts
+    from .inventory import list_artifacts, render_artifacts
 
     if remote_url is not None:
         _ls_remote(remote_url or None, as_json)
         return
 
-    rows = list_artifacts(_cache(cache_dir))
+    cache = _cache(cache_dir)
+    rows = list_artifacts(cache)
     if as_json:
         click.echo(json.dumps([r.to_json() for r in rows], indent=1))
-        return
-    if not rows:
-        _err.print(f"no artifacts in {_cache(cache_dir).root}")
-        return
-    click.echo(
-        f"{'KEY':<32}  {'SIZE':>10}  {'UNIQUE':>10}  {'CREATED':<19}  {'LAST USED':<19}  HOSTS  PROJECT"
-    )
-    for r in rows:
-        click.echo(
-            f"{r.key:<32}  {format_size(r.apparent):>10}  {format_size(r.unique):>10}  "
-            f"{_when(r.created):<19}  {_when(r.last_used):<19}  {r.live_hosts:>5}  {r.project}"
-        )
+    elif not rows:
+        _err.print(f"no artifacts in {cache.root}")
+    else:
+        click.echo(render_artifacts(rows))
 
 
 def _ls_remote(url: str | None, as_json: bool) -> None:
-    from reflex_buildd_client.units import format_size
-
-    from .remote_inventory import list_remote
+    from .remote_inventory import list_remote, render_remote
 
     settings = _remote(url, required=True)
     assert settings is not None
     rows = list_remote(settings)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
-        return
-    if not rows:
+    elif not rows:
         _err.print(f"no artifacts in {settings.url}")
-        return
-    click.echo(f"{'KEY':<32}  {'SIZE':>10}  {'CREATED':<19}  {'RUNTIME':<12}  PROJECT")
-    for r in rows:
-        if not r["trusted"]:
-            click.echo(f"{r['key']:<32}  REFUSED: {r['problem']}")
-            continue
-        click.echo(
-            f"{r['key']:<32}  {format_size(r['size']):>10}  {_when(r['created']):<19}  "
-            f"{r.get('js_runtime') or '?':<12}  {r['project']}"
-        )
+    else:
+        click.echo(render_remote(rows))
 
 
 @main.command()
@@ -554,51 +528,17 @@ def _ls_remote(url: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     """Show daemons, builds in progress or failed, leases, disk use, and the remote cache."""
-    from reflex_buildd_client.units import format_size
+    from .inventory import cache_status, render_status
+    from .remote_inventory import remote_status, render_remote_status
 
-    from .inventory import cache_status
-    from .remote_inventory import remote_status
-
-    info = cache_status(_cache(cache_dir))
-    rem = remote_status(_cache(cache_dir), _remote(remote))
+    cache = _cache(cache_dir)
+    info = cache_status(cache)
+    rem = remote_status(cache, _remote(remote))
     if as_json:
         click.echo(json.dumps({**info.to_json(), "remote": rem.to_json()}, indent=1))
         return
-    alive = {True: "alive", False: "dead", None: "other host"}
-    click.echo(f"cache: {info.cache}")
-    click.echo(
-        f"artifacts: {info.artifacts}, leased: "
-        + (", ".join(f"{k[:12]} x{n}" for k, n in info.leases.items()) or "none")
-    )
-    click.echo("daemons:" + ("" if info.daemons else " none"))
-    for d in info.daemons:
-        click.echo(
-            f"  pid {d.pid} on {d.host} ({alive[d.alive]}): {d.project} "
-            f"key {str(d.key)[:12]} {d.state}"
-        )
-    click.echo("builds:" + ("" if info.builds else " none in progress or failed"))
-    for b in info.builds:
-        click.echo(f"  {b.key} {b.state} (pid {b.pid} on {b.host}) {b.project}; log: {b.log}")
-    sizes = info.sizes
-    click.echo(
-        "disk: "
-        + ", ".join(
-            f"{name} {format_size(sizes[name])}"
-            for name in ("artifacts", "work", "tmp", "quarantine", "logs", "total")
-        )
-        + f" (artifacts without sharing: {format_size(sizes['artifacts_apparent'])})"
-    )
-    events = ", ".join(f"{name} {n}" for name, n in rem.events.items())
-    if rem.url is None:
-        click.echo(f"remote: none (REFLEX_BUILDD_REMOTE); journal: {events}")
-    else:
-        reach = (
-            f"reachable, {rem.artifacts} artifacts"
-            if rem.reachable
-            else f"UNREACHABLE: {rem.error}"
-        )
-        signed = "signed" if rem.signed else "unsigned (no REFLEX_BUILDD_SIGNING_KEY)"
-        click.echo(f"remote: {rem.url} ({reach}; {signed}); journal: {events}")
+    click.echo(render_status(info))
+    click.echo(render_remote_status(rem))
 
 
 @main.command()

@@ -18,6 +18,7 @@ from reflex_buildd_client.cache.status import process_alive, read_status
 from reflex_buildd_client.cache.store import MANIFEST_NAME, Artifact, Cache
 from reflex_buildd_client.cache.verify import find_problems, quarantine
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
+from reflex_buildd_client.units import format_size, format_time
 
 from .gc import exclusive_sizes, scan, unique_size
 
@@ -29,6 +30,8 @@ __all__ = [
     "VerifyResult",
     "cache_status",
     "list_artifacts",
+    "render_artifacts",
+    "render_status",
     "resolve_key",
     "tree_size",
     "verify_cache",
@@ -254,3 +257,50 @@ def verify_cache(cache: Cache, keys: list[str] | None = None) -> list[VerifyResu
         where = quarantine(cache, key, reason=reason, manifest=manifest, bad_files=list(problems))
         results.append(VerifyResult(key, False, problems, str(where) if where else None))
     return results
+
+
+def render_artifacts(rows: list[ArtifactRow]) -> str:
+    """``ls``: one line per artifact under a header (what ``--json`` says, for people)."""
+    lines = [
+        f"{'KEY':<32}  {'SIZE':>10}  {'UNIQUE':>10}  {'CREATED':<19}  {'LAST USED':<19}  HOSTS  PROJECT"
+    ]
+    lines += [
+        f"{r.key:<32}  {format_size(r.apparent):>10}  {format_size(r.unique):>10}  "
+        f"{format_time(r.created):<19}  {format_time(r.last_used):<19}  {r.live_hosts:>5}  "
+        f"{r.project}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+_ALIVE = {True: "alive", False: "dead", None: "other host"}
+
+
+def render_status(info: CacheStatus) -> str:
+    """``status``'s local part: the cache, leases, daemons, builds, disk use."""
+    lines = [
+        f"cache: {info.cache}",
+        f"artifacts: {info.artifacts}, leased: "
+        + (", ".join(f"{k[:12]} x{n}" for k, n in info.leases.items()) or "none"),
+        "daemons:" + ("" if info.daemons else " none"),
+    ]
+    lines += [
+        f"  pid {d.pid} on {d.host} ({_ALIVE[d.alive]}): {d.project} "
+        f"key {str(d.key)[:12]} {d.state}"
+        for d in info.daemons
+    ]
+    lines.append("builds:" + ("" if info.builds else " none in progress or failed"))
+    lines += [
+        f"  {b.key} {b.state} (pid {b.pid} on {b.host}) {b.project}; log: {b.log}"
+        for b in info.builds
+    ]
+    sizes = info.sizes
+    lines.append(
+        "disk: "
+        + ", ".join(
+            f"{name} {format_size(sizes[name])}"
+            for name in ("artifacts", "work", "tmp", "quarantine", "logs", "total")
+        )
+        + f" (artifacts without sharing: {format_size(sizes['artifacts_apparent'])})"
+    )
+    return "\n".join(lines)

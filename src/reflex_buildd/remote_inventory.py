@@ -11,8 +11,16 @@ from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import RemoteUnavailableError, UntrustedArtifactError
 from reflex_buildd_client.remote.bucket import RemoteSettings, RemoteStore, manifest_object
 from reflex_buildd_client.remote.envelope import open_envelope
+from reflex_buildd_client.units import format_size, format_time
 
-__all__ = ["REMOTE_EVENTS", "RemoteStatus", "list_remote", "remote_status"]
+__all__ = [
+    "REMOTE_EVENTS",
+    "RemoteStatus",
+    "list_remote",
+    "remote_status",
+    "render_remote",
+    "render_remote_status",
+]
 
 # Journal events of the remote tier, counted by ``status``.
 REMOTE_EVENTS = ("pulled", "remote-miss", "remote-error", "remote-refused", "pushed")
@@ -89,3 +97,29 @@ def remote_status(cache: Cache, settings: RemoteSettings | None) -> RemoteStatus
     except RemoteUnavailableError as exc:
         info.reachable, info.error = False, str(exc)
     return info
+
+
+def render_remote(rows: list[dict[str, Any]]) -> str:
+    """``ls --remote``: one line per artifact, refused ones with the reason."""
+    lines = [f"{'KEY':<32}  {'SIZE':>10}  {'CREATED':<19}  {'RUNTIME':<12}  PROJECT"]
+    for r in rows:
+        if not r["trusted"]:
+            lines.append(f"{r['key']:<32}  REFUSED: {r['problem']}")
+            continue
+        lines.append(
+            f"{r['key']:<32}  {format_size(r['size']):>10}  {format_time(r['created']):<19}  "
+            f"{r.get('js_runtime') or '?':<12}  {r['project']}"
+        )
+    return "\n".join(lines)
+
+
+def render_remote_status(rem: RemoteStatus) -> str:
+    """``status``'s remote line: where, reachable or not, signed or not, and the journal."""
+    events = ", ".join(f"{name} {n}" for name, n in rem.events.items())
+    if rem.url is None:
+        return f"remote: none (REFLEX_BUILDD_REMOTE); journal: {events}"
+    reach = (
+        f"reachable, {rem.artifacts} artifacts" if rem.reachable else f"UNREACHABLE: {rem.error}"
+    )
+    signed = "signed" if rem.signed else "unsigned (no REFLEX_BUILDD_SIGNING_KEY)"
+    return f"remote: {rem.url} ({reach}; {signed}); journal: {events}"

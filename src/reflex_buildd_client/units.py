@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["format_size", "parse_age", "parse_size"]
+__all__ = ["format_size", "format_time", "parse_age", "parse_size"]
 
 # Binary multiples for the short forms too: "2G" of disk is what du -h means.
 _SIZE_UNITS = {
@@ -64,3 +64,10 @@ def format_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def format_time(epoch: float) -> str:
+    """A moment as people read it in a table: local time, ``2026-12-06 18:30:00``."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
