@@ -69,7 +69,10 @@ project_argument = click.argument(
 
 def _project(path: Path | None) -> Project:
     """PROJECT as given, or the project around the current directory (like git)."""
-    return find_project(path) if path is not None else find_project_upward(Path.cwd())
+    app_name = _settings().app_name
+    if path is not None:
+        return find_project(path, app_name=app_name)
+    return find_project_upward(Path.cwd(), app_name=app_name)
 
 
 def _set_level(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -448,7 +451,7 @@ def dev(
         access_log=access_log,
         settings=_settings(cache_dir=cache_dir),
     )
-    code = run_dev(find_project(project), _cache(cache_dir), options)
+    code = run_dev(_project(project), _cache(cache_dir), options)
     sys.exit(code)
 
 
@@ -592,13 +595,13 @@ def _verify_rebuild(cache: Cache, target: str, as_json: bool) -> None:
 
     key: str | None = None
     if Path(target).is_dir():
-        proj = find_project(Path(target))
+        proj = _project(Path(target))
     else:
         key = resolve_key(cache, target)
         artifact = cache.open(key)
         if artifact is None:
             raise ArtifactMissingError(f"no artifact {key} in {cache.root}", key=key)
-        proj = find_project(Path(artifact.manifest.project["root"]))
+        proj = _project(Path(artifact.manifest.project["root"]))
     with _err.status(f"rebuilding {proj.root.name} in a fresh workspace", spinner="dots"):
         report = verify_rebuild(proj, cache, settings=_settings(cache_dir=cache.root), key=key)
     if as_json:

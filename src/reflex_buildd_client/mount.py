@@ -154,7 +154,7 @@ class ReflexMount:
         """
         started = time.perf_counter()
         settings = self.settings
-        project = self.project = find_project(self._project_path)
+        project = self.project = find_project(self._project_path, app_name=settings.app_name)
         key, inputs = compute_key(project, settings=settings)
         self.timings["key"] = time.perf_counter() - started
         done = checkout(self._demand(project, key, inputs))

@@ -59,8 +59,11 @@ def config_literal(root: Path, name: str) -> str | None:
         return None
 
 
-def find_project(path: str | os.PathLike[str]) -> Project:
+def find_project(path: str | os.PathLike[str], *, app_name: str = "") -> Project:
     """Validate ``path`` as a Reflex project and read its app name.
+
+    ``app_name`` overrides the one in ``rxconfig.py`` (Reflex's ``REFLEX_APP_NAME``, which
+    :class:`~reflex_buildd_client.settings.Settings` reads).
 
     Raises:
         ProjectNotFoundError: If the directory or its ``rxconfig.py`` is missing,
@@ -75,14 +78,14 @@ def find_project(path: str | os.PathLike[str]) -> Project:
     if not config.is_file():
         raise ProjectNotFoundError(f"{root} is not a Reflex project: it has no rxconfig.py")
     try:
-        app_name = _literal_app_name(config.read_text(encoding="utf-8"))
+        literal = _literal_app_name(config.read_text(encoding="utf-8"))
     except SyntaxError as exc:
         raise ProjectNotFoundError(f"{config} has a syntax error: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ProjectNotFoundError(f"{config} is not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise InputReadError.wrap(exc, config) from exc
-    app_name = os.environ.get("REFLEX_APP_NAME") or app_name
+    app_name = app_name or literal or ""
     if not app_name:
         raise ProjectNotFoundError(
             f"cannot read app_name from {config}: pass it as a string literal "
@@ -91,7 +94,7 @@ def find_project(path: str | os.PathLike[str]) -> Project:
     return Project(root=root, app_name=app_name)
 
 
-def find_project_upward(start: str | os.PathLike[str]) -> Project:
+def find_project_upward(start: str | os.PathLike[str], *, app_name: str = "") -> Project:
     """The project holding ``start``: the nearest directory at or above it with ``rxconfig.py``.
 
     What ``reflex-buildd`` does without a PROJECT argument, like git looks
@@ -104,7 +107,7 @@ def find_project_upward(start: str | os.PathLike[str]) -> Project:
     here = Path(start).expanduser().resolve()
     for directory in (here, *here.parents):
         if (directory / "rxconfig.py").is_file():
-            return find_project(directory)
+            return find_project(directory, app_name=app_name)
     raise ProjectNotFoundError(
         f"no rxconfig.py in {here} or any directory above it: run this inside a Reflex "
         "project or pass the project directory"

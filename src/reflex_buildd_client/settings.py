@@ -34,6 +34,7 @@ The variables:
 ``AWS_ALLOW_HTTP``                 the remote's endpoint may be plain HTTP (AWS_* are
                                    otherwise obstore's own to read)
 ``REFLEX_DIR``, ``XDG_DATA_HOME``  Reflex's own: where it keeps bun (the JS runtime lookup)
+``REFLEX_APP_NAME``                Reflex's own: the app name, over ``rxconfig.py``'s
 ``REFLEX_BUILDD_DEBUG``            CLI errors with their traceback
 =================================  ==========================================
 """
@@ -167,6 +168,7 @@ class Settings:
             startup gives up.
         log_level: The CLI's and the daemon's log level (``--log-level``).
         debug: CLI errors come with their traceback.
+        app_name: Reflex's ``REFLEX_APP_NAME``: the app name, over the one in ``rxconfig.py``.
         environ: The environment these settings were read from (a copy): what a key's
             variable inputs, the JS runtime's lookup and Reflex's directories see, so that
             nothing below the entry point reads ``os.environ`` on its own.
@@ -200,6 +202,7 @@ class Settings:
     log_level: str = "info"
     server_proxies: str = SERVER_PROXIES_DEFAULT
     debug: bool = False
+    app_name: str = ""
     environ: Mapping[str, str] = field(
         default_factory=lambda: dict(os.environ), repr=False, compare=False
     )
@@ -287,6 +290,7 @@ class Settings:
             # uvicorn's variable and default, so the mount knows whom uvicorn trusts.
             "server_proxies": env.get("FORWARDED_ALLOW_IPS", SERVER_PROXIES_DEFAULT),
             "debug": debug_enabled(env),
+            "app_name": env.get("REFLEX_APP_NAME", "").strip(),
             "environ": dict(env),
         }
         return cls(**raw)
