@@ -146,3 +146,57 @@ def test_the_import_check_sees_builder_imports(snippet: str, count: int) -> None
 )
 def test_the_layout_check_sees_paths_built_elsewhere(snippet: str) -> None:
     assert layout_violations(ast.parse(snippet))
+
+
+# The entry points that read the environment into their one Settings: the CLI's group,
+# ReflexMount, and the dev servers' processes (their plugin). Everything else is handed it.
+SETTINGS_ENTRY_POINTS = frozenset(
+    {
+        SRC / "reflex_buildd" / "cli.py",
+        SRC / "reflex_buildd" / "devplugin.py",
+        CLIENT / "mount.py",
+    }
+)
+
+
+def settings_loads(tree: ast.AST) -> list[int]:
+    """Lines that call ``Settings.load(...)``."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "load"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "Settings"
+    ]
+
+
+def test_settings_are_loaded_only_by_entry_points() -> None:
+    found = {
+        path: lines
+        for path in _sources(SRC)
+        if (lines := settings_loads(ast.parse(path.read_text())))
+    }
+    bad = [
+        f"{p.relative_to(SRC)}:{n}"
+        for p, lines in found.items()
+        if p not in SETTINGS_ENTRY_POINTS
+        for n in lines
+    ]
+    assert not bad, "Settings.load() below an entry point (take a Settings instead):\n" + "\n".join(
+        bad
+    )
+    assert sum(len(lines) for lines in found.values()) <= 3
+
+
+@pytest.mark.parametrize(
+    ("snippet", "count"),
+    [
+        ("settings = Settings.load()", 1),
+        ("x = (settings or Settings.load(environ=env)).override()", 1),
+        ("settings.load()", 0),
+    ],
+)
+def test_the_settings_check_sees_loads(snippet: str, count: int) -> None:
+    assert len(settings_loads(ast.parse(snippet))) == count
