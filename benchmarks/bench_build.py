@@ -32,7 +32,7 @@ SHOWCASE = REPO / "examples" / "showcase"
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import free_port, tool_env  # noqa: E402
-from reflex_buildd_client.keys.runtime import resolve_runtime  # noqa: E402
+from reflex_buildd_client.inputs.runtime import resolve_runtime  # noqa: E402
 from reflex_buildd_client.settings import Settings  # noqa: E402
 
 REPEAT = 3

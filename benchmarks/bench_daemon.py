@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_build import buildd, plain_export  # noqa: E402
 from conftest import SHOWCASE, spawn_host, stop_process, tool_env, wait_ready  # noqa: E402
-from reflex_buildd_client.keys.sources import compute_key  # noqa: E402
+from reflex_buildd_client.inputs.sources import compute_key  # noqa: E402
 from reflex_buildd_client.project import find_project  # noqa: E402
 from reflex_buildd_client.settings import Settings  # noqa: E402
 

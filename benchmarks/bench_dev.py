@@ -47,7 +47,7 @@ from conftest import (  # noqa: E402
     wait_for,
     wait_listening,
 )
-from reflex_buildd_client.keys.runtime import resolve_runtime  # noqa: E402
+from reflex_buildd_client.inputs.runtime import resolve_runtime  # noqa: E402
 from reflex_buildd_client.settings import Settings  # noqa: E402
 
 ROUNDS = 5

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reflex_buildd_client.keys.sources import compute_key, iter_input_files, stat_cache_path
+from reflex_buildd_client.inputs.sources import compute_key, iter_input_files, stat_cache_path
 from reflex_buildd_client.keys.statcache import RACY_WINDOW_NS
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.settings import Settings

@@ -77,7 +77,7 @@ def main() -> None:
 
         builder = tmp / "builder-cache"
         build(project, builder)  # also warms the JS package cache for the rows below
-        from reflex_buildd_client.keys.sources import compute_key
+        from reflex_buildd_client.inputs.sources import compute_key
         from reflex_buildd_client.project import find_project
 
         key, _ = compute_key(find_project(project), settings=Settings.load(), cache_dir=builder)

@@ -14,9 +14,9 @@ from reflex_buildd.cli import main
 from reflex_buildd.explain import render
 from reflex_buildd_client.cache.manifest import MANIFEST_FORMAT
 from reflex_buildd_client.cache.store import Cache
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.keys.diff import diff_inputs
 from reflex_buildd_client.keys.schema import KEY_SCHEMA, KeyInputs, digest_env_value
-from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.settings import Settings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reflex_buildd.plugin import _RUNTIME_JS, PatchError, patch_state_js
-from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.inputs.runtime import resolve_runtime
 from reflex_buildd_client.settings import Settings
 
 HARNESS = r"""

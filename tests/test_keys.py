@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from reflex_buildd_client.keys import sources
+from reflex_buildd_client.inputs import sources
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.keys.diff import diff_inputs
 from reflex_buildd_client.keys.schema import KeyInputs
-from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.settings import Settings
 

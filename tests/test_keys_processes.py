@@ -20,7 +20,7 @@ TOOLS_BIN = REPO / ".tools" / "node_modules" / ".bin"
 CLIENT = """
 import sys
 from reflex_buildd_client.project import find_project
-from reflex_buildd_client.keys.sources import compute_key
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.settings import Settings
 print(compute_key(find_project(sys.argv[1]), settings=Settings.load(), cache_dir=sys.argv[2])[0])
 """

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHOWCASE, run_host, tool_env
-from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.inputs.runtime import resolve_runtime
 from reflex_buildd_client.settings import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reflex_buildd_client.errors import JSRuntimeNotFoundError
-from reflex_buildd_client.keys import runtime
+from reflex_buildd_client.inputs import runtime
 from reflex_buildd_client.settings import Settings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from reflex_buildd_client.inputs.sources import compute_key, stat_cache_path
 from reflex_buildd_client.keys import hashing, statcache
-from reflex_buildd_client.keys.sources import compute_key, stat_cache_path
 from reflex_buildd_client.keys.statcache import stat_identity
 from reflex_buildd_client.project import find_project
 from reflex_buildd_client.settings import Settings

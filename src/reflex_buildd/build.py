@@ -50,9 +50,9 @@ from reflex_buildd_client.errors import (
     InputReadError,
     ReflexBuilddError,
 )
-from reflex_buildd_client.keys.runtime import JSRuntime, resolve_runtime
+from reflex_buildd_client.inputs.runtime import JSRuntime, resolve_runtime
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.keys.schema import KeyInputs
-from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project, project_id
 from reflex_buildd_client.remote.pull import remote_lookup
 from reflex_buildd_client.serve.rewrite import SENTINEL

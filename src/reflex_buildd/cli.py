@@ -31,7 +31,7 @@ import click
 
 from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import ArtifactMissingError
-from reflex_buildd_client.keys.sources import compute_key
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.project import Project, find_project, find_project_upward
 from reflex_buildd_client.remote.bucket import RemoteSettings
 from reflex_buildd_client.settings import LOG_LEVELS, Overrides, Settings

@@ -24,8 +24,8 @@ from filelock import FileLock, Timeout
 from reflex_buildd_client.cache.status import read_daemon, record_lookup, write_daemon
 from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.keys.schema import KeyInputs
-from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project, project_id
 from reflex_buildd_client.remote.pull import remote_lookup
 from reflex_buildd_client.settings import Settings

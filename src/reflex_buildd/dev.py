@@ -45,7 +45,7 @@ from reflex_buildd_client.children import dies_with_parent
 from reflex_buildd_client.dev.proxy import active_proxies
 from reflex_buildd_client.dev.target import DEV_ENV, DevTarget
 from reflex_buildd_client.errors import ReflexBuilddError
-from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.inputs.runtime import resolve_runtime
 from reflex_buildd_client.project import Project, project_id
 from reflex_buildd_client.settings import Settings
 

@@ -19,9 +19,9 @@ from typing import Any
 from reflex_buildd_client.cache.manifest import FileEntry
 from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import ReflexBuilddError
-from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.inputs.runtime import resolve_runtime
+from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.keys.schema import KeyInputs
-from reflex_buildd_client.keys.sources import compute_key
 from reflex_buildd_client.project import Project
 from reflex_buildd_client.settings import Settings
 

@@ -4,7 +4,7 @@ Also the shared contract with the daemon (keys, cache layout, manifests), so
 the two can never disagree.
 
 The names below are imported on first use (PEP 562): the CLI and the daemon
-import submodules such as ``reflex_buildd_client.keys.sources`` and must not pay
+import submodules such as ``reflex_buildd_client.inputs.sources`` and must not pay
 for the ASGI side (asyncio, the static server, the mount) on every command.
 """
 

@@ -32,8 +32,8 @@ from .cache.store import Artifact, Cache
 from .dev.proxy import DevProxy, start_dev_proxy
 from .errors import InvalidPathError, ReflexBuilddError
 from .hostlog import show_logs
+from .inputs.sources import compute_key
 from .keys.schema import KeyInputs
-from .keys.sources import compute_key
 from .project import Project, find_project
 from .remote.pull import remote_lookup
 from .serve.files import ArtifactFiles

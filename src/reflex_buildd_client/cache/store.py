@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CacheIOError, CorruptArtifactError
-from ..settings import default_cache_dir
 from .manifest import Manifest
 
 __all__ = [
@@ -125,10 +124,10 @@ class Cache:
     under the root.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        # Absolute: builds run with another cwd, and records name paths in it.
-        chosen = Path(root).expanduser() if root is not None else default_cache_dir()
-        self.root = chosen.absolute()
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        # Absolute: builds run with another cwd, and records name paths in it. Which root
+        # (an option, REFLEX_BUILDD_CACHE_DIR, the per-user default) is the settings' call.
+        self.root = Path(root).expanduser().absolute()
         self.base = self.root / LAYOUT
 
     def __eq__(self, other: object) -> bool:

@@ -1,11 +1,11 @@
-"""Shared core: what a build's key is made of, and the key itself.
+"""Shared core: the key itself, and the files it is made of.
 
-The builder and every host compute the same key from the same project, so all of it lives
-here: which files are inputs (``walk``, ``ignore``, ``tempfiles``, ``declarations``), their
-digests (``hashing``, ``statcache``), the versions and the JS runtime a build depends on
-(``distributions``, ``runtime``), the canonical encoding and blake3 key (``schema``), the
-whole collection from disk (``sources``) and why two keys differ (``diff``).
+The canonical encoding of a build's inputs and its blake3 key (``schema``), which files of a
+project are inputs (``walk``, ``ignore``, ``tempfiles``), their digests memoized by stat
+identity (``hashing``, ``statcache``), and why two keys differ (``diff``). Pure or reading
+only the project: :mod:`reflex_buildd_client.inputs` puts it together with the cache and
+the environment.
 
-May import: the package's top-level foundation (``errors``, ``settings``, ``project``,
-``units``) and ``cache`` (where the stat cache lives).
+May import: ``project`` and ``errors`` only, so that the cache's manifest format can record
+a key's inputs.
 """

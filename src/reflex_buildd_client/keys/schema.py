@@ -1,6 +1,6 @@
 """Pure key computation: build inputs -> canonical bytes -> blake3 key.
 
-No I/O here (see :mod:`reflex_buildd_client.keys.sources` for that), so the daemon,
+No I/O here (see :mod:`reflex_buildd_client.inputs.sources` for that), so the daemon,
 the CLI and every host compute the key the same way from the same inputs.
 
 Nothing in the inputs names the machine or where the project lives: files are

@@ -36,16 +36,10 @@ import blake3
 
 from ..cache.store import Cache
 from ..errors import InputsConfigError, InvalidConfigError, os_fault
-from ..project import Project, project_id
-from ..serve.rewrite import SENTINEL
-from ..settings import Settings
-from .declarations import Declared, declared_inputs
-from .distributions import external_imports, versions_of
-from .hashing import digest_all, digest_file
-from .runtime import runtime_identity
-from .schema import KeyInputs, digest_env_value, key_of
-from .statcache import StatCache
-from .walk import (
+from ..keys.hashing import digest_all, digest_file
+from ..keys.schema import KeyInputs, digest_env_value, key_of
+from ..keys.statcache import StatCache
+from ..keys.walk import (
     ALWAYS_DIRS,
     EXCLUDED_DIRS,
     EXCLUDED_FILES,
@@ -55,6 +49,12 @@ from .walk import (
     iter_input_files,
     walk_project,
 )
+from ..project import Project, project_id
+from ..serve.rewrite import SENTINEL
+from ..settings import Settings
+from .declarations import Declared, declared_inputs
+from .distributions import external_imports, versions_of
+from .runtime import runtime_identity
 
 __all__ = [
     "BUILD_ENV_NAMES",
@@ -176,7 +176,7 @@ def _recipe_digest() -> str:
     return hasher.hexdigest()
 
 
-def stat_cache_path(cache_dir: str | os.PathLike[str] | None, project: Project) -> Path:
+def stat_cache_path(cache_dir: str | os.PathLike[str], project: Project) -> Path:
     """Where the stat cache of ``project`` lives in ``cache_dir``.
 
     One file per project location: stat identities are only meaningful there.
