@@ -200,3 +200,85 @@ def test_settings_are_loaded_only_by_entry_points() -> None:
 )
 def test_the_settings_check_sees_loads(snippet: str, count: int) -> None:
     assert len(settings_loads(ast.parse(snippet))) == count
+
+
+# The parts of the client, lowest first: a part imports only parts below it (the rooms of
+# docs/concepts.md's map). A new part goes into this list, where its imports put it.
+LAYERS = (
+    ("errors", "types", "units", "children", "hostlog"),
+    ("project",),
+    ("keys",),
+    ("cache",),
+    ("serve",),
+    ("remote",),
+    ("dev",),
+    ("settings",),
+    ("backend",),
+    ("inputs",),
+    ("startup",),
+    ("mount",),
+    ("dispatch",),
+    ("__init__",),
+)
+RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
+
+
+def part_of(path: Path) -> str:
+    """The part of the client a file belongs to: its sub-package, or its own module."""
+    rel = path.relative_to(CLIENT).parts
+    return rel[0] if len(rel) > 1 else rel[0].removesuffix(".py")
+
+
+def imported_parts(path: Path, tree: ast.AST) -> list[tuple[int, str]]:
+    """The client parts a file of ``path``'s package imports (relative and absolute)."""
+    package = list(path.relative_to(CLIENT).parts[:-1])
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+            names = [*base, *(node.module or "").split(".")]
+            target = [n for n in names if n]
+            if target:
+                found.append((node.lineno, target[0]))
+            else:  # from . import x
+                found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "reflex_buildd_client."
+        ):
+            found.append((node.lineno, node.module.split(".")[1]))  # type: ignore[union-attr]
+    return found
+
+
+def layer_violations(path: Path, tree: ast.AST) -> list[str]:
+    """Imports of ``path`` that go sideways or up the layers."""
+    me = part_of(path)
+    if me not in RANK:
+        return [f"{path.relative_to(SRC)}: part {me!r} is not in LAYERS"]
+    return [
+        f"{path.relative_to(SRC)}:{line}: {me} imports {target} (not below it)"
+        for line, target in imported_parts(path, tree)
+        if target != me and target in RANK and RANK[target] >= RANK[me]
+    ]
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    bad = [
+        problem
+        for path in _sources(CLIENT)
+        for problem in layer_violations(path, ast.parse(path.read_text()))
+    ]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("where", "snippet", "count"),
+    [
+        ("cache/store.py", "from ..settings import default_cache_dir", 1),
+        ("cache/store.py", "from .manifest import Manifest", 0),
+        ("keys/schema.py", "from reflex_buildd_client.inputs.sources import compute_key", 1),
+        ("mount.py", "from .startup.demand import Demand", 0),
+        ("serve/static.py", "from ..backend.routes import routes_of", 1),
+    ],
+)
+def test_the_layer_check_sees_upward_imports(where: str, snippet: str, count: int) -> None:
+    assert len(layer_violations(CLIENT / where, ast.parse(snippet))) == count
