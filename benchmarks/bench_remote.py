@@ -15,6 +15,15 @@ Goals: remote hit <= 2x (local hit + pull), build >= 5x remote hit, and bytes
 sent by the second push after a one-line edit <= 0.2x the artifact's size.
 
 Run: ``.venv/bin/python benchmarks/bench_remote.py`` (about two minutes).
+
+``--signing``: what signatures cost instead (issue 22's goal: signing and verifying
+add at most 2 ms to a push and a pull of the showcase). One showcase build,
+then, interleaved and REPEAT_SIGNING times each: a full push into a fresh
+namespace and a full pull into an empty cache, unsigned, HMAC and Ed25519 (hosts
+holding only the public key); medians and the difference to unsigned in the
+same run. The signature's own cost (sealing and opening the showcase manifest
+in process, no network) is printed beside it, as the end-to-end difference is
+within the noise of moto on a loaded machine.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHOWCASE = REPO / "examples" / "showcase"
@@ -42,6 +52,7 @@ from reflex_buildd_client.settings import Settings  # noqa: E402
 from s3server import s3_server  # noqa: E402
 
 REPEAT = 3
+REPEAT_SIGNING = 15
 
 
 def host_startup(project: Path, cache: Path, workdir: Path, **env: str) -> float:
@@ -139,5 +150,99 @@ def main() -> None:
     print(f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus]")
 
 
+def _trust_modes(tmp: Path, url: str) -> dict[str, tuple[Any, Any]]:
+    """(builder settings, host settings) per trust mode, all on ``url``."""
+    from reflex_buildd_client.remote.keyfiles import generate_key_pair
+
+    key = generate_key_pair(tmp / "bench-key")
+    modes = {
+        "unsigned": (remote_settings(url), remote_settings(url)),
+        "hmac": (remote_settings(url, signing_key="h" * 32),) * 2,
+        "ed25519": (
+            remote_settings(url, signing_key_file=key.source),
+            remote_settings(url, trusted_keys=key.source + ".pub"),
+        ),
+    }
+    return {name: pair for name, pair in modes.items()}
+
+
+def _in_process_cost(artifact: Any, modes: dict[str, tuple[Any, Any]]) -> dict[str, float]:
+    """Milliseconds to seal and open the manifest once, per mode (median of 200)."""
+    from reflex_buildd_client.remote.envelope import open_envelope, seal
+
+    cost = {}
+    for name, (builder, host) in modes.items():
+        times = []
+        for _ in range(200):
+            started = time.perf_counter()
+            data = seal(artifact.manifest, builder.trust, "main")
+            open_envelope(data, artifact.key, host.trust, "main")
+            times.append(time.perf_counter() - started)
+        cost[name] = statistics.median(times) * 1000
+    return cost
+
+
+def signing() -> None:
+    """Push and pull of the showcase per trust mode, interleaved (see the module doc)."""
+    import dataclasses
+
+    with tempfile.TemporaryDirectory(prefix="bench-signing-") as tmp_name, s3_server() as s3:
+        tmp = Path(tmp_name)
+        os.environ.update(s3.env())
+        project = tmp / "showcase"
+        shutil.copytree(SHOWCASE, project, ignore=shutil.ignore_patterns("__pycache__"))
+        builder_cache = tmp / "builder-cache"
+        build(project, builder_cache)
+        from reflex_buildd_client.inputs.sources import compute_key
+        from reflex_buildd_client.project import find_project
+
+        key, _ = compute_key(find_project(project), cache_dir=builder_cache)
+        artifact = Cache(builder_cache).open(key)
+        assert artifact is not None
+        modes = _trust_modes(tmp, s3.url("bench-signing"))
+        pushes: dict[str, list[float]] = {name: [] for name in modes}
+        pulls: dict[str, list[float]] = {name: [] for name in modes}
+        for i in range(REPEAT_SIGNING):
+            for name, (builder, host) in modes.items():
+                namespace = f"{name}-{i}"
+                started = time.perf_counter()
+                push_artifact(
+                    Cache(builder_cache),
+                    artifact,
+                    dataclasses.replace(builder, namespace=namespace),
+                )
+                pushes[name].append(time.perf_counter() - started)
+                reader = dataclasses.replace(host, read_namespaces=(namespace,))
+                started = time.perf_counter()
+                assert pull(Cache(tmp / f"pull-{namespace}"), reader, key) is not None
+                pulls[name].append(time.perf_counter() - started)
+        cost = _in_process_cost(artifact, modes)
+    files = len(artifact.manifest.files)
+    print(f"showcase: {files} files; medians of {REPEAT_SIGNING} interleaved runs per mode")
+    print(
+        f"{'mode':<10} {'push ms':>9} {'vs unsigned':>12} {'pull ms':>9} {'vs unsigned':>12} "
+        f"{'seal+open ms':>13}"
+    )
+    base_push = statistics.median(pushes["unsigned"]) * 1000
+    base_pull = statistics.median(pulls["unsigned"]) * 1000
+    for name in modes:
+        push_ms = statistics.median(pushes[name]) * 1000
+        pull_ms = statistics.median(pulls[name]) * 1000
+        print(
+            f"{name:<10} {push_ms:9.1f} {push_ms - base_push:+9.1f} ms {pull_ms:9.1f} "
+            f"{pull_ms - base_pull:+9.1f} ms {cost[name]:13.3f}"
+        )
+    extra = cost["ed25519"] - cost["unsigned"]
+    print(f"\ned25519 signing + verifying, in process: {extra:.3f} ms per push+pull (goal <= 2 ms)")
+    print(
+        f"ed25519 push / unsigned push = {statistics.median(pushes['ed25519']) * 1000 / base_push:.3f}x, "
+        f"pull = {statistics.median(pulls['ed25519']) * 1000 / base_pull:.3f}x"
+    )
+    print(f"[python {sys.version.split()[0]}, {os.cpu_count()} cpus]")
+
+
 if __name__ == "__main__":
-    main()
+    if "--signing" in sys.argv[1:]:
+        signing()
+    else:
+        main()

@@ -260,14 +260,20 @@ def python_cpu(cache_dir: Path, docroot: Path, count: int = 20_000) -> dict[str,
     Each handler's coroutine is driven by hand with a ``send`` that does
     nothing, so what is measured is the handler's Python alone: robust to
     other load on the machine, unlike requests per second. ``memory`` is the
-    same-run baseline.
+    same-run baseline. ``ours+metrics`` is ``ours`` in a host that counts
+    (``metrics_app()``: prometheus_client's multi-process mode, each response
+    counted by status and encoding), where the tree has metrics.
     """
     import gc
     import time
 
     rows = write_docroot(cache_dir, docroot)
     etag = _site(str(cache_dir)).site("", "").resolve(rows["big"]).identity.etag
-    apps = {"ours": ours_app(str(cache_dir)), "memory": memory_app(str(cache_dir))}
+    ours = ours_app(str(cache_dir))
+    apps = {"ours": ours, "memory": memory_app(str(cache_dir))}
+    counting = _counting(docroot.parent / "metrics")
+    if counting is not None:
+        apps["ours+metrics"] = ours
 
     async def send(message: Any) -> None:
         pass
@@ -298,6 +304,7 @@ def python_cpu(cache_dir: Path, docroot: Path, count: int = 20_000) -> dict[str,
         try:
             for _ in range(7):  # interleaved rounds; the least counts
                 for kind, app in apps.items():
+                    _count_served(counting if kind == "ours+metrics" else None)
                     started = time.thread_time_ns()
                     for _ in range(count):
                         run(app, scope)
@@ -306,6 +313,31 @@ def python_cpu(cache_dir: Path, docroot: Path, count: int = 20_000) -> dict[str,
         finally:
             gc.enable()
     return results
+
+
+def _counting(directory: Path) -> Any:
+    """Start counting as a host with ``metrics_app()`` does; None for a tree without metrics."""
+    try:
+        from reflex_buildd_client.exposition import metrics_app
+        from reflex_buildd_client.serve import http
+        from reflex_buildd_client.settings import Settings
+    except ImportError:
+        return None
+    metrics_app(
+        Settings.load(
+            cache_dir=str(directory), environ={"REFLEX_BUILDD_METRICS_DIR": str(directory)}
+        )
+    )
+    hook = http.count_served
+    http.count_served = None
+    return hook
+
+
+def _count_served(hook: Any) -> None:
+    with contextlib.suppress(ImportError):
+        from reflex_buildd_client.serve import http
+
+        http.count_served = hook
 
 
 def main() -> None:
@@ -344,6 +376,10 @@ def main() -> None:
         for row, micros in cpu["ours"].items():
             memory = cpu["memory"][row]
             print(f"  {row:6} {'':30} {micros:6.2f}   {memory:6.2f}   {micros / memory:10.2f}x")
+        if "ours+metrics" in cpu:
+            print("with metrics on (metrics_app(), multi-process):  ours+metrics   /ours")
+            for row, micros in cpu["ours+metrics"].items():
+                print(f"  {row:6} {'':30} {micros:12.2f}   {micros / cpu['ours'][row]:6.2f}x")
         print(json.dumps({"python_us_per_request": cpu}))
         return
     if shutil.which("wrk") is None:

@@ -154,10 +154,37 @@ def _pull_json(built: Built, cache_dir: Path, tmp_path: Path, s3: Any) -> object
     return {"key": data[-1]["key"]}  # type: ignore[index]
 
 
+def _promote_json(built: Built, cache_dir: Path, tmp_path: Path, s3: Any) -> object:
+    url = s3.url(f"cli-{tmp_path.name}")
+    pr, main = (
+        _json("keygen", str(tmp_path / n), "--json", cache_dir=cache_dir) for n in ("pr", "main")
+    )
+    pr_env = {**s3.env(), "REFLEX_BUILDD_SIGNING_KEY_FILE": pr["private"]}  # type: ignore[index]
+    _json_lines(
+        "push",
+        built.key,
+        "--remote",
+        url,
+        "--json",
+        cache_dir=cache_dir,
+        REFLEX_BUILDD_REMOTE_NAMESPACE="pr-1",
+        **pr_env,
+    )
+    data = _json_lines(
+        *("promote", built.key, "--from", "pr-1", "--to", "main", "--remote", url, "--json"),
+        *("--trusted-keys", pr["public"]),  # type: ignore[index]
+        cache_dir=cache_dir,
+        **s3.env(),
+        REFLEX_BUILDD_SIGNING_KEY_FILE=main["private"],  # type: ignore[index]
+    )
+    return data[-1]
+
+
 # Commands that talk to the remote tier get the session's S3 server (moto).
 REMOTE_RUNS: dict[str, Callable[[Built, Path, Path, Any], object]] = {
     "push": _push_json,
     "pull": _pull_json,
+    "promote": _promote_json,
 }
 JSON_RUNS: dict[str, Callable[[Built, Path, Path], object]] = {
     "build": lambda b, c, t: _json_lines("build", str(SHOWCASE), "--json", cache_dir=c)[-1],
@@ -170,6 +197,7 @@ JSON_RUNS: dict[str, Callable[[Built, Path, Path], object]] = {
     "gc": lambda b, c, t: _json("gc", "--dry-run", "--json", cache_dir=c),
     "doctor": lambda b, c, t: _json("doctor", str(SHOWCASE), "--json", cache_dir=c),
     "stats": lambda b, c, t: _json("stats", "--json", cache_dir=c),
+    "keygen": lambda b, c, t: _json("keygen", str(t / "k"), "--json", cache_dir=c),
 }
 
 
@@ -200,7 +228,7 @@ def test_json_output_of_every_command(
         assert name in JSON_RUNS, f"add a --json run of the new command {name!r} here"
         data = JSON_RUNS[name](showcase_build, cache_dir, tmp_path)
     assert data is not None
-    if name in ("build", "key", "push", "pull"):
+    if name in ("build", "key", "push", "pull", "promote"):
         assert data["key"] == showcase_build.key  # type: ignore[index]
     if name == "explain":
         assert data["diff"]["same"] is True and data["against"] == showcase_build.key  # type: ignore[index]

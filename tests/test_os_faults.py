@@ -167,6 +167,8 @@ def _instances() -> list[BaseException]:
         errors.InvalidConfigError("bad config"),
         errors.LockTimeoutError("lock busy"),
         errors.ReadOnlyCacheError("read-only", key="k4"),
+        errors.UntrustedArtifactError("refused", reason="untrusted-signer"),
+        errors.PushRefusedError("public keys only"),
         CacheIOError(28, "No space left on device", "/cache/v1/tmp/x"),
         InputReadError(13, "Permission denied", "/proj/rxconfig.py"),
         PatchError("cannot patch"),

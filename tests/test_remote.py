@@ -45,6 +45,7 @@ from reflex_buildd_client.remote.bucket import (
 )
 from reflex_buildd_client.remote.envelope import seal
 from reflex_buildd_client.remote.pull import fetch_manifest, pull, remote_lookup
+from reflex_buildd_client.remote.signing import Trust
 from reflex_buildd_client.settings import StartupPolicy
 from reflex_buildd_client.startup.demand import Demand
 from reflex_buildd_client.startup.wait import obtain
@@ -83,11 +84,11 @@ def _settings(s3: Any, signing_key: str | None = None, **kw: Any) -> RemoteSetti
     return settings
 
 
-def _raw(s3: Any, settings: RemoteSettings) -> S3Store:
-    """Direct access to the bucket, as an attacker with write access has."""
+def _raw(s3: Any, settings: RemoteSettings, namespace: str | None = None) -> S3Store:
+    """Direct access to a namespace's folder, as an attacker with write access has."""
     return S3Store(
         s3.bucket,
-        prefix=settings.prefix,
+        prefix=f"{settings.prefix}/{namespace or settings.namespace}",
         endpoint=s3.endpoint,
         region="us-east-1",
         access_key_id="testing",
@@ -282,7 +283,7 @@ def test_manifests_that_lie_are_refused_even_unsigned(
     elif change == "escaping-path":
         entry = next(iter(body["files"].values()))
         body["files"]["public/../../../../etc/cron.d/x"] = entry
-    data = b"{nope" if change == "not-json" else seal(Manifest.from_json(body), None)
+    data = b"{nope" if change == "not-json" else seal(Manifest.from_json(body), Trust(), "main")
     obstore.put(raw, manifest_object(artifact.key), data)
     cache = Cache(tmp_path / "b")
     with pytest.raises(UntrustedArtifactError, match=error):

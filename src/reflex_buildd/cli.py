@@ -185,14 +185,29 @@ def _cache(cache_dir: Path | None) -> Cache:
     return Cache(_settings(cache_dir=cache_dir).cache_dir)
 
 
-def _remote(url: str | None, *, required: bool = False) -> RemoteSettings | None:
+def _remote(
+    url: str | None, *, required: bool = False, trusted_keys: str | None = None
+) -> RemoteSettings | None:
     """The remote of ``--remote`` (or its env), with a clear error when it is malformed."""
-    settings = _settings(remote=url).remote_tier
+    settings = _settings(remote=url, trusted_keys=trusted_keys).remote_tier
     if settings is None and required:
         raise click.UsageError(
             "no remote: pass --remote s3://BUCKET/PREFIX or set REFLEX_BUILDD_REMOTE"
         )
     return settings
+
+
+def _address(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:9100`` for IPv6), checked."""
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:9100", param=param)
+    return host, int(port)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -254,8 +269,11 @@ def build(
     verb = "built" if outcome.built else "cached"
     _say(f"{verb} {outcome.key} in {outcome.seconds:.2f}s -> {outcome.artifact.path}")
     remote_tier = settings.remote_tier
-    pushed = push_artifact(cache, outcome.artifact, remote_tier) if remote_tier else None
-    if pushed is not None:
+    pushed = None
+    if remote_tier is not None and (refusal := remote_tier.trust.push_refusal()) is not None:
+        _err.print(f"not pushed: {refusal}", markup=False)
+    elif remote_tier is not None:
+        pushed = push_artifact(cache, outcome.artifact, remote_tier)
         _say(pushed.summary())
     if as_json:
         click.echo(
@@ -355,6 +373,15 @@ def explain(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print each event as one JSON line on stdout."
 )
+@click.option(
+    "--metrics",
+    "metrics_address",
+    metavar="HOST:PORT",
+    callback=_address,
+    default=None,
+    help="Serve the daemon's Prometheus metrics on http://HOST:PORT/metrics "
+    "(needs the metrics extra).",
+)
 def watch(
     project: Path | None,
     cache_dir: Path | None,
@@ -364,6 +391,7 @@ def watch(
     poll: bool | None,
     debounce: float,
     as_json: bool,
+    metrics_address: tuple[str, int] | None,
 ) -> None:
     """Watch PROJECT and keep its build current in the cache (a foreground daemon).
 
@@ -391,7 +419,17 @@ def watch(
     )
     reporter = JsonReporter() if as_json else Reporter(_err, quiet=_quiet())
     cache = Cache(settings.cache_dir)
-    run_daemon(_project(project), cache, stop=stop, options=options, reporter=reporter)
+    server = None
+    if metrics_address is not None:
+        from reflex_buildd_client.exposition import serve_daemon_metrics
+
+        server = serve_daemon_metrics(*metrics_address)
+        _say(f"metrics: http://{metrics_address[0]}:{metrics_address[1]}/metrics")
+    try:
+        run_daemon(_project(project), cache, stop=stop, options=options, reporter=reporter)
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 @main.command()
@@ -692,9 +730,11 @@ def gc(
 def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     """Upload the local artifact KEY (a unique prefix will do) to the remote cache.
 
-    Blobs the remote has are skipped; the manifest goes last, create-only, and
-    signed with REFLEX_BUILDD_SIGNING_KEY when it is set. A key the remote
-    already has is a success.
+    Into this machine's namespace (REFLEX_BUILDD_REMOTE_NAMESPACE, default
+    main). Blobs the remote has are skipped; the manifest goes last,
+    create-only, signed with REFLEX_BUILDD_SIGNING_KEY_FILE (Ed25519) or
+    REFLEX_BUILDD_SIGNING_KEY (HMAC) when set. A key the remote already has is
+    a success. A machine holding only public keys refuses (exit 2).
     """
     from .inventory import resolve_key
     from .push import push_artifact
@@ -718,9 +758,11 @@ def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
 def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     """Download the artifact KEY (the full key) from the remote into the local cache.
 
-    The manifest is checked (signature when REFLEX_BUILDD_SIGNING_KEY is set,
-    key, inputs, paths) and every file against its digest before anything
-    is installed. Exit status 2 if the remote has no such key, 4 if it is
+    From the first namespace of REFLEX_BUILDD_READ_NAMESPACES (default main)
+    that has it. The manifest is checked (signature by a key of
+    REFLEX_BUILDD_TRUSTED_KEYS, or REFLEX_BUILDD_SIGNING_KEY's HMAC; key,
+    inputs, paths) and every file against its digest before anything is
+    installed. Exit status 2 if the remote has no such key, 4 if it is
     refused, 5 if the remote cannot be reached.
     """
     from reflex_buildd_client.remote.pull import pull as pull_artifact
@@ -736,6 +778,92 @@ def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
         click.echo(json.dumps({"key": key, "path": str(artifact.path)}))
     else:
         click.echo(key)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print {private, public, fingerprint}.")
+def keygen(path: Path, cache_dir: Path | None, as_json: bool) -> None:
+    """Make an Ed25519 key pair: the private key in PATH (mode 0600), the public in PATH.pub.
+
+    Builders sign with PATH (REFLEX_BUILDD_SIGNING_KEY_FILE); hosts verify with
+    PATH.pub (REFLEX_BUILDD_TRUSTED_KEYS) and never see PATH. Both files are
+    new: an existing file (or link) is never overwritten. Prints the key's
+    fingerprint (as `ssh-keygen -lf PATH.pub` does). The cache is not used.
+    """
+    from reflex_buildd_client.remote.keyfiles import generate_key_pair
+
+    made = generate_key_pair(path)
+    _say(f"private key: {made.source} (keep it secret: CI's secret store only)")
+    _say(f"public key:  {made.source}.pub (give it to hosts: REFLEX_BUILDD_TRUSTED_KEYS)")
+    if as_json:
+        info = {"private": made.source, "public": made.source + ".pub"}
+        click.echo(json.dumps({**info, "fingerprint": made.fingerprint}))
+    else:
+        click.echo(made.fingerprint)
+
+
+@main.command()
+@click.argument("key")
+@click.option("--from", "source", required=True, metavar="NS", help="Namespace to take KEY from.")
+@click.option("--to", "target", required=True, metavar="NS", help="Namespace to sign it for.")
+@click.option(
+    "--trusted-keys",
+    metavar="KEYS",
+    default=None,
+    help="Public keys trusted for the --from namespace (files or inline, comma-separated) "
+    "[default: REFLEX_BUILDD_TRUSTED_KEYS].",
+)
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also require KEY to be the key of this checkout's current sources.",
+)
+@cache_dir_option
+@remote_option
+@click.option("--json", "as_json", is_flag=True, help="Print the push report as JSON.")
+def promote(
+    key: str,
+    source: str,
+    target: str,
+    trusted_keys: str | None,
+    project_dir: Path | None,
+    cache_dir: Path | None,
+    remote: str | None,
+    as_json: bool,
+) -> None:
+    """Verify KEY in namespace --from, then sign it for --to and push it there.
+
+    Checks the signature against the keys trusted for --from, the manifest
+    (key, inputs, paths), the recipe (built by this reflex-buildd's builder),
+    and every file's digest; then pushes the verified bytes into --to, signed
+    with REFLEX_BUILDD_SIGNING_KEY_FILE for that namespace. Exit status 4 if
+    the artifact fails a check (nothing is pushed), 2 if --from has no KEY.
+    The download goes to a scratch folder in the cache's tmp/, never into
+    the cache itself.
+    """
+    from reflex_buildd_client.remote.namespaces import namespace
+
+    from .promote import PromoteRequest
+    from .promote import promote as promote_artifact
+
+    settings = _remote(remote, required=True, trusted_keys=trusted_keys)
+    assert settings is not None
+    project_key = None
+    if project_dir is not None:
+        project_key, _inputs = compute_key(find_project(project_dir), settings=_settings())
+    request = PromoteRequest(
+        key=key,
+        source=namespace(source, "--from"),
+        target=namespace(target, "--to"),
+        project_key=project_key,
+    )
+    report = promote_artifact(_cache(cache_dir), settings, request)
+    _say(f"promoted {key} from {request.source}: {report.summary()}")
+    click.echo(json.dumps(report.to_json()) if as_json else key)
 
 
 @main.command()

@@ -169,8 +169,8 @@ class _Job:
 
         artifact = self._cache.open(self.key)
         remote = self._settings.remote_tier
-        if remote is None or artifact is None:
-            return
+        if remote is None or artifact is None or remote.trust.push_refusal():
+            return  # no remote, or a verifying machine (said once, at start)
         try:
             report = push_artifact(self._cache, artifact, remote)
         except ReflexBuilddError as exc:  # the build stands; the next build pushes again
@@ -263,6 +263,9 @@ def run_daemon(
     try:
         watcher.start()
         reporter.started(project, cache, polling=watcher.polling)
+        remote = options.settings.remote_tier
+        if remote is not None and (refusal := remote.trust.push_refusal()):
+            reporter.error(f"builds are not pushed: {refusal}")
         changed: set[str] = set()
         need_key = True
         while not stop.is_set():

@@ -8,8 +8,10 @@ key, the first manifest stays and the second push is a success too (artifacts
 of one key are interchangeable).
 
 Every file is hashed again before it is sent: bytes that rotted on this disk
-are never spread to the fleet. With a signing key the manifest is signed
-(:mod:`reflex_buildd_client.remote.envelope`).
+are never spread to the fleet. Everything goes into this machine's namespace
+(``REFLEX_BUILDD_REMOTE_NAMESPACE``), its manifest signed for that namespace
+and key (:mod:`reflex_buildd_client.remote.signing`). A machine holding only
+public keys refuses before sending anything.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ from dataclasses import asdict, dataclass
 
 import blake3
 
+from reflex_buildd_client import metrics
 from reflex_buildd_client.cache.manifest import FileEntry
 from reflex_buildd_client.cache.status import append_journal
 from reflex_buildd_client.cache.store import Artifact, Cache
-from reflex_buildd_client.errors import CorruptArtifactError
+from reflex_buildd_client.errors import (
+    CorruptArtifactError,
+    PushRefusedError,
+    RemoteUnavailableError,
+)
 from reflex_buildd_client.remote.bucket import (
     RemoteSettings,
     RemoteStore,
@@ -43,6 +50,7 @@ class PushReport:
 
     Attributes:
         key: The key pushed.
+        namespace: The namespace it went to.
         manifest_written: False when the remote already had this key's manifest
             (an earlier push, or a racing builder that won).
         blobs_sent: Blobs uploaded by this push.
@@ -53,6 +61,7 @@ class PushReport:
     """
 
     key: str
+    namespace: str
     manifest_written: bool
     blobs_sent: int = 0
     bytes_sent: int = 0
@@ -67,10 +76,10 @@ class PushReport:
     def summary(self) -> str:
         """One line for the CLI."""
         if not self.manifest_written and not self.blobs_sent:
-            return f"remote already has {self.key}"
+            return f"remote already has {self.key} in namespace {self.namespace}"
         state = "pushed" if self.manifest_written else "completed (another builder won)"
         return (
-            f"{state} {self.key}: {self.blobs_sent} blobs sent ({self.bytes_sent} bytes), "
+            f"{state} {self.key} to namespace {self.namespace}: {self.blobs_sent} blobs sent ({self.bytes_sent} bytes), "
             f"{self.blobs_skipped} already there ({self.bytes_skipped} bytes) "
             f"in {self.seconds:.2f}s"
         )
@@ -93,15 +102,33 @@ def push_artifact(cache: Cache, artifact: Artifact, settings: RemoteSettings) ->
     """Upload ``artifact`` to the remote (see the module doc).
 
     Raises:
+        PushRefusedError: This machine holds only public keys (nothing is sent).
         RemoteUnavailableError: On a network fault (the remote may hold some
             blobs, never the manifest; pushing again completes it).
         CorruptArtifactError: If a local file no longer matches the manifest.
     """
+    if (refusal := settings.trust.push_refusal()) is not None:
+        metrics.pushed("refused")
+        raise PushRefusedError(refusal)
+    try:
+        return _push(cache, artifact, settings)
+    except RemoteUnavailableError:
+        metrics.pushed("error")
+        raise
+
+
+def _push(cache: Cache, artifact: Artifact, settings: RemoteSettings) -> PushReport:
     started = time.monotonic()
     store = RemoteStore(settings)
     key = artifact.key
     if store.exists(manifest_object(key)):
-        return PushReport(key, manifest_written=False, seconds=round(time.monotonic() - started, 3))
+        metrics.pushed("present")
+        return PushReport(
+            key,
+            store.namespace,
+            manifest_written=False,
+            seconds=round(time.monotonic() - started, 3),
+        )
     unique: dict[str, tuple[str, FileEntry]] = {}
     for rel, entry in sorted(artifact.manifest.files.items()):
         unique.setdefault(entry.digest, (rel, entry))
@@ -110,9 +137,11 @@ def push_artifact(cache: Cache, artifact: Artifact, settings: RemoteSettings) ->
             pool.map(lambda item: _send_blob(store, artifact, *item), list(unique.values()))
         )
     sizes = [entry.size for _rel, entry in unique.values()]
-    written = store.put_new(manifest_object(key), seal(artifact.manifest, settings.signing_key))
+    sealed = seal(artifact.manifest, settings.trust, store.namespace)
+    written = store.put_new(manifest_object(key), sealed)
     report = PushReport(
         key=key,
+        namespace=store.namespace,
         manifest_written=written,
         blobs_sent=sum(sent),
         bytes_sent=sum(size for size, s in zip(sizes, sent, strict=True) if s),

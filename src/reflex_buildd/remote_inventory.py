@@ -26,33 +26,46 @@ __all__ = [
 REMOTE_EVENTS = ("pulled", "remote-miss", "remote-error", "remote-refused", "pushed")
 
 
+def _namespaces(settings: RemoteSettings) -> tuple[str, ...]:
+    """The namespaces this machine reads, then the one it writes (each once)."""
+    return tuple(dict.fromkeys((*settings.read_namespaces, settings.namespace)))
+
+
 def list_remote(settings: RemoteSettings) -> list[dict[str, Any]]:
-    """Every artifact in the remote, newest first, each checked as a host would check it.
+    """Every artifact in the namespaces this machine reads or writes, newest first,
+    each checked as a host would check it.
 
     Raises:
         RemoteUnavailableError: If the remote cannot be listed.
     """
-    store = RemoteStore(settings)
     rows: list[dict[str, Any]] = []
-    for key in store.keys():
-        data = store.get(manifest_object(key))
-        if data is None:
-            continue  # removed since the listing
-        row: dict[str, Any] = {"key": key, "trusted": True, "problem": None}
-        try:
-            manifest = open_envelope(data, key, settings.signing_key)
-        except UntrustedArtifactError as exc:
-            row.update(trusted=False, problem=str(exc), created=0.0, size=0, project="?")
-        else:
-            row.update(
-                created=manifest.created,
-                size=sum(e.size for e in manifest.files.values()),
-                project=manifest.project.get("app_name", "?"),
-                js_runtime=manifest.build.get("js_runtime"),
-            )
-        rows.append(row)
+    for namespace in _namespaces(settings):
+        store = RemoteStore(settings, namespace=namespace)
+        for key in store.keys():
+            data = store.get(manifest_object(key))
+            if data is None:
+                continue  # removed since the listing
+            rows.append(_row(data, key, settings, namespace))
     rows.sort(key=lambda r: float(r["created"]), reverse=True)
     return rows
+
+
+def _row(data: bytes, key: str, settings: RemoteSettings, namespace: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"key": key, "namespace": namespace, "trusted": True, "problem": None}
+    try:
+        opened = open_envelope(data, key, settings.trust, namespace)
+    except UntrustedArtifactError as exc:
+        row.update(trusted=False, problem=str(exc), created=0.0, size=0, project="?")
+        return row
+    manifest = opened.manifest
+    row.update(
+        signer=opened.signer,
+        created=manifest.created,
+        size=sum(e.size for e in manifest.files.values()),
+        project=manifest.project.get("app_name", "?"),
+        js_runtime=manifest.build.get("js_runtime"),
+    )
+    return row
 
 
 @dataclasses.dataclass
@@ -61,9 +74,13 @@ class RemoteStatus:
 
     Attributes:
         url: The remote, or None when none is configured.
-        signed: Whether a signing key is set.
+        signed: Whether this machine signs what it pushes (any kind of key).
         events: This cache's journal counts of :data:`REMOTE_EVENTS`.
-        artifacts: Manifests in the remote (None: not asked, or unreachable).
+        namespace: The namespace it pushes into.
+        read_namespaces: The namespaces it pulls from, in order.
+        verifies: What a manifest must carry to be accepted here.
+        signs: What this machine's pushes carry (or why it never pushes).
+        artifacts: Manifests in the namespaces it reads (None: not asked, or unreachable).
         reachable: Whether listing it worked (None: no remote).
         error: Why not.
     """
@@ -71,6 +88,10 @@ class RemoteStatus:
     url: str | None
     signed: bool
     events: dict[str, int]
+    namespace: str | None = None
+    read_namespaces: list[str] | None = None
+    verifies: str | None = None
+    signs: str | None = None
     artifacts: int | None = None
     reachable: bool | None = None
     error: str | None = None
@@ -85,15 +106,24 @@ def remote_status(cache: Cache, settings: RemoteSettings | None) -> RemoteStatus
     counts = Counter(
         str(e.get("event")) for e in read_journal(cache) if e.get("event") in REMOTE_EVENTS
     )
-    info = RemoteStatus(
-        url=settings.url if settings else None,
-        signed=bool(settings and settings.signing_key),
-        events={name: counts.get(name, 0) for name in REMOTE_EVENTS},
-    )
+    events = {name: counts.get(name, 0) for name in REMOTE_EVENTS}
     if settings is None:
-        return info
+        return RemoteStatus(url=None, signed=False, events=events)
+    trust = settings.trust
+    info = RemoteStatus(
+        url=settings.url,
+        signed=settings.signer is not None or settings.signing_key is not None,
+        events=events,
+        namespace=settings.namespace,
+        read_namespaces=list(settings.read_namespaces),
+        verifies=trust.verifies(),
+        signs=trust.signs(),
+    )
     try:
-        info.artifacts, info.reachable = len(RemoteStore(settings).keys()), True
+        info.artifacts = sum(
+            len(RemoteStore(settings, namespace=ns).keys()) for ns in settings.read_namespaces
+        )
+        info.reachable = True
     except RemoteUnavailableError as exc:
         info.reachable, info.error = False, str(exc)
     return info
@@ -101,25 +131,33 @@ def remote_status(cache: Cache, settings: RemoteSettings | None) -> RemoteStatus
 
 def render_remote(rows: list[dict[str, Any]]) -> str:
     """``ls --remote``: one line per artifact, refused ones with the reason."""
-    lines = [f"{'KEY':<32}  {'SIZE':>10}  {'CREATED':<19}  {'RUNTIME':<12}  PROJECT"]
+    lines = [
+        f"{'KEY':<32}  {'NAMESPACE':<12}  {'SIZE':>10}  {'CREATED':<19}  {'RUNTIME':<12}  PROJECT"
+    ]
     for r in rows:
         if not r["trusted"]:
-            lines.append(f"{r['key']:<32}  REFUSED: {r['problem']}")
+            lines.append(f"{r['key']:<32}  {r['namespace']:<12}  REFUSED: {r['problem']}")
             continue
         lines.append(
-            f"{r['key']:<32}  {format_size(r['size']):>10}  {format_time(r['created']):<19}  "
-            f"{r.get('js_runtime') or '?':<12}  {r['project']}"
+            f"{r['key']:<32}  {r['namespace']:<12}  {format_size(r['size']):>10}  "
+            f"{format_time(r['created']):<19}  {r.get('js_runtime') or '?':<12}  {r['project']}"
         )
     return "\n".join(lines)
 
 
 def render_remote_status(rem: RemoteStatus) -> str:
-    """``status``'s remote line: where, reachable or not, signed or not, and the journal."""
+    """``status``'s remote lines: where, reachable or not, and the journal; the namespaces
+    and the trust in force (fingerprints and key ids only)."""
     events = ", ".join(f"{name} {n}" for name, n in rem.events.items())
     if rem.url is None:
         return f"remote: none (REFLEX_BUILDD_REMOTE); journal: {events}"
     reach = (
         f"reachable, {rem.artifacts} artifacts" if rem.reachable else f"UNREACHABLE: {rem.error}"
     )
-    signed = "signed" if rem.signed else "unsigned (no REFLEX_BUILDD_SIGNING_KEY)"
-    return f"remote: {rem.url} ({reach}; {signed}); journal: {events}"
+    return "\n".join(
+        (
+            f"remote: {rem.url} ({reach}); journal: {events}",
+            f"  namespaces: pushes into {rem.namespace}, reads {', '.join(rem.read_namespaces or ())}",
+            f"  trust: verifies {rem.verifies}; signs {rem.signs}",
+        )
+    )

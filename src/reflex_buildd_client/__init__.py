@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .dispatch import PathDispatcher as PathDispatcher
     from .dispatch import isolate_scope as isolate_scope
     from .dispatch import restore_mount_path as restore_mount_path
+    from .exposition import metrics_app as metrics_app
     from .mount import MountOptions as MountOptions
     from .mount import ReflexMount as ReflexMount
     from .mount import mount as mount
@@ -32,6 +33,7 @@ _HOMES = {
     "PathDispatcher": "dispatch",
     "restore_mount_path": "dispatch",
     "isolate_scope": "dispatch",
+    "metrics_app": "exposition",
     "MountOptions": "mount",
     "ReflexMount": "mount",
     "mount": "mount",

@@ -31,6 +31,7 @@ __all__ = [
     "JSRuntimeNotFoundError",
     "LockTimeoutError",
     "ProjectNotFoundError",
+    "PushRefusedError",
     "ReadOnlyCacheError",
     "ReflexBuilddError",
     "RemoteUnavailableError",
@@ -131,7 +132,23 @@ class RemoteUnavailableError(ReflexBuilddError, ConnectionError):
 
 
 class UntrustedArtifactError(ReflexBuilddError, PermissionError):
-    """A remote artifact was refused: unsigned, wrongly signed, or not matching its manifest."""
+    """A remote artifact was refused: unsigned, wrongly signed, or not matching its manifest.
+
+    ``reason`` is a short, fixed word for metrics (``unsigned``, ``untrusted-signer``,
+    ``bad-signature``, ``wrong-key``, ``other-inputs``, ``unsafe-path``, ``bad-digest``,
+    ``other-recipe``, ``malformed``, or ``refused``).
+    """
+
+    def __init__(self, message: str, *, reason: str = "refused") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, {"reason": self.reason})
+
+
+class PushRefusedError(ReflexBuilddError, PermissionError):
+    """This machine must not push: it holds only public keys (it verifies, it never signs)."""
 
 
 class _OSFault(ReflexBuilddError, OSError):

@@ -22,8 +22,13 @@ The variables:
 ``REFLEX_BUILDD_INPUTS``           extra input globs, comma-separated
 ``REFLEX_BUILDD_ENV``              extra input variables, comma-separated
 ``REFLEX_BUILDD_REMOTE``           the remote cache, ``s3://bucket/prefix``
-``REFLEX_BUILDD_SIGNING_KEY``      HMAC key of remote manifests
+``REFLEX_BUILDD_SIGNING_KEY``      HMAC key of remote manifests (the weaker mode)
+``REFLEX_BUILDD_SIGNING_KEY_FILE`` Ed25519 private key builders sign with
+``REFLEX_BUILDD_TRUSTED_KEYS``     Ed25519 public keys hosts accept (files or inline)
+``REFLEX_BUILDD_REMOTE_NAMESPACE`` the namespace pushes go to (``main``)
+``REFLEX_BUILDD_READ_NAMESPACES``  the namespaces pulls read, in order (``main``)
 ``REFLEX_BUILDD_REMOTE_TIMEOUT``   seconds one pull or push may take
+``REFLEX_BUILDD_METRICS_DIR``      where workers share Prometheus counters
 ``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
 ``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
 ``REFLEX_BUILDD_DEV``              set by ``reflex-buildd dev`` only: where its
@@ -44,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -156,6 +162,16 @@ class Settings:
         remote: The remote cache (``""``: none).
         signing_key: The HMAC key of remote manifests (``""``: unsigned).
         remote_timeout: Seconds one pull or push may take in all.
+        signing_key_file: The Ed25519 private key file this machine signs with.
+        trusted_keys: The Ed25519 public keys it accepts (comma-separated
+            files or inline ``ssh-ed25519`` keys).
+        remote_namespace: The namespace it pushes into (``""``: ``main``).
+        read_namespaces: The namespaces it pulls from, comma-separated (``""``: ``main``).
+        metrics_dir: Where the worker processes of one host share their
+            Prometheus counters: ``REFLEX_BUILDD_METRICS_DIR``, else
+            ``PROMETHEUS_MULTIPROC_DIR`` (``""``: a folder of ours in ``runtime_dir``).
+        runtime_dir: This user's runtime directory (``XDG_RUNTIME_DIR``, else
+            the temp directory).
         backend: Where a mount runs the Reflex backend: ``"inprocess"`` or
             ``"process"`` (a child process in the project directory).
         backend_start: ``"background"``: the host accepts requests as soon as
@@ -195,6 +211,12 @@ class Settings:
     remote: str = ""
     signing_key: str = field(default="", repr=False)  # a secret: never printed
     remote_timeout: float = DEFAULT_REMOTE_TIMEOUT
+    signing_key_file: str = ""
+    trusted_keys: str = ""
+    remote_namespace: str = ""
+    read_namespaces: str = ""
+    metrics_dir: str = ""
+    runtime_dir: str = field(default_factory=tempfile.gettempdir)
     backend: str = "inprocess"
     backend_start: str = "background"
     dev: DevTarget | None = None
@@ -246,6 +268,10 @@ class Settings:
                 signing_key=self.signing_key or None,
                 timeout=self.remote_timeout,
                 allow_http=self.environ.get("AWS_ALLOW_HTTP", "").strip().lower() in _TRUE,
+                namespace_name=self.remote_namespace,
+                read_namespaces=self.read_namespaces,
+                signing_key_file=self.signing_key_file,
+                trusted_keys=self.trusted_keys,
             ),
         )
 
@@ -282,6 +308,12 @@ class Settings:
             "remote": g.get("remote", var("REMOTE")),
             "signing_key": var("SIGNING_KEY"),
             "remote_timeout": var("REMOTE_TIMEOUT"),
+            "signing_key_file": var("SIGNING_KEY_FILE"),
+            "trusted_keys": g.get("trusted_keys", var("TRUSTED_KEYS")),
+            "remote_namespace": g.get("remote_namespace", var("REMOTE_NAMESPACE")),
+            "read_namespaces": g.get("read_namespaces", var("READ_NAMESPACES")),
+            "metrics_dir": var("METRICS_DIR") or env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+            "runtime_dir": env.get("XDG_RUNTIME_DIR", "").strip() or tempfile.gettempdir(),
             "backend": g.get("backend", var("BACKEND")),
             "backend_start": g.get("backend_start", var("BACKEND_START")),
             "dev": _dev(var("DEV")),
@@ -321,6 +353,9 @@ class Overrides(TypedDict, total=False):
     backend_url: str | None
     poll: bool | None
     remote: str | None
+    trusted_keys: str | None
+    remote_namespace: str | None
+    read_namespaces: str | None
     backend: str | None
     backend_start: str | None
 

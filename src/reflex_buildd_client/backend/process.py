@@ -49,6 +49,7 @@ from urllib.parse import urlencode
 
 import blake3
 
+from .. import metrics
 from ..cache.store import PUBLIC_DIR, Artifact, Cache
 from ..children import dies_with_parent
 from ..errors import ReflexBuilddError
@@ -241,6 +242,7 @@ class ProcessBackend:
                         f"{_describe(code)} before it answered (its output is above)"
                     )
                 self.restarts += 1
+                metrics.backend_restarted()
                 logger.warning(
                     "reflex-buildd: the backend process of %s (pid %s) exited with %s; "
                     "restarting it",

@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .. import metrics
 from ..project import project_id
 from .atomic import write_atomic
 from .locks import lock_held
@@ -135,7 +136,12 @@ def read_status(cache: Cache, key: str) -> KeyStatus:
 
 
 def append_journal(cache: Cache, event: str, key: str, **fields: Any) -> None:
-    """Record one event (``start``, ``published``, ``failed``, ``cancelled``, ``hit``, ``miss``, ...)."""
+    """Record one event (``start``, ``published``, ``failed``, ``cancelled``, ``hit``, ``miss``, ...).
+
+    Counted for metrics first (:mod:`reflex_buildd_client.metrics`), so a cache
+    that cannot take the line still counts the event.
+    """
+    metrics.journal_event(event, fields)
     line = json.dumps({"event": event, "key": key, "time": time.time(), **this_process(), **fields})
     path = cache.journal_path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,7 @@ __all__ = [
     "compute_key",
     "declared_inputs",
     "digest_file",
+    "expected_build_settings",
     "iter_input_files",
     "stat_cache_path",
 ]
@@ -176,6 +177,16 @@ def _recipe_digest() -> str:
     return hasher.hexdigest()
 
 
+def expected_build_settings() -> dict[str, str]:
+    """The build settings every key made with this reflex-buildd records
+    (the settings version, the sentinel, the digest of the builder's recipe)."""
+    return {
+        "version": BUILD_SETTINGS_VERSION,
+        "sentinel": SENTINEL,
+        "recipe": _recipe_digest(),
+    }
+
+
 def stat_cache_path(cache_dir: str | os.PathLike[str], project: Project) -> Path:
     """Where the stat cache of ``project`` lives in ``cache_dir``.
 
@@ -245,11 +256,7 @@ def collect_inputs(
         versions=versions_of(external, environ, cache if stat_cache else None),
         js_runtime=runtime_identity(settings),
         env=_build_env(environ, declared.env),
-        settings={
-            "version": BUILD_SETTINGS_VERSION,
-            "sentinel": SENTINEL,
-            "recipe": _recipe_digest(),
-        },
+        settings=expected_build_settings(),
     )
 
 

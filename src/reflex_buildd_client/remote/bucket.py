@@ -6,10 +6,14 @@ thin binding of Rust's ``object_store``: create-only puts (``If-None-Match:
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_REGION``, ``AWS_ALLOW_HTTP``), read by obstore itself.
 
-Layout below ``s3://<bucket>/<prefix>/`` (versioned like the local cache)::
+Layout below ``s3://<bucket>/<prefix>/``, one folder per trust namespace
+(:mod:`.namespaces`), versioned like the local cache::
 
-    v1/blobs/<blake3 digest>        each file's bytes once, shared by every key
-    v1/manifests/<key>.json         the signed manifest (envelope.py), written last
+    <namespace>/v1/blobs/<blake3 digest>   each file's bytes once, shared by every key
+    <namespace>/v1/manifests/<key>.json    the signed manifest (envelope.py), written last
+
+(Remotes written before namespaces existed hold ``v1/...`` directly below the
+prefix; nothing reads it any more, see docs/howto-remote.md.)
 
 Blobs are content-addressed, so a blob that exists is never sent again, and a
 key exists for readers only once its manifest does, which is uploaded after
@@ -29,6 +33,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InvalidConfigError, RemoteUnavailableError
+from .keyfiles import SigningKey, TrustedKey, load_signing_key, load_trusted_keys
+from .namespaces import DEFAULT_NAMESPACE, namespace, namespaces
+from .signing import Trust
 
 __all__ = [
     "DEFAULT_REMOTE_TIMEOUT",
@@ -66,15 +73,29 @@ class RemoteSettings:
 
     Attributes:
         url: ``s3://bucket/prefix`` (the prefix may be empty).
-        signing_key: The HMAC key builders sign with and hosts require, or None.
+        signing_key: The HMAC key builders sign with and hosts require, or None
+            (the weaker mode: see :mod:`.signing`).
         timeout: Seconds one pull or push may take in all.
         allow_http: ``AWS_ALLOW_HTTP``: the endpoint may be plain HTTP (a local S3 server).
+        namespace: The namespace this machine pushes into.
+        read_namespaces: The namespaces it pulls from, in order.
+        signer: The Ed25519 key it signs with, or None.
+        trusted_keys: The Ed25519 public keys it accepts (when any: only those).
     """
 
     url: str
     signing_key: bytes | None = None
     timeout: float = DEFAULT_REMOTE_TIMEOUT
     allow_http: bool = False
+    namespace: str = DEFAULT_NAMESPACE
+    read_namespaces: tuple[str, ...] = (DEFAULT_NAMESPACE,)
+    signer: SigningKey | None = None
+    trusted_keys: tuple[TrustedKey, ...] = ()
+
+    @property
+    def trust(self) -> Trust:
+        """What this machine signs with and accepts."""
+        return Trust(signer=self.signer, trusted=self.trusted_keys, hmac_key=self.signing_key)
 
     @property
     def bucket(self) -> str:
@@ -86,9 +107,12 @@ class RemoteSettings:
         """The key prefix inside the bucket, without slashes around it."""
         return urlsplit(self.url).path.strip("/")
 
-    def __repr__(self) -> str:  # never print the key
-        signed = "signed" if self.signing_key else "unsigned"
-        return f"RemoteSettings({self.url!r}, {signed}, timeout={self.timeout})"
+    def __repr__(self) -> str:  # never print a key: the trust names fingerprints only
+        return (
+            f"RemoteSettings({self.url!r}, namespace={self.namespace!r}, "
+            f"reads={','.join(self.read_namespaces)!r}, {self.trust.describe()}, "
+            f"timeout={self.timeout})"
+        )
 
 
 def remote_settings(
@@ -97,6 +121,10 @@ def remote_settings(
     signing_key: str | None = None,
     timeout: float = DEFAULT_REMOTE_TIMEOUT,
     allow_http: bool = False,
+    namespace_name: str = "",
+    read_namespaces: str = "",
+    signing_key_file: str = "",
+    trusted_keys: str = "",
 ) -> RemoteSettings | None:
     """Validate the remote tier's settings (:class:`~.settings.Settings` reads them).
 
@@ -105,9 +133,14 @@ def remote_settings(
         signing_key: The HMAC key, at least 16 characters, or None.
         timeout: Seconds one pull or push may take in all.
         allow_http: Whether the endpoint may be plain HTTP (``AWS_ALLOW_HTTP``).
+        namespace_name: The namespace pushes go to (empty: ``main``).
+        read_namespaces: Comma-separated namespaces pulls read (empty: ``main``).
+        signing_key_file: The Ed25519 private key file builders sign with.
+        trusted_keys: Comma-separated public key files or inline keys hosts accept.
 
     Raises:
-        InvalidConfigError: If a value is malformed.
+        InvalidConfigError: If a value is malformed, or the keys contradict
+            each other (one line naming the settings).
     """
     url = url.strip()
     if not url or url.lower() == "none":
@@ -125,12 +158,28 @@ def remote_settings(
         )
     if not timeout > 0:
         raise InvalidConfigError(f"REFLEX_BUILDD_REMOTE_TIMEOUT={timeout!r}: expected seconds > 0")
+    _one_kind_of_key(bool(signing_key), bool(signing_key_file.strip()), bool(trusted_keys.strip()))
     return RemoteSettings(
         url=url.rstrip("/"),
         signing_key=signing_key.encode("utf-8") if signing_key else None,
         timeout=timeout,
         allow_http=allow_http,
+        namespace=namespace(namespace_name),
+        read_namespaces=namespaces(read_namespaces),
+        signer=load_signing_key(signing_key_file.strip()) if signing_key_file.strip() else None,
+        trusted_keys=load_trusted_keys(trusted_keys),
     )
+
+
+def _one_kind_of_key(hmac_key: bool, key_file: bool, trusted: bool) -> None:
+    # One machine, one kind: an HMAC signer whose own hosts verify Ed25519 (or
+    # the reverse) would push what nobody accepts. Moving over: docs/howto-remote.md.
+    if hmac_key and (key_file or trusted):
+        other = "REFLEX_BUILDD_SIGNING_KEY_FILE" if key_file else "REFLEX_BUILDD_TRUSTED_KEYS"
+        raise InvalidConfigError(
+            f"REFLEX_BUILDD_SIGNING_KEY (HMAC) and {other} (Ed25519) are both set: "
+            "use one kind of key (unset REFLEX_BUILDD_SIGNING_KEY to use Ed25519)"
+        )
 
 
 class RemoteStore:
@@ -140,12 +189,20 @@ class RemoteStore:
         settings: The remote.
         timeout: Seconds this store's calls may take in all (retries
             included); default ``settings.timeout``.
+        namespace: The namespace whose folder this store reads and writes
+            (default: ``settings.namespace``, where this machine pushes).
 
     Raises:
         RemoteUnavailableError: If obstore is not installed or rejects the settings.
     """
 
-    def __init__(self, settings: RemoteSettings, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: RemoteSettings,
+        *,
+        timeout: float | None = None,
+        namespace: str | None = None,
+    ) -> None:
         try:
             from obstore.store import S3Store
         except ImportError as exc:  # the optional extra
@@ -154,6 +211,7 @@ class RemoteStore:
             ) from exc
         budget = max(0.1, settings.timeout if timeout is None else timeout)
         self.settings = settings
+        self.namespace = settings.namespace if namespace is None else namespace
         request = min(_REQUEST_TIMEOUT, budget)
         client: Any = {
             "timeout": timedelta(seconds=request),
@@ -175,16 +233,22 @@ class RemoteStore:
         try:
             self._store = S3Store(
                 settings.bucket,
-                prefix=settings.prefix or None,
+                # The namespace's folder (validated: one safe path segment).
+                prefix="/".join(p for p in (settings.prefix, self.namespace) if p),
                 client_options=client,
                 retry_config=retry,
             )
         except Exception as exc:  # obstore's configuration errors
             raise RemoteUnavailableError(f"remote {settings.url}: {exc}") from exc
 
+    @property
+    def location(self) -> str:
+        """``s3://bucket/prefix/namespace``: where this store's objects are."""
+        return f"{self.settings.url}/{self.namespace}"
+
     def _fault(self, what: str, exc: BaseException) -> RemoteUnavailableError:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return RemoteUnavailableError(f"remote {self.settings.url}: {what} failed: {first}")
+        return RemoteUnavailableError(f"remote {self.location}: {what} failed: {first}")
 
     def get(self, name: str) -> bytes | None:
         """The bytes of object ``name``, or None if there is none.

@@ -5,6 +5,12 @@ is the hook :func:`.wait.obtain` calls). One pull per machine and key: the
 puller holds the key's lock, so the other workers of a host wait for its
 result instead of downloading the same bytes again.
 
+The namespaces this machine reads (``REFLEX_BUILDD_READ_NAMESPACES``) are
+asked in order; the first one with an accepted manifest is pulled from (its
+own blobs). A refused manifest is logged (one line naming the signer seen and
+the keys trusted) and, when no namespace has an accepted one, the pull fails
+with it.
+
 Trust nothing from the bucket: the manifest is checked first
 (:func:`.envelope.open_envelope`: signature, key, inputs, paths), then every
 downloaded file against its blake3 digest and size, all inside a scratch
@@ -48,7 +54,7 @@ def _scratch(cache: Cache, key: str) -> Path:
 
 
 def fetch_manifest(store: RemoteStore, key: str) -> Manifest | None:
-    """The checked remote manifest of ``key``, or None if the remote has none.
+    """The checked remote manifest of ``key`` in the store's namespace, or None if it has none.
 
     Raises:
         UntrustedArtifactError: If the manifest is refused.
@@ -57,7 +63,38 @@ def fetch_manifest(store: RemoteStore, key: str) -> Manifest | None:
     data = store.get(manifest_object(key))
     if data is None:
         return None
-    return open_envelope(data, key, store.settings.signing_key)
+    return open_envelope(data, key, store.settings.trust, store.namespace).manifest
+
+
+def find_manifest(
+    settings: RemoteSettings, key: str, deadline: float
+) -> tuple[RemoteStore, Manifest] | None:
+    """The first namespace this machine reads that has an accepted manifest of ``key``.
+
+    Returns:
+        The store of that namespace and the manifest, or None if no namespace has one.
+
+    Raises:
+        UntrustedArtifactError: Some namespace had a manifest, none was accepted
+            (the first refusal; each one is also logged).
+        RemoteUnavailableError: On a network fault.
+    """
+    refused: list[UntrustedArtifactError] = []
+    for namespace in settings.read_namespaces:
+        store = RemoteStore(
+            settings, timeout=max(0.1, deadline - time.monotonic()), namespace=namespace
+        )
+        try:
+            manifest = fetch_manifest(store, key)
+        except UntrustedArtifactError as exc:
+            logger.error("reflex-buildd: %s", exc)
+            refused.append(exc)
+            continue
+        if manifest is not None:
+            return store, manifest
+    if refused:
+        raise refused[0]
+    return None
 
 
 def _fetch_one(
@@ -77,13 +114,14 @@ def _fetch_one(
         fetched = store.get(blob_object(entry.digest))
         if fetched is None:
             raise RemoteUnavailableError(
-                f"remote {store.settings.url}: blob {entry.digest} of {rels[0]} is missing "
+                f"remote {store.location}: blob {entry.digest} of {rels[0]} is missing "
                 "(expired by a lifecycle rule, or removed)"
             )
         if len(fetched) != entry.size or blake3.blake3(fetched).hexdigest() != entry.digest:
             raise UntrustedArtifactError(
                 f"remote blob of {rels[0]} ({entry.digest[:16]}…) does not match the manifest's "
-                f"digest ({len(fetched)} bytes, the manifest says {entry.size}): refused"
+                f"digest ({len(fetched)} bytes, the manifest says {entry.size}): refused",
+                reason="bad-digest",
             )
         data, received = fetched, len(fetched)
     for rel in rels:
@@ -116,7 +154,7 @@ def _download(
                 raise exc
         if pending:
             raise RemoteUnavailableError(
-                f"remote {store.settings.url}: download of {manifest.key} did not finish "
+                f"remote {store.location}: download of {manifest.key} did not finish "
                 f"in time ({len(pending)} of {len(futures)} blobs left)"
             )
         return sum(f.result() for f in futures)
@@ -154,12 +192,12 @@ def pull(
             raise RemoteUnavailableError(
                 f"the lock of {key} stayed busy for {budget:.0f}s (a local build?)"
             )
-        store = RemoteStore(settings, timeout=max(0.1, deadline - time.monotonic()))
         started = time.monotonic()
-        manifest = fetch_manifest(store, key)
-        if manifest is None:
+        found = find_manifest(settings, key, deadline)
+        if found is None:
             append_journal(cache, "remote-miss", key, remote=settings.url)
             return None
+        store, manifest = found
         staging = _scratch(cache, key)
         staging.mkdir(parents=True)
         try:
@@ -173,6 +211,7 @@ def pull(
             "pulled",
             key,
             remote=settings.url,
+            namespace=store.namespace,
             bytes=received,
             seconds=round(time.monotonic() - started, 3),
             install_seconds=round(time.monotonic() - install_seconds, 3),
@@ -200,8 +239,8 @@ class _Lookup:
         """
         try:
             return pull(self._cache, self._settings, self._key, timeout=remaining)
-        except UntrustedArtifactError:  # a PermissionError: before the OSError below
-            self._journal("remote-refused")
+        except UntrustedArtifactError as exc:  # a PermissionError: before the OSError below
+            self._journal("remote-refused", reason=exc.reason)
             raise
         except RemoteUnavailableError as exc:
             self._journal("remote-error")
@@ -217,6 +256,6 @@ class _Lookup:
             )
         return None
 
-    def _journal(self, event: str) -> None:
+    def _journal(self, event: str, **fields: str) -> None:
         with contextlib.suppress(OSError):  # a read-only cache has no journal to write
-            append_journal(self._cache, event, self._key, remote=self._settings.url)
+            append_journal(self._cache, event, self._key, remote=self._settings.url, **fields)

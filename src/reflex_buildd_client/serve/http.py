@@ -7,6 +7,7 @@ the redirect, the process-mode forwarder and the dev proxy send their own short 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..types import Scope, Send
@@ -91,9 +92,16 @@ async def send_plain(send: Send, status: int, text: bytes, extra: Headers = ()) 
     await send_response(send, plain_response(status, text, extra))
 
 
+# Set by metrics_app() (:mod:`reflex_buildd_client.exposition`) in a host that
+# counts; None (one test per response) everywhere else.
+count_served: Callable[[int, Headers], None] | None = None
+
+
 async def send_response(send: Send, response: Response) -> None:
-    """Send a decided response: start and body."""
+    """Send a decided response: start and body (counted when metrics are on)."""
     status, headers, body = response
+    if count_served is not None:
+        count_served(status, headers)
     # A fresh list: middleware may mutate message["headers"] in place.
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
     await send({"type": "http.response.body", "body": body})

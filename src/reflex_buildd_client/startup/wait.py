@@ -24,6 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .. import metrics
 from ..cache.status import BuildState, KeyStatus, read_daemon, read_status, record_lookup
 from ..cache.store import Artifact, Cache
 from ..errors import ArtifactMissingError, BuildFailedError, ReadOnlyCacheError, WaitTimeoutError
@@ -81,13 +82,15 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
     deadline = None if timeout is None else time.monotonic() + timeout
     last_log = 0.0
     since = started if demand.retry_failed else None
-    looked_up = False
+    looked_up = waited = False
     while True:
         status = _current(cache, key, since=since)
         if not looked_up:
             looked_up = True
             record_lookup(cache, key, hit=isinstance(status, Artifact), project=demand.project)
         if isinstance(status, Artifact):
+            if waited:  # another process built it while this one waited
+                metrics.waited(time.time() - started)
             return status, False
         if remote is not None and status.state is not BuildState.BUILDING:
             lookup, remote = remote, None  # once: a miss stays a miss for this call
@@ -109,6 +112,7 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
             )
         if deadline is not None and now >= deadline:
             raise _timed_out(demand, status)
+        waited = True
         time.sleep(POLL_INTERVAL)
 
 
