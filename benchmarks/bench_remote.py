@@ -156,11 +156,11 @@ def _trust_modes(tmp: Path, url: str) -> dict[str, tuple[Any, Any]]:
 
     key = generate_key_pair(tmp / "bench-key")
     modes = {
-        "unsigned": (remote_settings(url), remote_settings(url)),
-        "hmac": (remote_settings(url, signing_key="h" * 32),) * 2,
+        "unsigned": (remote_settings(url, allow_http=True),) * 2,
+        "hmac": (remote_settings(url, signing_key="h" * 32, allow_http=True),) * 2,
         "ed25519": (
-            remote_settings(url, signing_key_file=key.source),
-            remote_settings(url, trusted_keys=key.source + ".pub"),
+            remote_settings(url, signing_key_file=key.source, allow_http=True),
+            remote_settings(url, trusted_keys=key.source + ".pub", allow_http=True),
         ),
     }
     return {name: pair for name, pair in modes.items()}
@@ -196,7 +196,9 @@ def signing() -> None:
         from reflex_buildd_client.inputs.sources import compute_key
         from reflex_buildd_client.project import find_project
 
-        key, _ = compute_key(find_project(project), cache_dir=builder_cache)
+        key, _ = compute_key(
+            find_project(project), settings=Settings.load(), cache_dir=builder_cache
+        )
         artifact = Cache(builder_cache).open(key)
         assert artifact is not None
         modes = _trust_modes(tmp, s3.url("bench-signing"))

@@ -157,7 +157,7 @@ def test_scrape_both_endpoints_after_a_scripted_sequence(
             assert counts(scrape(host.url + "/metrics/")) == expected
 
         # A refused pull: the new key's remote manifest is signed by an untrusted key.
-        planted = remote_settings(url)
+        planted = remote_settings(url, allow_http=True)
         assert planted is not None
         forged = seal(artifact.manifest, Trust(signer=untrusted), "main")
         RemoteStore(planted).put_new(manifest_object(new_key), forged)

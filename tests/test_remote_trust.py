@@ -82,7 +82,7 @@ def _url(s3: Any) -> str:
 
 
 def _remote(url: str, **kw: str) -> RemoteSettings:
-    settings = remote_settings(url, **kw)  # type: ignore[arg-type]
+    settings = remote_settings(url, allow_http=True, **kw)  # type: ignore[arg-type]
     assert settings is not None
     return settings
 
