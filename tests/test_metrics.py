@@ -224,3 +224,26 @@ def test_our_metrics_directory_must_be_private(tmp_path: Path) -> None:
     (made.parent).chmod(0o755)  # readable by others: refused, never used
     with pytest.raises(ReflexBuilddError, match="not a directory private to this user"):
         multiprocess_dir(settings)
+
+
+def test_a_worker_file_being_created_does_not_break_a_scrape(tmp_path: Path) -> None:
+    import asyncio
+
+    from reflex_buildd_client.exposition import metrics_app
+    from reflex_buildd_client.settings import Settings
+
+    app = metrics_app(
+        Settings.load(
+            cache_dir=tmp_path / "c", environ={"REFLEX_BUILDD_METRICS_DIR": str(tmp_path)}
+        )
+    )
+    # Another worker between creating its counter file and sizing it.
+    (tmp_path / "counter_424242.db").write_bytes(b"")
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    asyncio.run(app(scope, None, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 200, sent

@@ -112,6 +112,30 @@ def _multiprocess(directory: Path) -> None:
         values.ValueClass = values.MultiProcessValue()
 
 
+class _WorkerFiles:
+    """prometheus_client's multi-process collection, minus files still being created.
+
+    A worker that starts counting creates its file empty and then sizes it; a
+    scrape answered by another worker in between would fail on the empty file
+    (``MultiProcessCollector`` reads every ``*.db``). Such a file holds no count yet.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Any:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = []
+        for path in sorted(self.directory.glob("*.db")):
+            try:
+                if path.stat().st_size >= 8:  # the header: the bytes in use
+                    files.append(str(path))
+            except OSError:
+                continue
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
 class _MetricsApp:
     """A plain ASGI app answering GET/HEAD with every worker's counters."""
 
@@ -121,11 +145,10 @@ class _MetricsApp:
     def render(self) -> bytes:
         """The text exposition of the counters of every worker of this server."""
         from prometheus_client import CollectorRegistry, generate_latest
-        from prometheus_client.multiprocess import MultiProcessCollector
 
         metrics.flush()  # this worker's latest served responses, exactly
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(self.directory))
+        registry.register(_WorkerFiles(self.directory))
         return bytes(generate_latest(registry))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
