@@ -78,6 +78,14 @@ class _Metrics:
     """The metric objects of this process (made once, by :func:`start`)."""
 
     def __init__(self, registry: Any) -> None:
+        self._define(registry)
+        # id(headers) -> [headers, status, child, counted, moved]: "counted" is
+        # written by the request path only, "moved" by the flusher only.
+        self._tallies: dict[int, list[Any]] = {}
+        self._flush_lock = threading.Lock()
+
+    def _define(self, registry: Any) -> None:
+        """Make the metric objects (see docs/reference.md#metrics)."""
         from prometheus_client import Counter, Histogram
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
@@ -134,10 +142,6 @@ class _Metrics:
             "reflex_buildd_backend_restarts_total",
             "Restarts of process-mode backends after they died.",
         )
-        # id(headers) -> [headers, status, child, counted, moved]: "counted" is
-        # written by the request path only, "moved" by the flusher only.
-        self._tallies: dict[int, list[Any]] = {}
-        self._flush_lock = threading.Lock()
 
     def on_event(self, event: str, fields: Mapping[str, Any]) -> None:
         if event in ("hit", "miss"):

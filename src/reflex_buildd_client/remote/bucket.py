@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from ..errors import InvalidConfigError, RemoteUnavailableError
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_REMOTE_TIMEOUT",
     "RemoteSettings",
     "RemoteStore",
+    "TrustOptions",
     "blob_object",
     "manifest_object",
     "remote_settings",
@@ -115,16 +116,29 @@ class RemoteSettings:
         )
 
 
+class TrustOptions(TypedDict, total=False):
+    """The trust settings of :func:`remote_settings`, as read (empty: not set).
+
+    Attributes:
+        namespace_name: The namespace pushes go to (empty: ``main``).
+        read_namespaces: Comma-separated namespaces pulls read (empty: ``main``).
+        signing_key_file: The Ed25519 private key file builders sign with.
+        trusted_keys: Comma-separated public key files or inline keys hosts accept.
+    """
+
+    namespace_name: str
+    read_namespaces: str
+    signing_key_file: str
+    trusted_keys: str
+
+
 def remote_settings(
     url: str,
     *,
     signing_key: str | None = None,
     timeout: float = DEFAULT_REMOTE_TIMEOUT,
     allow_http: bool = False,
-    namespace_name: str = "",
-    read_namespaces: str = "",
-    signing_key_file: str = "",
-    trusted_keys: str = "",
+    **trust: Unpack[TrustOptions],
 ) -> RemoteSettings | None:
     """Validate the remote tier's settings (:class:`~.settings.Settings` reads them).
 
@@ -133,10 +147,7 @@ def remote_settings(
         signing_key: The HMAC key, at least 16 characters, or None.
         timeout: Seconds one pull or push may take in all.
         allow_http: Whether the endpoint may be plain HTTP (``AWS_ALLOW_HTTP``).
-        namespace_name: The namespace pushes go to (empty: ``main``).
-        read_namespaces: Comma-separated namespaces pulls read (empty: ``main``).
-        signing_key_file: The Ed25519 private key file builders sign with.
-        trusted_keys: Comma-separated public key files or inline keys hosts accept.
+        **trust: Namespaces and Ed25519 keys (:class:`TrustOptions`).
 
     Raises:
         InvalidConfigError: If a value is malformed, or the keys contradict
@@ -158,16 +169,18 @@ def remote_settings(
         )
     if not timeout > 0:
         raise InvalidConfigError(f"REFLEX_BUILDD_REMOTE_TIMEOUT={timeout!r}: expected seconds > 0")
-    _one_kind_of_key(bool(signing_key), bool(signing_key_file.strip()), bool(trusted_keys.strip()))
+    key_file = trust.get("signing_key_file", "").strip()
+    trusted = trust.get("trusted_keys", "")
+    _one_kind_of_key(bool(signing_key), bool(key_file), bool(trusted.strip()))
     return RemoteSettings(
         url=url.rstrip("/"),
         signing_key=signing_key.encode("utf-8") if signing_key else None,
         timeout=timeout,
         allow_http=allow_http,
-        namespace=namespace(namespace_name),
-        read_namespaces=namespaces(read_namespaces),
-        signer=load_signing_key(signing_key_file.strip()) if signing_key_file.strip() else None,
-        trusted_keys=load_trusted_keys(trusted_keys),
+        namespace=namespace(trust.get("namespace_name", "")),
+        read_namespaces=namespaces(trust.get("read_namespaces", "")),
+        signer=load_signing_key(key_file) if key_file else None,
+        trusted_keys=load_trusted_keys(trusted),
     )
 
 
