@@ -33,8 +33,8 @@ from reflex_buildd_client.errors import (
     PushRefusedError,
     UntrustedArtifactError,
 )
-from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.inputs.sources import expected_build_settings
+from reflex_buildd_client.keys.schema import KeyInputs
 from reflex_buildd_client.remote.bucket import RemoteSettings
 from reflex_buildd_client.remote.keyfiles import SIGNING_KEY_FILE_VAR, TRUSTED_KEYS_VAR
 from reflex_buildd_client.remote.pull import pull
