@@ -227,23 +227,29 @@ def test_our_metrics_directory_must_be_private(tmp_path: Path) -> None:
 
 
 def test_a_worker_file_being_created_does_not_break_a_scrape(tmp_path: Path) -> None:
-    import asyncio
+    # In a child process: metrics_app() starts counting for good in the process that calls it.
+    code = f"""
+import asyncio
+from pathlib import Path
+from reflex_buildd_client.exposition import metrics_app
+from reflex_buildd_client.settings import Settings
 
-    from reflex_buildd_client.exposition import metrics_app
-    from reflex_buildd_client.settings import Settings
+root = Path({str(tmp_path)!r})
+app = metrics_app(
+    Settings.load(cache_dir=root / "c", environ={{"REFLEX_BUILDD_METRICS_DIR": str(root)}})
+)
+# Another worker between creating its counter file and sizing it.
+(root / "counter_424242.db").write_bytes(b"")
+sent = []
 
-    app = metrics_app(
-        Settings.load(
-            cache_dir=tmp_path / "c", environ={"REFLEX_BUILDD_METRICS_DIR": str(tmp_path)}
-        )
+async def send(message):
+    sent.append(message)
+
+asyncio.run(app({{"type": "http", "method": "GET", "path": "/", "headers": []}}, None, send))
+print(sent[0]["status"])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
-    # Another worker between creating its counter file and sizing it.
-    (tmp_path / "counter_424242.db").write_bytes(b"")
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
-    asyncio.run(app(scope, None, send))  # type: ignore[arg-type]
-    assert sent[0]["status"] == 200, sent
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "200"
