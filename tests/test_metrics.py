@@ -253,3 +253,72 @@ print(sent[0]["status"])
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "200"
+
+
+def test_every_event_lands_in_its_metric() -> None:
+    # In a child process (counting starts for good): each hook, once, then one scrape.
+    code = """
+from prometheus_client import CollectorRegistry, generate_latest
+from reflex_buildd_client import metrics
+
+registry = CollectorRegistry()
+metrics.start(registry)
+for event, fields in [
+    ("hit", {}), ("miss", {}), ("published", {"seconds": 3.5}), ("failed", {}),
+    ("cancelled", {}), ("pulled", {"bytes": 1000}), ("remote-miss", {}),
+    ("remote-error", {}), ("remote-refused", {"reason": "unsigned"}),
+    ("pushed", {"bytes_sent": 250}), ("start", {}), ("evicted", {}),
+]:
+    metrics.journal_event(event, fields)
+metrics.waited(2.0)
+metrics.pushed("present")
+metrics.backend_restarted()
+headers = ((b"content-type", b"text/html"), (b"content-encoding", b"br"))
+for _ in range(3):
+    metrics.served(200, headers)
+metrics.served(304, ((b"etag", b'"x"'),))
+metrics.flush()
+print(generate_latest(registry).decode())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    samples: dict[str, float] = {}
+    for line in result.stdout.splitlines():
+        if (found := SAMPLE.match(line)) and found["name"].startswith("reflex_buildd_"):
+            labels = ",".join(sorted(found["labels"].split(","))) if found["labels"] else ""
+            samples[f"{found['name']}{{{labels}}}" if labels else found["name"]] = float(
+                found["value"]
+            )
+    assert counts(samples) == {
+        'reflex_buildd_artifact_lookups_total{result="hit"}': 1,
+        'reflex_buildd_artifact_lookups_total{result="miss"}': 1,
+        "reflex_buildd_artifact_wait_seconds_count": 1,
+        'reflex_buildd_builds_total{outcome="published"}': 1,
+        'reflex_buildd_builds_total{outcome="failed"}': 1,
+        'reflex_buildd_builds_total{outcome="cancelled"}': 1,
+        "reflex_buildd_build_seconds_count": 1,
+        'reflex_buildd_remote_pulls_total{result="pulled"}': 1,
+        'reflex_buildd_remote_pulls_total{result="miss"}': 1,
+        'reflex_buildd_remote_pulls_total{result="error"}': 1,
+        'reflex_buildd_remote_pulls_total{result="refused"}': 1,
+        'reflex_buildd_remote_refusals_total{reason="unsigned"}': 1,
+        'reflex_buildd_remote_pushes_total{result="pushed"}': 1,
+        'reflex_buildd_remote_pushes_total{result="present"}': 1,
+        'reflex_buildd_remote_bytes_total{direction="received"}': 1000,
+        'reflex_buildd_remote_bytes_total{direction="sent"}': 250,
+        "reflex_buildd_backend_restarts_total": 1,
+        'reflex_buildd_served_responses_total{encoding="br",status="200"}': 3,
+        'reflex_buildd_served_responses_total{encoding="identity",status="304"}': 1,
+    }
+    assert samples["reflex_buildd_build_seconds_sum"] == 3.5
+
+
+def test_reference_lists_every_metric() -> None:
+    from conftest import REPO
+    from reflex_buildd_client.metrics import METRIC_NAMES
+
+    section = (REPO / "docs" / "reference.md").read_text().split("## Metrics")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| `(reflex_buildd_[a-z_]+)` \|", section, re.M)
+    assert sorted(rows) == sorted(METRIC_NAMES)
