@@ -210,7 +210,13 @@ def _address(
     return host, int(port)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # Bare `reflex-buildd` shows the help and succeeds, as pip does (click's
+    # default for a group without a command is exit status 2).
+    invoke_without_command=True,
+)
 @click.version_option(__version__, message="%(version)s")
 @click.option(
     "--debug",
@@ -220,6 +226,9 @@ def _address(
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Build Reflex apps once into a shared cache; mount them on any path."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
     # The one Settings of this invocation: commands take it with their options over it.
     settings = Settings.load()
     ctx.obj = {**(ctx.obj or {}), "debug": debug, "settings": settings}
@@ -230,7 +239,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 main.params.extend(_logging_options)
 
 
-@main.command()
+@main.command(short_help="Build PROJECT into the cache unless its key is already there.")
 @project_argument
 @cache_dir_option
 @remote_option
@@ -291,7 +300,7 @@ def build(
         click.echo(outcome.key)
 
 
-@main.command()
+@main.command(short_help="Print the key of PROJECT's current build inputs.")
 @project_argument
 @cache_dir_option
 @extra_inputs_options
@@ -317,7 +326,7 @@ def key(
         click.echo(found)
 
 
-@main.command()
+@main.command(short_help="Explain why PROJECT's current key differs from a cached one.")
 @project_argument
 @cache_dir_option
 @click.option("--against", metavar="KEY", help="Key (or unique prefix) to compare with.")
@@ -352,7 +361,7 @@ def explain(
     click.echo(explain_inputs(proj, cache, key=current, inputs=inputs, against=against), nl=False)
 
 
-@main.command()
+@main.command(short_help="Watch PROJECT and keep its build in the cache current.")
 @project_argument
 @cache_dir_option
 @remote_option
@@ -432,7 +441,7 @@ def watch(
             server.shutdown()
 
 
-@main.command()
+@main.command(short_help="Run the host with PROJECT in Reflex's dev loop (hot reload).")
 @project_argument
 @click.option(
     "--app",
@@ -563,7 +572,7 @@ def _ls_remote(url: str | None, as_json: bool) -> None:
         click.echo(render_remote(rows))
 
 
-@main.command()
+@main.command(short_help="Show daemons, builds, leases, disk use and the remote.")
 @cache_dir_option
 @remote_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
@@ -582,7 +591,7 @@ def status(cache_dir: Path | None, remote: str | None, as_json: bool) -> None:
     click.echo(render_remote_status(rem))
 
 
-@main.command()
+@main.command(short_help="Re-hash artifacts against their manifests.")
 @click.argument("key", required=False)
 @cache_dir_option
 @click.option(
@@ -659,7 +668,7 @@ def _verify_rebuild(cache: Cache, target: str, as_json: bool) -> None:
         sys.exit(4)
 
 
-@main.command()
+@main.command(short_help="Evict least recently used artifacts and unshared blobs.")
 @cache_dir_option
 @click.option(
     "--max-size",
@@ -722,7 +731,7 @@ def gc(
     )
 
 
-@main.command()
+@main.command(short_help="Upload a local artifact to the remote cache.")
 @click.argument("key")
 @cache_dir_option
 @remote_option
@@ -750,7 +759,7 @@ def push(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
     click.echo(json.dumps(report.to_json()) if as_json else report.key)
 
 
-@main.command()
+@main.command(short_help="Download an artifact from the remote cache.")
 @click.argument("key")
 @cache_dir_option
 @remote_option
@@ -780,7 +789,7 @@ def pull(key: str, cache_dir: Path | None, remote: str | None, as_json: bool) ->
         click.echo(key)
 
 
-@main.command()
+@main.command(short_help="Make an Ed25519 key pair for signing remote artifacts.")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @cache_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print {private, public, fingerprint}.")
@@ -804,7 +813,7 @@ def keygen(path: Path, cache_dir: Path | None, as_json: bool) -> None:
         click.echo(made.fingerprint)
 
 
-@main.command()
+@main.command(short_help="Verify an artifact, then sign and push it to another namespace.")
 @click.argument("key")
 @click.option("--from", "source", required=True, metavar="NS", help="Namespace to take KEY from.")
 @click.option("--to", "target", required=True, metavar="NS", help="Namespace to sign it for.")
@@ -866,7 +875,7 @@ def promote(
     click.echo(json.dumps(report.to_json()) if as_json else key)
 
 
-@main.command()
+@main.command(short_help="List URLs in PROJECT's build that leave the mount prefix.")
 @project_argument
 @cache_dir_option
 @extra_inputs_options
@@ -937,7 +946,7 @@ def _parse_since(_ctx: click.Context, param: click.Parameter, value: str | None)
     return when.timestamp()
 
 
-@main.command()
+@main.command(short_help="Cache statistics per project: hits, misses, time saved.")
 @cache_dir_option
 @click.option(
     "--since",
