@@ -77,7 +77,9 @@ def test_progress_in_a_pipe_and_from_a_host_that_builds(tmp_path: Path) -> None:
     assert "compiling pages" in {m["phase"] for m in progress}, err
     assert "\x1b[" not in err
     waited = waiting.output()
-    phases = re.findall(r"waiting \d+s for key \w+: the build by pid \d+ on [^,]+, (.+)", waited)
+    phases = re.findall(
+        r"INFO: .*waiting for key \w+ \(\d+s so far\): the build by pid \d+ on [^,]+, (.+)", waited
+    )
     assert phases, waited  # the waiting host names the builder's phase
 
     # Edit (a new key) and start a host with the default policy: it builds at

@@ -21,7 +21,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from reflex_buildd_client.cache.status import read_daemon, record_lookup, write_daemon
+from reflex_buildd_client.cache.status import (
+    clear_daemon,
+    read_daemon,
+    record_lookup,
+    write_daemon,
+)
 from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import BuildFailedError, ReflexBuilddError
 from reflex_buildd_client.inputs.sources import compute_key
@@ -288,6 +293,8 @@ def run_daemon(
             job.cancel.set()
             job.thread.join(timeout=30)
         watcher.stop()
+        # A clean stop: no record left for `status` to list as a dead daemon.
+        clear_daemon(cache, project.root)
         daemon_lock.release()
         reporter.stopped()
 

@@ -24,6 +24,7 @@ __all__ = [
     "explain",
     "explain_json",
     "find_manifest",
+    "other_project",
     "render",
 ]
 
@@ -125,6 +126,12 @@ def find_manifest(cache: Cache, project: Project, against: str | None) -> Manife
     return best
 
 
+def other_project(manifest: Manifest, project: Project) -> str | None:
+    """The project ``manifest`` was built from, when it is not ``project``."""
+    root = str(manifest.project.get("root") or "")
+    return None if root == str(project.root) else root or "(unknown)"
+
+
 def _age(created: float, now: float) -> str:
     seconds = max(0, int(now - created))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -145,6 +152,11 @@ def explain(
     old_label = f"{manifest.key} (built {_age(manifest.created, time.time())})"
     new_label = f"{key} (current sources of {project.root.name})"
     text = render(diff_inputs(manifest.inputs, inputs), old_label=old_label, new_label=new_label)
+    if (other := other_project(manifest, project)) is not None:
+        text = (
+            f"note: {manifest.key[:12]} is an artifact of another project, {other}, not of "
+            f"{project.root}: the differences below are between two projects\n{text}"
+        )
     if manifest.key == key and against is None:
         text += "the most recent artifact is the current key: nothing to rebuild\n"
     return text
@@ -185,5 +197,8 @@ def explain_json(
         "key": key,
         "against": manifest.key,
         "against_created": manifest.created,
+        # Another project's artifact: every difference below is between two projects.
+        "against_project": manifest.project.get("root"),
+        "same_project": other_project(manifest, project) is None,
         "diff": diff_to_json(diff_inputs(manifest.inputs, inputs)),
     }

@@ -20,7 +20,7 @@ from reflex_buildd_client.cache.verify import find_problems, quarantine
 from reflex_buildd_client.errors import ArtifactMissingError, CorruptArtifactError
 from reflex_buildd_client.units import format_size, format_time
 
-from .gc import exclusive_sizes, scan, unique_size
+from .gc import ArtifactInfo, exclusive_sizes, scan, unique_size
 
 __all__ = [
     "ArtifactRow",
@@ -129,7 +129,12 @@ class DaemonInfo:
 
 @dataclass(frozen=True)
 class BuildInfo:
-    """A build in progress or failed."""
+    """A build in progress or failed.
+
+    ``superseded_by``: for a failure, the newer artifact of the same project
+    built after it (the failure is stale: its sources have moved on); None
+    while the failure is the project's latest word.
+    """
 
     key: str
     state: str
@@ -138,6 +143,7 @@ class BuildInfo:
     project: str | None
     log: str | None
     time: float | None
+    superseded_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,43 @@ class CacheStatus:
         return dataclasses.asdict(self)
 
 
+def _newest_by_project(infos: list[ArtifactInfo]) -> dict[str, ArtifactInfo]:
+    newest: dict[str, ArtifactInfo] = {}
+    for info in infos:
+        if info.project not in newest or info.created > newest[info.project].created:
+            newest[info.project] = info
+    return newest
+
+
+def _builds(cache: Cache, infos: list[ArtifactInfo]) -> list[BuildInfo]:
+    """Builds in progress or failed; a failure older than its project's newest
+    artifact is marked as superseded by it."""
+    newest = _newest_by_project(infos)
+    builds = []
+    for record in _json_records(cache.status_record_paths()):
+        key = str(record.get("key", ""))
+        status = read_status(cache, key)
+        if status.state.value not in ("building", "failed"):
+            continue
+        project, when = record.get("project"), record.get("time")
+        later = newest.get(str(project))
+        stale = status.state.value == "failed" and later is not None and when is not None
+        builds.append(
+            BuildInfo(
+                key=key,
+                state=status.state.value,
+                pid=record.get("pid"),
+                host=record.get("host"),
+                project=project,
+                log=record.get("log"),
+                time=when,
+                superseded_by=later.key if stale and later.created > float(when) else None,
+            )
+        )
+    # The project's latest word first: current failures and builds, then stale ones.
+    return sorted(builds, key=lambda b: (b.superseded_by is not None, -(b.time or 0.0)))
+
+
 def cache_status(cache: Cache) -> CacheStatus:
     """Daemons, builds in progress or failed, leases and disk use of the cache."""
     daemons = [
@@ -169,23 +212,8 @@ def cache_status(cache: Cache) -> CacheStatus:
         )
         for r in _json_records(cache.daemon_record_paths())
     ]
-    builds = []
-    for record in _json_records(cache.status_record_paths()):
-        key = str(record.get("key", ""))
-        status = read_status(cache, key)
-        if status.state.value in ("building", "failed"):
-            builds.append(
-                BuildInfo(
-                    key=key,
-                    state=status.state.value,
-                    pid=record.get("pid"),
-                    host=record.get("host"),
-                    project=record.get("project"),
-                    log=record.get("log"),
-                    time=record.get("time"),
-                )
-            )
     infos = scan(cache)
+    builds = _builds(cache, infos)
     sizes = {
         "artifacts": unique_size(i.candidate() for i in infos),
         "artifacts_apparent": sum(i.apparent for i in infos),
@@ -276,6 +304,13 @@ def render_artifacts(rows: list[ArtifactRow]) -> str:
 _ALIVE = {True: "alive", False: "dead", None: "other host"}
 
 
+def _build_state(build: BuildInfo) -> str:
+    if build.superseded_by is None:
+        return build.state
+    # Its project has built a newer key since: history, not a problem now.
+    return f"failed, stale: {build.superseded_by[:12]} built since"
+
+
 def render_status(info: CacheStatus) -> str:
     """``status``'s local part: the cache, leases, daemons, builds, disk use."""
     lines = [
@@ -291,7 +326,7 @@ def render_status(info: CacheStatus) -> str:
     ]
     lines.append("builds:" + ("" if info.builds else " none in progress or failed"))
     lines += [
-        f"  {b.key} {b.state} (pid {b.pid} on {b.host}) {b.project}; log: {b.log}"
+        f"  {b.key} {_build_state(b)} (pid {b.pid} on {b.host}) {b.project}; log: {b.log}"
         for b in info.builds
     ]
     sizes = info.sizes

@@ -72,7 +72,12 @@ def find_project(path: str | os.PathLike[str], *, app_name: str = "") -> Project
     """
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise ProjectNotFoundError(f"Reflex project not found: {root} is not a directory")
+        where = f"{root} is not a directory"
+        if not root.is_absolute():
+            # A relative project= resolves against the process's working
+            # directory, which for a host is wherever it was started from.
+            where = f"{root} is not a directory (relative to the working directory {Path.cwd()})"
+        raise ProjectNotFoundError(f"Reflex project not found: {where}")
     root = root.resolve()
     config = root / "rxconfig.py"
     if not config.is_file():

@@ -40,6 +40,7 @@ __all__ = [
     "DaemonRecord",
     "KeyStatus",
     "append_journal",
+    "clear_daemon",
     "clear_record",
     "process_alive",
     "read_daemon",
@@ -209,6 +210,23 @@ def write_daemon(cache: Cache, root: Path, *, key: str, state: str, inputs: dict
     write_atomic(
         _daemon_path(cache, root), json.dumps(record, sort_keys=True).encode(), durable=False
     )
+
+
+def clear_daemon(cache: Cache, root: Path) -> None:
+    """Remove the daemon record of the project at ``root`` if this process wrote it.
+
+    A daemon that stops cleanly leaves nothing behind; a record that remains
+    belongs to a daemon that died (``status`` shows it as dead), or to a newer
+    daemon that took over meanwhile (kept).
+    """
+    path = _daemon_path(cache, root)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    me = this_process()
+    if (record.get("pid"), record.get("host")) == (me["pid"], me["host"]):
+        path.unlink(missing_ok=True)
 
 
 def read_daemon(cache: Cache, root: Path) -> DaemonRecord | None:

@@ -38,7 +38,6 @@ __all__ = ["POLL_INTERVAL", "build_command", "explain_daemon_mismatch", "obtain"
 logger = logging.getLogger("reflex_buildd")
 
 POLL_INTERVAL = 0.25
-_LOG_EVERY = 5.0
 
 
 def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
@@ -80,7 +79,7 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
     cache, key, timeout, remote = demand.cache, demand.key, demand.timeout, demand.remote
     started = time.time()
     deadline = None if timeout is None else time.monotonic() + timeout
-    last_log = 0.0
+    said = ""  # what the last wait line said: a line only when it changes
     since = started if demand.retry_failed else None
     looked_up = waited = False
     while True:
@@ -102,13 +101,18 @@ def obtain(demand: Demand) -> tuple[Artifact, bool]:
             if (built := _nobody_builds(demand, since=since)) is not None:
                 return built
         now = time.monotonic()
-        if now - last_log >= _LOG_EVERY:
-            last_log = now
-            logger.warning(
-                "reflex-buildd: waiting %.0fs for key %s: %s",
-                time.time() - started,
+        waiting_for = _waiting_for(status, demand.policy, demand.explain_missing)
+        if waiting_for != said:
+            said = waiting_for
+            # Another process building the key is the expected case (a host's
+            # other workers, a daemon): information. Nobody building it is not.
+            level = logging.INFO if status.state is BuildState.BUILDING else logging.WARNING
+            logger.log(
+                level,
+                "reflex-buildd: waiting for key %s (%.0fs so far): %s",
                 key,
-                _waiting_for(status, demand.policy, demand.explain_missing),
+                time.time() - started,
+                waiting_for,
             )
         if deadline is not None and now >= deadline:
             raise _timed_out(demand, status)
