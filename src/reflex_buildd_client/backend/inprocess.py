@@ -15,7 +15,7 @@ have to ``chdir`` for us, so the project is loaded explicitly:
 - relative run-time paths keep Reflex's own defaults (``uploaded_files/``,
   ``.states/``, a relative sqlite ``db_url``, ``open("data/x")``), so they
   resolve against the host's working directory, one rule for all of them; the
-  host logs where that is when it is not the project. ``backend="process"``
+  host warns where that is when the app uses such a path (:mod:`.workdir`). ``backend="process"``
   runs the backend in the project instead, as ``reflex run`` does.
 
 Reflex keeps one app per process (a global state registry), so loading a
@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..cache.store import Artifact
 from ..errors import ReflexBuilddError
@@ -39,6 +40,7 @@ from ..types import ASGIApp
 from .lifespan import LifespanDriver
 from .reflex_config import pin_project_config
 from .routes import BackendRoutes
+from .workdir import relative_path_uses, warn_relative_paths
 
 __all__ = ["ReflexBackend", "load_backend"]
 
@@ -101,7 +103,6 @@ def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     os.environ["__REFLEX_SKIP_COMPILE"] = "true"
     os.environ["REFLEX_BACKEND_ONLY"] = "true"
     pin_project_config(project.root)
-    _log_relative_paths(project.root)
 
     from reflex_base.config import _get_config
     from reflex_base.registry import RegistrationContext
@@ -119,21 +120,26 @@ def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     if not isinstance(app, App):
         raise ReflexBuilddError(f"{config.module}.app is not an rx.App (project {root})")
     asgi = app()
+    _log_relative_paths(project, config)
     return ReflexBackend(asgi, BackendRoutes(asgi))
 
 
-def _log_relative_paths(root: Path) -> None:
-    cwd = Path.cwd().resolve()
-    if cwd == root.resolve():
-        return
-    logger.warning(
-        "reflex-buildd: %s runs in this process; its relative paths (uploaded_files/, "
-        ".states/, sqlite:///x.db, open('data/...')) resolve against the host's working "
-        'directory %s, not the project. mount(..., backend="process") runs it in the '
-        "project, as `reflex run` does.",
-        root,
-        cwd,
+def _log_relative_paths(project: Project, config: Any) -> None:
+    """Warn (once per host) if the app uses relative paths and the host runs elsewhere."""
+    from reflex.utils import prerequisites
+    from reflex_base import constants
+    from reflex_base.environment import environment
+
+    # Reflex's own marker, in the artifact: the app's pages use uploads.
+    used = (prerequisites.get_backend_dir() / constants.Dirs.UPLOAD_IS_USED).exists()
+    uses = relative_path_uses(
+        project.root,
+        app_package=config.module,
+        db_url=config.db_url,
+        env_file=config.env_file,
+        uploads_dir=environment.REFLEX_UPLOADED_FILES_DIR.get() if used else None,
     )
+    warn_relative_paths(project.root, Path.cwd(), uses, app_name=project.app_name)
 
 
 def load_backend(project: Project, artifact: Artifact) -> ReflexBackend:
