@@ -26,7 +26,7 @@ from typing import Any, Unpack
 from urllib.parse import quote
 
 from .backend.choice import Backend, open_backend
-from .backend.lifespan import serve_lifespan
+from .backend.lifespan import failure_line, serve_lifespan
 from .cache.lease import Lease
 from .cache.store import Artifact, Cache
 from .dev.proxy import DevProxy, start_dev_proxy
@@ -448,12 +448,59 @@ def mount(
         host_app.router.routes.append(Route(mount_path, redirect, methods=["GET", "HEAD"]))
     host_app.router.routes.append(Mount(mount_path, app=reflex_mount, middleware=middleware))
     original = host_app.router.lifespan_context
+    failed: list[ReflexBuilddError] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with reflex_mount.lifespan():
+        try:
+            await reflex_mount.startup()
+        except ReflexBuilddError as exc:
+            failed.append(exc)  # the server prints it as one line (below)
+            raise
+        try:
             async with original(app) as state:
                 yield state
+        finally:
+            await reflex_mount.shutdown()
 
     host_app.router.lifespan_context = lifespan
+    _report_failures_in_one_line(host_app.router, failed, mount_path)
     return reflex_mount
+
+
+def _report_failures_in_one_line(
+    router: Any, failed: list[ReflexBuilddError], mount_path: str
+) -> None:
+    """Make the server print a startup error of the mount as one line, not a traceback.
+
+    Starlette's router answers a lifespan that raised with
+    ``lifespan.startup.failed`` carrying ``traceback.format_exc()``, then
+    raises again; uvicorn logs that message as is, granian the message and
+    then the exception's traceback: about 30 lines of routing, mount and
+    wait frames around one fact (a missing project, a failed build). Our
+    errors are written to be read alone, so for them the message becomes that
+    fact and the protocol ends there (the server still stops with "startup
+    failed"); any other exception (the host's own lifespan) keeps Starlette's
+    traceback.
+    """
+    protocol = router.lifespan
+
+    async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+        reported: list[BaseException] = []
+
+        async def send_short(message: dict[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.failed" and failed:
+                reported.append(error := failed.pop())
+                where = f"the Reflex app mounted at {mount_path or '/'}"
+                message = {**message, "message": failure_line(error, where)}
+            await send(message)
+
+        try:
+            await protocol(scope, receive, send_short)
+        except ReflexBuilddError as exc:
+            # Starlette raises again after reporting; the ASGI spec lets the
+            # app return instead, and granian would print the traceback.
+            if exc not in reported:
+                raise
+
+    router.lifespan = lifespan

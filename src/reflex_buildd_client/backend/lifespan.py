@@ -15,7 +15,21 @@ import contextlib
 from ..errors import ReflexBuilddError
 from ..types import ASGIApp, Message, Receive, Send
 
-__all__ = ["LifespanDriver", "serve_lifespan"]
+__all__ = ["LifespanDriver", "failure_line", "serve_lifespan"]
+
+
+def failure_line(exc: BaseException, where: str) -> str:
+    """The startup error ``exc`` of ``where`` as the server should print it.
+
+    One line for the fact (the CLI prints the same one), plus the cause when
+    the message does not already carry it; a failed build's message brings
+    its log's tail along.
+    """
+    line = f"reflex-buildd: {where} did not start: {type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in str(exc):
+        line += f" (cause: {type(cause).__name__}: {cause})"
+    return line
 
 
 class LifespanDriver:
@@ -88,7 +102,9 @@ async def serve_lifespan(
     try:
         await lifespan.__aenter__()
     except Exception as exc:
-        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        # Our errors read alone (one line); anything else keeps its text.
+        text = failure_line(exc, "the Reflex app") if isinstance(exc, ReflexBuilddError) else ""
+        await send({"type": "lifespan.startup.failed", "message": text or str(exc)})
         raise
     await send({"type": "lifespan.startup.complete"})
     message = await receive()
