@@ -60,7 +60,7 @@ from reflex_buildd_client.settings import Settings, StartupPolicy
 from reflex_buildd_client.startup.demand import Demand
 from reflex_buildd_client.startup.wait import obtain
 
-from .buildlog import PhaseTracker, clean, error_tail, user_frame
+from .buildlog import PhaseTracker, clean, error_line, error_tail, user_frame
 from .doctor import warn_escapes
 from .progress import LoggedProgress, Phase
 from .publish import publish
@@ -138,10 +138,19 @@ def _clean_log(log: Path, src: Path, project: Project) -> str:
     return text
 
 
-def _failure_message(key: str, code: int, log: Path, text: str, project: Project) -> str:
+def _failure_cause(text: str, project: Project) -> str:
+    """The cause of a failed build, from its (clean) log or its tail: the user's
+    frame with its error, else the error the log ends with; "" if none is named."""
     frame = user_frame(text, project.root)
-    at = f" at {frame}" if frame is not None else ""
-    return f"build of {key} failed (reflex export exited {code}){at}; log: {log}"
+    if frame is not None:
+        return f" at {frame}"
+    error = error_line(text)
+    return f": {error.rstrip('.')}" if error else ""
+
+
+def _failure_message(key: str, code: int, log: Path, text: str, project: Project) -> str:
+    """One line: the key, the exit code and the cause (never only an exit code)."""
+    return f"build of {key} failed (reflex export exited {code}){_failure_cause(text, project)}; log: {log}"
 
 
 def _build_env(web_dir: Path, scratch: Path, runtime: JSRuntime) -> dict[str, str]:
@@ -431,7 +440,8 @@ def _build_and_publish(
         records.cancelled()
         raise
     except BuildFailedError as exc:
-        records.failed(exc)
+        # Hosts waiting for the key name the cause in their one line (startup/wait.py).
+        records.failed(exc, cause=_failure_cause(exc.log_tail, job.project))
         raise
     seconds = round(time.monotonic() - started, 3)
     artifact = publish(

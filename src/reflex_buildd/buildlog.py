@@ -12,7 +12,9 @@ Pure text in, text out (:class:`PhaseTracker` only reads the log as it grows):
   traceback's ``Traceback (most recent call last):`` header when there is
   one, so the error reads whole rather than from the middle of a frame list.
 - :func:`user_frame` names the innermost frame in the user's own files, for a
-  one-line error message.
+  one-line error message; :func:`error_line` names the error itself when no
+  frame is the user's (a typo in ``app_name``: Reflex fails in its own code,
+  after printing ``Success: Initialized ...``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PhaseTracker", "UserFrame", "clean", "error_tail", "phase_of", "user_frame"]
+__all__ = [
+    "PhaseTracker",
+    "UserFrame",
+    "clean",
+    "error_line",
+    "error_tail",
+    "phase_of",
+    "user_frame",
+]
 
 # CSI sequences (colours, cursor moves, erase), OSC sequences (titles, links)
 # and the few two-character escapes terminals use.
@@ -109,6 +119,29 @@ def user_frame(text: str, project: Path) -> UserFrame | None:
     if found is None:
         return None
     return UserFrame(found.file, found.line, found.function, error)
+
+
+# Lines Reflex (and bun, vite) print for an error without a traceback.
+_ERROR_LINE = re.compile(r"^(?:error|\[?ERROR\]?|fatal)\b[:\s]", re.IGNORECASE)
+
+
+def error_line(text: str) -> str | None:
+    """The error a failed build's (clean) log ends with, as one line.
+
+    The exception line of the last traceback (``ModuleNotFoundError: Module
+    x.x not found. Ensure app_name=...``); without a traceback, the last line
+    that says it is an error. None when the log names no error.
+    """
+    lines = text.rstrip().splitlines()
+    header = max((i for i, line in enumerate(lines) if line.strip() == _TRACEBACK), default=None)
+    if header is not None:
+        for line in lines[header + 1 :]:
+            if line and not line[0].isspace() and not _FRAME.match(line):
+                return line.strip()
+    for line in reversed(lines):
+        if _ERROR_LINE.match(line.strip()):
+            return line.strip()
+    return None
 
 
 def phase_of(line: str) -> str | None:

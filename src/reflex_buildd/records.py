@@ -72,9 +72,9 @@ class BuildRecords:
         clear_record(self.cache, self.key)
         self._journal("cancelled")
 
-    def failed(self, exc: BuildFailedError) -> None:
-        """``failed`` with the log's tail and exit code, and a ``failed`` line."""
-        self._write(BuildState.FAILED, tail=exc.log_tail, exit_code=exc.exit_code)
+    def failed(self, exc: BuildFailedError, *, cause: str = "") -> None:
+        """``failed`` with the log's tail, exit code and one-line cause, and a ``failed`` line."""
+        self._write(BuildState.FAILED, tail=exc.log_tail, exit_code=exc.exit_code, cause=cause)
         self._journal("failed")
 
     def fault(self, fault: CacheIOError) -> None:

@@ -42,9 +42,11 @@ POLL_INTERVAL = 0.25
 
 def _failure(key: str, record: dict[str, object]) -> BuildFailedError:
     tail = str(record.get("tail", ""))
+    # The builder's one-line cause (" at <file, line>: <error>" or ": <error>").
+    cause = str(record.get("cause") or "")
     return BuildFailedError(
         f"the build of {key} failed (by pid {record.get('pid')} on {record.get('host')}, "
-        f"exit code {record.get('exit_code')}); log: {record.get('log')}\n{tail}",
+        f"exit code {record.get('exit_code')}){cause}; log: {record.get('log')}\n{tail}",
         key=key,
         log_tail=tail,
     )
