@@ -49,6 +49,8 @@ from reflex_buildd_client.inputs.runtime import resolve_runtime
 from reflex_buildd_client.project import Project, project_id
 from reflex_buildd_client.settings import Settings
 
+from .devchecks import check_mounts, check_port, import_host
+
 __all__ = ["DevAlreadyRunningError", "DevOptions", "DevServerError", "child_env", "run_dev"]
 
 PLUGIN = "reflex_buildd.devplugin.DevPlugin"
@@ -107,8 +109,10 @@ def _require_dev_extras() -> None:
 
     missing = [m for m in ("uvicorn", "websockets") if importlib.util.find_spec(m) is None]
     if missing:
+        # Not `pip install 'reflex-buildd[dev]'`: that needs the package on an
+        # index; these two names work wherever reflex-buildd came from.
         raise ReflexBuilddError(
-            f"reflex-buildd dev needs {' and '.join(missing)}: pip install 'reflex-buildd[dev]'"
+            f"reflex-buildd dev needs {' and '.join(missing)}: pip install uvicorn websockets"
         )
 
 
@@ -230,12 +234,16 @@ async def _supervise(
         await asyncio.sleep(0.1)
     shown_host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
     url = f"http://{shown_host}:{options.port}{target.prefix}/"
-    _say(f"{project.root.name} at {url}  (host app {options.app}; Ctrl-C stops both)")
     if not any(p.target.project == target.project for p in active_proxies()):
+        # The mount exists (checked before starting) but its lifespan did not
+        # run: the URL would serve nothing of the project.
         _say(
-            f"warning: no mount of {project.root} in {options.app} switched to dev mode; "
-            "does the host mount this project (and run its lifespan)?"
+            f"no mount of {project.root} in {options.app} switched to dev mode: the host "
+            "must run the mount's lifespan (see docs/howto-dev.md); stopping"
         )
+        server.should_exit = True
+        return 2
+    _say(f"{project.root.name} at {url}  (host app {options.app}; Ctrl-C stops both)")
     while child.poll() is None:
         await asyncio.sleep(0.25)
     _say(f"the Reflex dev server exited with {child.returncode} (see above); stopping")
@@ -244,12 +252,16 @@ async def _supervise(
 
 
 async def _run(
-    child: subprocess.Popen[bytes], target: DevTarget, options: DevOptions, project: Project
+    child: subprocess.Popen[bytes],
+    target: DevTarget,
+    options: DevOptions,
+    project: Project,
+    host_app: Any,
 ) -> int:
     import uvicorn
 
     config = uvicorn.Config(
-        options.app,
+        host_app,
         host=options.host,
         port=options.port,
         access_log=options.access_log,
@@ -289,6 +301,7 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
         ReflexBuilddError: If uvicorn or websockets is not installed.
     """
     _require_dev_extras()
+    check_port(options.host, options.port)  # not after Reflex compiled the app
     pid = project_id(project.root)
     cache.dev_dir(pid).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(cache.dev_lock_path(pid)))
@@ -313,6 +326,9 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
         if app_dir not in sys.path:
             sys.path.insert(0, app_dir)
         os.environ[DEV_ENV] = target.to_env()
+        # Before anything starts: the host imports and mounts this project at --path.
+        host_app = import_host(options.app)
+        check_mounts(options.app, project.root, options.prefix)
         _say(
             f"starting Reflex's dev servers for {project.root}: Vite (base {target.prefix}/) "
             f"on {target.frontend}, backend on {target.backend} (behind the host, not to open)"
@@ -324,7 +340,7 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
         # (SIGTERM's default) or printing a KeyboardInterrupt.
         previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOP_SIGNALS}
         try:
-            return asyncio.run(_run(child, target, options, project))
+            return asyncio.run(_run(child, target, options, project, host_app))
         except _Stopped:
             return 0
         finally:

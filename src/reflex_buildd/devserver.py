@@ -50,8 +50,9 @@ __all__ = ["main", "vite_command"]
 # missing imports). Its banner names Vite's own port, which nobody should open.
 _SHOWN = re.compile(r"error|warn|failed|cannot|unable", re.IGNORECASE)
 # How the package manager reports Vite stopped by our own SIGTERM/SIGINT at
-# the end of a session: not an error worth a line.
-_STOPPED = re.compile(r"exited with code (?:143|130)\b")
+# the end of a session (npm: "exited with code 143"; bun: 'error: script "dev"
+# was terminated by signal SIGTERM (Polite quit request)'): not an error worth a line.
+_STOPPED = re.compile(r"exited with code (?:143|130)\b|terminated by signal (?:SIGTERM|SIGINT)\b")
 
 
 def vite_command(executor: Sequence[str], *, npm: bool, port: int) -> list[str]:

@@ -11,8 +11,9 @@ The codes:
 - 1, a build failed (the app's code, Reflex or the JS build);
 - 2, bad input: no project, an unreadable project file, a malformed
   declaration, an unknown key, a bad option value;
-- 3, busy: another daemon (or ``dev`` session) runs the project, or another
-  process holds a lock this command waited for in vain;
+- 3, busy: another daemon (or ``dev`` session) runs the project, another
+  process holds a lock this command waited for in vain, or ``dev``'s port is
+  taken;
 - 4, problems found (``verify``, ``doctor --strict``, a remote artifact
   refused: unsigned, wrongly signed, tampered);
 - 5, the cache cannot be used: no space, permission denied, read-only, a file
@@ -90,6 +91,7 @@ def exit_code_of(exc: ReflexBuilddError) -> int:
     """The documented exit code for ``exc`` (see the module doc)."""
     from .daemon import DaemonAlreadyRunningError
     from .dev import DevAlreadyRunningError
+    from .devchecks import PortInUseError
 
     if isinstance(exc, BuildFailedError):
         return BUILD_FAILED
@@ -97,7 +99,8 @@ def exit_code_of(exc: ReflexBuilddError) -> int:
         return CACHE_FAULT
     if isinstance(exc, UntrustedArtifactError):
         return PROBLEMS_FOUND
-    if isinstance(exc, (DaemonAlreadyRunningError, DevAlreadyRunningError, LockTimeoutError)):
+    busy = (DaemonAlreadyRunningError, DevAlreadyRunningError, PortInUseError, LockTimeoutError)
+    if isinstance(exc, busy):
         return BUSY
     return BAD_INPUT
 

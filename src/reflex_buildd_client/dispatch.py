@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from urllib.parse import unquote
 
 from .backend.lifespan import LifespanDriver, serve_lifespan
+from .dev.declared import declare_path
 from .mount import ReflexMount
 from .serve.prefix import normalize_mount_path
 from .types import ASGIApp, Receive, Scope, Send
@@ -57,7 +58,8 @@ class PathDispatcher:
             reverse=True,
         )
         self.host_lifespan = host_lifespan
-        for _path, app in self.mounts:
+        for path, app in self.mounts:
+            declare_path(app, path)
             if backend is not None and isinstance(app, ReflexMount) and not app.backend_explicit:
                 app.settings = app.settings.override(backend=backend)
 
@@ -109,6 +111,7 @@ def restore_mount_path(app: ASGIApp, mount_path: str) -> ASGIApp:
     both. ``raw_path`` still holds what the client sent.
     """
     prefix = normalize_mount_path(mount_path)
+    declare_path(app, prefix)
 
     async def restored(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope.get("raw_path"):

@@ -29,6 +29,7 @@ from .backend.choice import Backend, open_backend
 from .backend.lifespan import failure_line, serve_lifespan
 from .cache.lease import Lease
 from .cache.store import Artifact, Cache
+from .dev.declared import declare_mount, declare_path
 from .dev.proxy import DevProxy, start_dev_proxy
 from .errors import InvalidPathError, ReflexBuilddError
 from .hostlog import show_logs
@@ -109,6 +110,7 @@ class ReflexMount:
         **overrides: Unpack[Overrides],
     ) -> None:
         self._project_path = project
+        declare_mount(self, project)  # `reflex-buildd dev` asks which mounts a host made
         # PathDispatcher(backend=...) sets the mode of mounts that chose none.
         self.backend_explicit = overrides.get("backend") is not None
         # One Settings for this mount (its entry point), validated now, so a typo fails at
@@ -447,6 +449,7 @@ def mount(
         redirect = SlashRedirect(mount_path, reflex_mount._proxy)
         host_app.router.routes.append(Route(mount_path, redirect, methods=["GET", "HEAD"]))
     host_app.router.routes.append(Mount(mount_path, app=reflex_mount, middleware=middleware))
+    declare_path(reflex_mount, mount_path)
     original = host_app.router.lifespan_context
     failed: list[ReflexBuilddError] = []
 
