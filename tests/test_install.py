@@ -2,8 +2,10 @@
 
 Its install block runs as a script (the checkout's path and a scratch home
 put in for the placeholders), then its build step, then its ``host.py`` under
-uvicorn, then one request. pip reaches the package index and reuses its own
-cache; nothing of the test suite's virtualenv is visible to the new one.
+uvicorn, then one request, then its dev step (``reflex-buildd dev``, on a free
+port) until the page answers, stopped as Ctrl-C would. pip reaches the
+package index and reuses its own cache; nothing of the test suite's
+virtualenv is visible to the new one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHOWCASE, free_port, stop_process, wait_listening
+from conftest import REPO, SHOWCASE, free_port, stop_process, wait_for, wait_listening
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -37,8 +39,19 @@ def _blocks(language: str) -> list[str]:
 
 
 def _install_block() -> str:
-    (block,) = [b for b in _blocks("bash") if "pip install /path/to/reflex-buildd" in b]
+    (block,) = [b for b in _blocks("bash") if "/path/to/reflex-buildd" in b]
     return block
+
+
+def _dev_command() -> list[str]:
+    """Step 4's command, as written (the test adds a free port)."""
+    (line,) = [
+        line
+        for b in _blocks("bash")
+        for line in b.splitlines()
+        if line.startswith("reflex-buildd dev ")
+    ]
+    return line.split("#", 1)[0].split()
 
 
 def _host_block() -> str:
@@ -173,3 +186,37 @@ def test_the_tutorial_in_a_clean_virtualenv(tmp_path: Path) -> None:
     finally:
         stop_process(host)
     assert "Application startup complete" in log.read_text(), log.read_text()
+
+    # 4. Develop: the dev step with what step 1 installed, nothing more.
+    _dev_step(work, env, tmp_path)
+
+
+def _dev_step(work: Path, env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        dev = subprocess.Popen(
+            [*_dev_command(), "--port", str(port)],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # The first session installs the frontend packages (bun): allow for it.
+        wait_for(
+            lambda: (
+                dev.poll() is not None or f"at http://127.0.0.1:{port}/admin/" in log.read_text()
+            ),
+            timeout=300,
+            what="the dev step's URL",
+        )
+        assert dev.poll() is None, log.read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/", timeout=60) as resp:
+            assert resp.status == 200 and b'name="reflex-buildd"' in resp.read()
+        dev.send_signal(signal.SIGINT)  # Ctrl-C
+        assert dev.wait(timeout=60) == 0, log.read_text()
+    finally:
+        stop_process(dev)
+    said = log.read_text()
+    assert "showcase at http://127.0.0.1" in said and "vite: error" not in said, said

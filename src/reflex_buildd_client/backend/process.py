@@ -335,8 +335,7 @@ def _require_process_extras() -> None:
     missing = [m for m in ("uvicorn", "websockets") if importlib.util.find_spec(m) is None]
     if missing:
         raise ReflexBuilddError(
-            f'backend="process" needs {" and ".join(missing)}: '
-            "pip install 'reflex-buildd[process]'"
+            f'backend="process" needs {" and ".join(missing)}: pip install uvicorn websockets'
         )
 
 

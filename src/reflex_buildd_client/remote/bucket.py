@@ -220,7 +220,7 @@ class RemoteStore:
             from obstore.store import S3Store
         except ImportError as exc:  # the optional extra
             raise RemoteUnavailableError(
-                "the remote tier needs obstore: pip install 'reflex-buildd[remote]'"
+                "the remote tier needs obstore: pip install 'obstore>=0.12,<0.13'"
             ) from exc
         budget = max(0.1, settings.timeout if timeout is None else timeout)
         self.settings = settings
