@@ -521,7 +521,7 @@ def _parse_with(name: str) -> Callable[[click.Context, click.Parameter, str | No
     return callback
 
 
-@main.command(name="ls")
+@main.command(name="ls", short_help="List the artifacts in the cache, most recently used first.")
 @cache_dir_option
 @click.option(
     "--remote",
