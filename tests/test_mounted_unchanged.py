@@ -133,7 +133,7 @@ def test_rows_app_in_process(browser: Any, rows_app: FixtureApp, tmp_path: Path)
         # documented (and logged once at startup); the db_url is absolute.
         _check_rows(browser, host.url + "/admin", tmp_path, "error: FileNotFoundError")
         log = host.output()
-    assert "resolve against the host's working directory" in log, log
+    assert "relative paths resolve there" in log, log
     assert str(tmp_path) in log
     assert (tmp_path / "uploaded_files" / "hello.txt").exists()
 
@@ -146,7 +146,7 @@ def test_rows_app_process_mode(browser: Any, rows_app: FixtureApp, tmp_path: Pat
         assert (rows_app.project / "uploaded_files" / "hello.txt").exists()
         _check_forwarding(host.url, base)
         log = host.output()
-    assert "resolve against the host's working directory" not in log, log
+    assert "relative paths resolve there" not in log, log
 
 
 def _check_forwarding(origin: str, base: str) -> None:

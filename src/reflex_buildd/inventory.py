@@ -182,7 +182,9 @@ def _builds(cache: Cache, infos: list[ArtifactInfo]) -> list[BuildInfo]:
             continue
         project, when = record.get("project"), record.get("time")
         later = newest.get(str(project))
-        stale = status.state.value == "failed" and later is not None and when is not None
+        superseded = None
+        if status.state.value == "failed" and later is not None and when is not None:
+            superseded = later.key if later.created > float(when) else None
         builds.append(
             BuildInfo(
                 key=key,
@@ -192,7 +194,7 @@ def _builds(cache: Cache, infos: list[ArtifactInfo]) -> list[BuildInfo]:
                 project=project,
                 log=record.get("log"),
                 time=when,
-                superseded_by=later.key if stale and later.created > float(when) else None,
+                superseded_by=superseded,
             )
         )
     # The project's latest word first: current failures and builds, then stale ones.
