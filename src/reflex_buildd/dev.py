@@ -289,15 +289,39 @@ async def _run(
     return 0
 
 
+def _import_checked(options: DevOptions, project: Project, target: DevTarget) -> Any:
+    """Import the host app in dev mode, before anything starts; check it mounts PROJECT.
+
+    Raises:
+        DevSetupError: If it cannot be imported, or does not mount the project at ``--path``.
+    """
+    app_dir = str(options.app_dir.absolute())
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+    # Set before the import: each mount reads its settings when it is created.
+    os.environ[DEV_ENV] = target.to_env()
+    try:
+        host_app = import_host(options.app)
+        check_mounts(options.app, project.root, options.prefix)
+    except BaseException:
+        os.environ.pop(DEV_ENV, None)
+        raise
+    return host_app
+
+
 def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
     """Run the dev session until the host stops (Ctrl-C, SIGTERM) or the Reflex side dies.
 
     Returns:
         The exit code: 0 when stopped, 1 when the host did not start or the
-        Reflex side failed.
+        Reflex side failed, 2 when the mount of the project never started
+        (the host did not run its lifespan).
 
     Raises:
         DevAlreadyRunningError: If another dev session runs this project.
+        PortInUseError: If the host's port is taken.
+        DevSetupError: If the host cannot be imported or does not mount the
+            project at ``--path``.
         ReflexBuilddError: If uvicorn or websockets is not installed.
     """
     _require_dev_extras()
@@ -322,13 +346,7 @@ def run_dev(project: Project, cache: Cache, options: DevOptions) -> int:
             routes_file=routes,
             lockfiles_dir=_seed_lockfiles(project, cache.dev_lockfiles_dir(pid)),
         )
-        app_dir = str(options.app_dir.absolute())
-        if app_dir not in sys.path:
-            sys.path.insert(0, app_dir)
-        os.environ[DEV_ENV] = target.to_env()
-        # Before anything starts: the host imports and mounts this project at --path.
-        host_app = import_host(options.app)
-        check_mounts(options.app, project.root, options.prefix)
+        host_app = _import_checked(options, project, target)
         _say(
             f"starting Reflex's dev servers for {project.root}: Vite (base {target.prefix}/) "
             f"on {target.frontend}, backend on {target.backend} (behind the host, not to open)"
