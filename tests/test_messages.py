@@ -179,11 +179,20 @@ def test_stopping_dev_prints_no_error(tmp_path: Path) -> None:
 # -- 4, 5: a startup error of the mount is one line, under uvicorn and granian -------
 
 
+_RAW_HOST = """
+from reflex_buildd_client import ReflexMount
+
+app = ReflexMount("no/such/project")
+"""
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])
+@pytest.mark.parametrize("kind", ["mount", "raw"])
 def test_a_startup_error_is_one_line_with_the_directory_it_resolved_against(
-    server: str, tmp_path: Path
+    server: str, kind: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "badhost.py").write_text(_HOST)
+    # mount(): a FastAPI host; raw: ReflexMount as the whole ASGI app.
+    (tmp_path / "badhost.py").write_text(_HOST if kind == "mount" else _RAW_HOST)
     port = str(free_port())
     command = {
         "uvicorn": ["uvicorn", "badhost:app", "--host", "127.0.0.1", "--port", port],
@@ -201,8 +210,9 @@ def test_a_startup_error_is_one_line_with_the_directory_it_resolved_against(
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
+    where = "the Reflex app mounted at /admin" if kind == "mount" else "the Reflex app"
     line = (
-        "reflex-buildd: the Reflex app mounted at /admin did not start: ProjectNotFoundError: "
+        f"reflex-buildd: {where} did not start: ProjectNotFoundError: "
         "Reflex project not found: no/such/project is not a directory (relative to the "
         f"working directory {tmp_path})"
     )

@@ -101,10 +101,15 @@ async def serve_lifespan(
         return
     try:
         await lifespan.__aenter__()
+    except ReflexBuilddError as exc:
+        # Ours reads alone, as one line; reported, the protocol ends here (the
+        # ASGI spec allows it), so granian does not print a traceback as well.
+        await send(
+            {"type": "lifespan.startup.failed", "message": failure_line(exc, "the Reflex app")}
+        )
+        return
     except Exception as exc:
-        # Our errors read alone (one line); anything else keeps its text.
-        text = failure_line(exc, "the Reflex app") if isinstance(exc, ReflexBuilddError) else ""
-        await send({"type": "lifespan.startup.failed", "message": text or str(exc)})
+        await send({"type": "lifespan.startup.failed", "message": str(exc)})
         raise
     await send({"type": "lifespan.startup.complete"})
     message = await receive()
