@@ -275,7 +275,9 @@ def test_relative_paths_warning_once_for_two_workers_naming_what_can_break(
         f"whose working directory is {tmp_path}, not its project {rows_app.project}"
         in (warnings[0])
     )
-    assert "uploads (uploaded_files/)" in warnings[0]
+    assert (
+        "the app uses some: uploads into uploaded_files/; data/ beside its code." in (warnings[0])
+    )
     assert "data/" in warnings[0] and "beside its code" in warnings[0]
     assert "rows.env" not in warnings[0]  # the env_file is loaded from the project
 
@@ -446,3 +448,33 @@ def test_help_shows_every_command_description_whole() -> None:
         assert not text.endswith("..."), f"{name}: {text}"
         assert text == main.commands[name].short_help, (name, text)
         assert text.endswith("."), (name, text)
+
+
+def test_what_counts_as_a_relative_path_use(tmp_path: Path) -> None:
+    from reflex_buildd_client.backend.workdir import relative_path_uses
+
+    for name in ("rxconfig.py", "requirements.txt", "README.md", "app.db"):
+        (tmp_path / name).write_text("")
+    for name in ("app", "assets", "helpers", "word_lists"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "helpers" / "__init__.py").write_text("")
+    uses = relative_path_uses(
+        tmp_path,
+        app_package="app.app",
+        db_url="sqlite:///reflex.db",
+        env_file=None,
+        uploads_dir=None,
+    )
+    assert uses == ["the database sqlite:///reflex.db", "app.db, word_lists/ beside its code"]
+    # Code, assets, metadata and an absolute database: nothing the working directory changes.
+    (tmp_path / "word_lists").rmdir()
+    assert (
+        relative_path_uses(
+            tmp_path,
+            app_package="app",
+            db_url=f"sqlite:///{tmp_path / 'app.db'}",
+            env_file=None,
+            uploads_dir=Path("/srv/uploads"),
+        )
+        == []
+    )

@@ -106,7 +106,7 @@ def relative_path_uses(
     if db_url and _RELATIVE_SQLITE.match(db_url):
         uses.append(f"the database {db_url}")
     if uploads_dir is not None and not uploads_dir.is_absolute():
-        uses.append(f"uploads ({uploads_dir}/)")
+        uses.append(f"uploads into {uploads_dir}/")
     skip = {app_package.split(".", 1)[0]}
     skip |= {Path(p).name for p in (env_file or "").split(":") if p}
     if db_url and (absolute := re.match(r"^sqlite(\+\w+)?:///(/.+)$", db_url)):
@@ -143,7 +143,7 @@ def warn_relative_paths(root: Path, cwd: Path, uses: list[str], *, app_name: str
     logger.log(
         level,
         "reflex-buildd: %s runs in this process, whose working directory is %s, not its "
-        "project %s: relative paths resolve there, and the app has some (%s). "
+        "project %s: relative paths resolve there, and the app uses some: %s. "
         'mount(..., backend="process") runs it in the project, as `reflex run` does.',
         app_name,
         cwd,
