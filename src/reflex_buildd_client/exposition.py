@@ -106,7 +106,7 @@ def _multiprocess(directory: Path) -> None:
         from prometheus_client import values
     except ImportError:
         raise InvalidConfigError(
-            "metrics need prometheus_client: pip install 'reflex-buildd[metrics]'"
+            "metrics need prometheus_client: pip install prometheus_client"
         ) from None
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()
@@ -216,7 +216,7 @@ def serve_daemon_metrics(host: str, port: int) -> Any:
         from prometheus_client import CollectorRegistry, start_http_server, values
     except ImportError:
         raise InvalidConfigError(
-            "watch --metrics needs prometheus_client: pip install 'reflex-buildd[metrics]'"
+            "watch --metrics needs prometheus_client: pip install prometheus_client"
         ) from None
     # One process: plain in-memory values, whatever PROMETHEUS_MULTIPROC_DIR says
     # (a host's directory must not receive the daemon's counters).

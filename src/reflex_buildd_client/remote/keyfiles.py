@@ -58,7 +58,7 @@ def _crypto() -> Any:
         from cryptography.hazmat.primitives import serialization
     except ImportError:  # the optional extra
         raise InvalidConfigError(
-            "Ed25519 keys need the cryptography package: pip install 'reflex-buildd[remote]'"
+            "Ed25519 keys need the cryptography package: pip install cryptography"
         ) from None
     return serialization
 
