@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Unpack
 from urllib.parse import quote
 
+from .backend.bounds import Bounds
 from .backend.choice import Backend, open_backend
 from .backend.lifespan import failure_line, serve_lifespan
 from .cache.lease import Lease
@@ -233,7 +234,10 @@ class ReflexMount:
         mode = self.settings.backend
         # Importing the app is synchronous and long: off the event loop, so
         # the static side keeps answering meanwhile. The lifespan runs on it.
-        backend = await asyncio.to_thread(open_backend, mode, self.project, artifact, self._cache)
+        bounds = Bounds(response=self.settings.backend_timeout)
+        backend = await asyncio.to_thread(
+            open_backend, mode, self.project, artifact, self._cache, bounds
+        )
         await backend.acquire()
         self._backend = backend
 

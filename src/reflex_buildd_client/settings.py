@@ -31,6 +31,8 @@ The variables:
 ``REFLEX_BUILDD_METRICS_DIR``      where workers share Prometheus counters
 ``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
 ``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
+``REFLEX_BUILDD_BACKEND_TIMEOUT``  process mode: seconds a request waits for the
+                                   backend's answer (default 60)
 ``REFLEX_BUILDD_DEV``              set by ``reflex-buildd dev`` only: where its
                                    dev servers are (JSON, :mod:`reflex_buildd_client.dev.target`)
 ``REFLEX_BUILDD_DAEMON_GRACE``     seconds a waiting host gives a daemon to appear
@@ -56,6 +58,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from .backend.bounds import DEFAULT_RESPONSE_BOUND
 from .errors import InvalidConfigError
 from .remote.bucket import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
 from .serve.prefix import SERVER_PROXIES_DEFAULT, ProxyConfig, proxy_config
@@ -178,6 +181,9 @@ class Settings:
             the artifact is open (static files answer, backend requests wait
             for the backend); ``"startup"``: the host's startup waits for the
             backend and fails with it.
+        backend_timeout: Process mode: seconds a forwarded request waits for
+            the first byte of the backend's answer, and between two reads
+            after it (then 504, or a cut stream).
         dev: Where ``reflex-buildd dev`` runs its dev servers, when it runs
             this process (None: production, always served from the cache).
         daemon_grace: Policy ``wait``: seconds without a live daemon before
@@ -219,6 +225,7 @@ class Settings:
     runtime_dir: str = field(default_factory=tempfile.gettempdir)
     backend: str = "inprocess"
     backend_start: str = "background"
+    backend_timeout: float = DEFAULT_RESPONSE_BOUND
     dev: DevTarget | None = None
     daemon_grace: float = DEFAULT_DAEMON_GRACE
     log_level: str = "info"
@@ -246,6 +253,11 @@ class Settings:
         set_(self, "daemon_grace", grace)
         set_(self, "backend", _backend(self.backend))
         set_(self, "backend_start", _backend_start(self.backend_start))
+        set_(
+            self,
+            "backend_timeout",
+            _seconds("BACKEND_TIMEOUT", self.backend_timeout, DEFAULT_RESPONSE_BOUND),
+        )
         proxies = self.trusted_proxies
         set_(
             self, "trusted_proxies", _split(proxies) if isinstance(proxies, str) else tuple(proxies)
@@ -316,6 +328,7 @@ class Settings:
             "runtime_dir": env.get("XDG_RUNTIME_DIR", "").strip() or tempfile.gettempdir(),
             "backend": g.get("backend", var("BACKEND")),
             "backend_start": g.get("backend_start", var("BACKEND_START")),
+            "backend_timeout": var("BACKEND_TIMEOUT"),
             "dev": _dev(var("DEV")),
             "daemon_grace": var("DAEMON_GRACE"),
             "log_level": _log_level(var("LOG_LEVEL")),

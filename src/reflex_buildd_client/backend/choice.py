@@ -14,6 +14,7 @@ from typing import Protocol
 from ..cache.store import Artifact, Cache
 from ..project import Project
 from ..types import ASGIApp
+from .bounds import Bounds
 
 __all__ = ["Backend", "open_backend"]
 
@@ -41,15 +42,17 @@ class Backend(Protocol):
         """Serves one request whose scope is relative to the prefix."""
 
 
-def open_backend(mode: str, project: Project, artifact: Artifact, cache: Cache) -> Backend:
+def open_backend(
+    mode: str, project: Project, artifact: Artifact, cache: Cache, bounds: Bounds | None = None
+) -> Backend:
     """The backend of ``project`` in ``mode`` (``Settings.backend``), shared by
-    every mount of it in this process."""
+    every mount of it in this process; ``bounds``: process mode's waits on its child."""
     if mode == "inprocess":
         from .inprocess import load_backend
 
         return load_backend(project, artifact)
     from .process import ProcessBackend
 
-    backend = ProcessBackend(project, artifact, cache)
+    backend = ProcessBackend(project, artifact, cache, bounds)
     with _lock:
         return _process_backends.setdefault(backend.socket_path, backend)

@@ -55,6 +55,7 @@ from ..children import dies_with_parent
 from ..errors import ReflexBuilddError
 from ..project import Project
 from ..types import ASGIApp
+from .bounds import Bounds
 from .child import OWNS_PATH, PARENT_ENV, SECRET_ENV, SECRET_HEADER
 from .forward import UnixForwarder
 
@@ -88,8 +89,11 @@ class ProcessBackend:
     around the host's lifespan, :meth:`owns` to route, :attr:`asgi` to serve.
     """
 
-    def __init__(self, project: Project, artifact: Artifact, cache: Cache) -> None:
+    def __init__(
+        self, project: Project, artifact: Artifact, cache: Cache, bounds: Bounds | None = None
+    ) -> None:
         _require_process_extras()
+        self.bounds = bounds or Bounds()
         self.project = project
         self.artifact = artifact
         name = blake3.blake3(
@@ -101,7 +105,7 @@ class ProcessBackend:
         # Shared by every worker that forwards to this socket, so any of them
         # can ask the child which paths it routes.
         self._secret_path = directory / f"{name}.secret"
-        self._forwarder = UnixForwarder(self.socket_path)
+        self._forwarder = UnixForwarder(self.socket_path, self.bounds)
         self._memo: dict[tuple[str, str], bool] = {}
         self._users = 0
         self._guard = asyncio.Lock()
@@ -121,7 +125,7 @@ class ProcessBackend:
             if self._users == 0:
                 self._stopping.clear()
                 self._answered = False
-                self._forwarder = UnixForwarder(self.socket_path)
+                self._forwarder = UnixForwarder(self.socket_path, self.bounds)
                 self._memo.clear()
                 self._supervisor = asyncio.create_task(
                     self._supervise(), name="reflex-buildd backend child"
