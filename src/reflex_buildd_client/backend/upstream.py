@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -41,6 +42,7 @@ __all__ = [
     "Reply",
     "Upstream",
     "UpstreamClosedError",
+    "connect_unix",
 ]
 
 T = TypeVar("T")
@@ -67,6 +69,42 @@ class UpstreamClosedError(ReflexBuilddError, ConnectionError):
     """The backend child closed the connection before its answer was complete."""
 
 
+async def connect_unix(path: str, bound: float) -> socket.socket:
+    """A non-blocking socket connected to ``path`` within ``bound`` seconds.
+
+    A Unix socket whose listen backlog is full (its server has stopped
+    accepting) refuses a non-blocking connect with EAGAIN; a blocking one would
+    wait. asyncio's ``sock_connect`` takes EAGAIN for a TCP connect in
+    progress and hands back a socket that is not connected, so this waits as a
+    blocking connect would, trying again with a growing pause until the bound.
+
+    Raises:
+        BackendUnreachableError: Refused, missing, or still full at the bound.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    pause = 0.002
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    while True:
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:
+            if loop.time() >= deadline:
+                sock.close()
+                raise BackendUnreachableError(
+                    f"{path} did not accept a connection within {bound:g}s "
+                    "(its backlog is full: the child has stopped accepting)"
+                ) from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        except OSError as exc:
+            sock.close()
+            reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            raise BackendUnreachableError(f"{path}: {reason}") from None
+
+
 class _Connection:
     __slots__ = ("expired", "idle_since", "reader", "writer")
 
@@ -87,7 +125,7 @@ class _Connection:
         """``await wait``, aborting the connection if it takes longer than ``seconds``."""
         timer = asyncio.get_running_loop().call_later(seconds, self.expire)
         try:
-            return await wait
+            result = await wait
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             if self.expired:
                 raise BackendTimeoutError(f"no answer within {seconds:g}s") from None
@@ -96,6 +134,9 @@ class _Connection:
             raise UpstreamClosedError(f"the connection closed: {exc!r}") from None
         finally:
             timer.cancel()
+        if self.expired:  # a read that ended at the abort's EOF
+            raise BackendTimeoutError(f"no answer within {seconds:g}s")
+        return result
 
 
 class Reply:
@@ -264,17 +305,8 @@ class Upstream:
             if conn.usable():
                 return conn, True
             conn.writer.transport.abort()
-        try:
-            async with asyncio.timeout(self.bounds.connect):
-                reader, writer = await asyncio.open_unix_connection(self.socket_path)
-        except TimeoutError:
-            raise BackendUnreachableError(
-                f"{self.socket_path} did not accept a connection within "
-                f"{self.bounds.connect:g}s (its backlog is full: the child is stuck)"
-            ) from None
-        except OSError as exc:
-            reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-            raise BackendUnreachableError(f"{self.socket_path}: {reason}") from None
+        sock = await connect_unix(self.socket_path, self.bounds.connect)
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
         return _Connection(reader, writer), False
 
     async def _send(

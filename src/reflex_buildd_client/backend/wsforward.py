@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import TYPE_CHECKING, Any
 
 from ..types import Message, Receive, Scope, Send
-from .upstream import BackendTimeoutError, BackendUnreachableError
+from .upstream import BackendTimeoutError, BackendUnreachableError, connect_unix
 
 if TYPE_CHECKING:
     from .forward import UnixForwarder
@@ -103,19 +102,7 @@ async def _open(forwarder: UnixForwarder, scope: Scope) -> Any:
     from .forward import forwarded_headers, target_of
 
     bounds = forwarder.bounds
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        async with asyncio.timeout(bounds.connect):
-            await asyncio.get_running_loop().sock_connect(sock, forwarder.socket_path)
-    except TimeoutError:
-        sock.close()
-        raise BackendUnreachableError(
-            f"{forwarder.socket_path} did not accept a connection within {bounds.connect:g}s"
-        ) from None
-    except OSError as exc:
-        sock.close()
-        raise BackendUnreachableError(f"{forwarder.socket_path}: {exc.strerror}") from None
+    sock = await connect_unix(forwarder.socket_path, bounds.connect)
     protocols = [str(p) for p in scope.get("subprotocols", ())]
     headers = forwarded_headers(scope, _HANDSHAKE)
     try:
