@@ -19,13 +19,31 @@ socket.io client):
 
 The goal is process mode at most 1.25x the in-process round-trip.
 
-Run (about a minute; builds the showcase into a temporary cache first):
-    .venv/bin/python benchmarks/bench_backend.py
+``--http`` measures instead what a browser's frames hide (issue 21), on the
+rows fixture app (``tests/fixtures/rows_app``, an ``api_transformer`` app),
+in-process against process mode, in turns, in the same run:
+
+- HTTP throughput: ``GET /admin/ping`` (Reflex's own route) and
+  ``GET /admin/env`` (a FastAPI route of the app's ``api_transformer``) from
+  ``--connections`` closed-loop keep-alive clients for ``--seconds`` each;
+- CPU per request of the host process and of the backend child, read from
+  ``/proc`` over the same window: what forwarding costs the host;
+- event round trip over a raw socket.io client (``eventclient.py``): one
+  client sending ``--events`` events one after the other, from send to the
+  final state update (p50 and p99, in milliseconds, not frames).
+
+Goals: process mode's req/s at least 0.7x in-process; the host's CPU per
+forwarded request at most 0.4 ms above what the child spends on it.
+
+Run (a few minutes; builds the fixture app into a temporary cache first):
+    .venv/bin/python benchmarks/bench_backend.py --http
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +58,7 @@ from conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     SHOWCASE,
+    build_fixture_app,
     run_cli,
     spawn_host,
     stop_process,
@@ -132,11 +151,161 @@ def measure(browser: Any, mode: str, cache: Path, log_dir: Path, clicks: int) ->
         stop_process(host.process)
 
 
+# -- --http: throughput, CPU per request, raw event round trip ------------------
+
+HTTP_ROUTES = ("/ping", "/env")
+ROWS_EVENT = "reflex___state____state.rows_app___rows_app____rows_state.read_words"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+async def _http_client(address: tuple[str, int], request: bytes, stop: asyncio.Event) -> int:
+    reader, writer = await asyncio.open_connection(*address)
+    done = 0
+    try:
+        while not stop.is_set():
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected answer: {head[:200]!r}")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            done += 1
+    finally:
+        writer.close()
+    return done
+
+
+async def http_load(url: str, path: str, connections: int, seconds: float) -> int:
+    """Requests answered by ``connections`` closed-loop clients in ``seconds``."""
+    name, port = url.removeprefix("http://").split(":")
+    request = f"GET {path} HTTP/1.1\r\nHost: {name}:{port}\r\n\r\n".encode()
+    stop = asyncio.Event()
+    clients = [
+        asyncio.ensure_future(_http_client((name, int(port)), request, stop))
+        for _ in range(connections)
+    ]
+    await asyncio.sleep(seconds)
+    stop.set()
+    return sum(await asyncio.gather(*clients))
+
+
+async def event_round_trips(base: str, count: int) -> list[float]:
+    """Seconds per event of one raw socket.io client, one event after the other."""
+    from eventclient import EventClient
+
+    client = EventClient(base)
+    await client.connect()
+    try:
+        for _ in range(20):  # warm-up: the state is created, caches fill
+            await client.event(ROWS_EVENT)
+        return [await client.event(ROWS_EVENT) for _ in range(count)]
+    finally:
+        await client.close()
+
+
+def http_measure(
+    mode: str, project: Path, cache: Path, log_dir: Path, args: argparse.Namespace
+) -> dict[str, float]:
+    """One host in ``mode``: req/s and CPU per request of each route, event round trips."""
+    host = spawn_host(
+        "tests.hosts.project_host:app",
+        cache_dir=cache,
+        log_dir=log_dir,
+        MOUNT_PROJECT=str(project),
+        REFLEX_BUILDD_BACKEND=mode,
+        REFLEX_BUILDD_POLICY="fail",
+    )
+    result: dict[str, float] = {}
+    try:
+        wait_ready(host, "/admin/ping")
+        for route in HTTP_ROUTES:
+            path = "/admin" + route
+            asyncio.run(http_load(host.url, path, args.connections, 1.0))  # warm-up
+            pids = [host.process.pid, *children_of(host.process.pid)]
+            before = [cpu_seconds(p) for p in pids]
+            started = time.perf_counter()
+            done = asyncio.run(http_load(host.url, path, args.connections, args.seconds))
+            elapsed = time.perf_counter() - started
+            spent = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+            result[f"{route} rps"] = done / elapsed
+            result[f"{route} host"] = spent[0] / done * 1000
+            result[f"{route} child"] = sum(spent[1:]) / done * 1000
+        rtts = sorted(asyncio.run(event_round_trips("ws" + host.url[4:] + "/admin", args.events)))
+        result["event p50"] = statistics.median(rtts) * 1000
+        result["event p99"] = rtts[int(len(rtts) * 0.99) - 1] * 1000
+    finally:
+        stop_process(host.process)
+    return result
+
+
+def http_main(args: argparse.Namespace) -> None:
+    """``--http``: in-process against process mode on the rows fixture app."""
+    with tempfile.TemporaryDirectory(prefix="bench-backend-http-") as tmp:
+        cache = Path(tmp) / "cache"
+        app = build_fixture_app("rows_app", cache, Path(tmp))
+        runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+        for round_ in range(args.rounds):
+            for mode in MODES:
+                log_dir = Path(tmp) / f"{mode}-{round_}"
+                log_dir.mkdir()
+                runs[mode].append(http_measure(mode, app.project, cache, log_dir, args))
+    keys = list(runs["inprocess"][0])
+    med = {m: {k: statistics.median(r[k] for r in runs[m]) for k in keys} for m in MODES}
+    print(
+        f"rows fixture app, {args.connections} connections, {args.seconds:g}s per route, "
+        f"median of {args.rounds} rounds"
+    )
+    print(f"{'measurement':40} {'inprocess':>10} {'process':>10} {'ratio':>7}")
+    labels = {"rps": "req/s", "host": "host CPU per request (ms)", "child": "child CPU (ms)"}
+    for key in keys:
+        route, _, kind = key.partition(" ")
+        label = f"GET {route} {labels[kind]}" if route.startswith("/") else f"{key} (ms)"
+        a, b = med["inprocess"][key], med["process"][key]
+        ratio = f"{b / a:7.2f}" if a else ""
+        print(f"{label:40} {a:10.3f} {b:10.3f} {ratio}")
+    print()
+    for route in HTTP_ROUTES:
+        p, i = med["process"], med["inprocess"]
+        print(
+            f"GET {route}: process / inprocess req/s = {p[f'{route} rps'] / i[f'{route} rps']:.2f}x "
+            f"(goal >= 0.70x); host CPU above the child's = "
+            f"{p[f'{route} host'] - p[f'{route} child']:+.3f} ms (goal <= +0.4); "
+            f"forwarding's CPU (host + child - inprocess) = "
+            f"{p[f'{route} host'] + p[f'{route} child'] - i[f'{route} host']:+.3f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clicks", type=int, default=30)
+    parser.add_argument(
+        "--http", action="store_true", help="HTTP req/s, CPU per request, raw event round trip"
+    )
+    parser.add_argument("--connections", type=int, default=50, help="--http: clients")
+    parser.add_argument("--seconds", type=float, default=8.0, help="--http: per route")
+    parser.add_argument("--events", type=int, default=500, help="--http: events timed")
     args = parser.parse_args()
+    if args.http:
+        http_main(args)
+        return
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="bench-backend-") as tmp:
