@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from bench_backend import ROWS_EVENT, children_of  # noqa: E402
+from bench_backend import ROWS_EVENT, children_of, cpu_seconds  # noqa: E402
 from conftest import build_fixture_app, spawn_host, stop_process, wait_ready  # noqa: E402
 from eventclient import EventClient  # noqa: E402
 
@@ -153,17 +153,20 @@ def run(args: argparse.Namespace) -> None:
             cache_dir=cache,
             log_dir=Path(tmp),
             MOUNT_PROJECT=str(app.project),
-            REFLEX_BUILDD_BACKEND="process",
+            REFLEX_BUILDD_BACKEND=args.mode,
             REFLEX_BUILDD_POLICY="fail",
         )
         try:
             wait_ready(host, "/admin/ping")
-            (child,) = children_of(host.process.pid)
+            # In-process there is no child: the host counts twice.
+            (child,) = children_of(host.process.pid) or (host.process.pid,)
             base = "ws" + host.url[4:] + "/admin"
             asyncio.run(normal_phase(base, args.normal, 2.0, args.interval))  # warm-up
             time.sleep(SETTLE)
             fds_before = (fd_count(host.process.pid), fd_count(child))
+            cpu = [(cpu_seconds(host.process.pid), cpu_seconds(child))]
             quiet = asyncio.run(normal_phase(base, args.normal, args.seconds, args.interval))
+            cpu.append((cpu_seconds(host.process.pid), cpu_seconds(child)))
             hostile_proc = subprocess.Popen(
                 [sys.executable, __file__, "--hostile-worker", host.url, *_forward(args)],
                 stdout=subprocess.PIPE,
@@ -171,6 +174,7 @@ def run(args: argparse.Namespace) -> None:
             )
             time.sleep(1.0)  # the hostile clients are under way
             loud = asyncio.run(normal_phase(base, args.normal, args.seconds, args.interval))
+            cpu.append((cpu_seconds(host.process.pid), cpu_seconds(child)))
             out, _ = hostile_proc.communicate(timeout=args.seconds + 60)
             counts = json.loads(out.strip().splitlines()[-1])
             time.sleep(SETTLE)
@@ -182,7 +186,7 @@ def run(args: argparse.Namespace) -> None:
     tracebacks = log.count("Traceback")
     asgi_errors = log.count("Exception in ASGI application")
     print(
-        f"process mode, rows fixture app, {args.normal} normal clients (one event every "
+        f"{args.mode} mode, rows fixture app, {args.normal} normal clients (one event every "
         f"{args.interval:g}s each), {args.hostile} dropping websocket clients, {args.uploads} "
         f"aborting upload clients, {args.seconds:g}s per phase"
     )
@@ -191,6 +195,9 @@ def run(args: argparse.Namespace) -> None:
         a, b = _p(quiet, q), _p(loud, q)
         print(f"{label:28} {a:10.2f} {b:10.2f} {b / a:7.2f}")
     print(f"{'events timed':28} {len(quiet):10d} {len(loud):10d}")
+    for i, who in enumerate(("host", "child")):
+        a, b = cpu[1][i] - cpu[0][i], cpu[2][i] - cpu[1][i]
+        print(f"{who + ' CPU (s/s)':28} {a / args.seconds:10.2f} {b / args.seconds:10.2f}")
     print()
     print("hostile work done:", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(
@@ -226,6 +233,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between events")
     parser.add_argument("--hostile", type=int, default=50, help="dropping websocket clients")
     parser.add_argument("--uploads", type=int, default=5, help="aborting upload clients")
+    parser.add_argument(
+        "--mode", default="process", help="the backend mode (inprocess: for comparison)"
+    )
     parser.add_argument("--hostile-worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hostile_worker:
