@@ -305,7 +305,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.http:
         http_main(args)
-        return
+    else:
+        browser_main(args)
+
+
+def browser_main(args: argparse.Namespace) -> None:
+    """The default: the click round-trip in Chromium, memory, startup, ping."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="bench-backend-") as tmp:

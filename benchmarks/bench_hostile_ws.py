@@ -183,6 +183,25 @@ def run(args: argparse.Namespace) -> None:
             log = host.output()
         finally:
             stop_process(host.process)
+    report(
+        args,
+        {"quiet": quiet, "hostile": loud, "cpu": cpu},
+        counts,
+        log,
+        (fds_before, fds_after, same_child),
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    timed: dict[str, list],
+    counts: dict[str, int],
+    log: str,
+    fds: tuple[tuple[int, int], tuple[int, int], bool],
+) -> None:
+    """Print the run's results against its goals."""
+    quiet, loud, cpu = timed["quiet"], timed["hostile"], timed["cpu"]
+    fds_before, fds_after, same_child = fds
     tracebacks = log.count("Traceback")
     asgi_errors = log.count("Exception in ASGI application")
     print(
