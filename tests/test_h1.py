@@ -411,8 +411,10 @@ def test_forwarder_statuses_logged_once_per_incident(
         for _ in range(2):
             results = await asyncio.gather(*(_asgi_get(forwarder) for _ in range(5)))
             statuses += [sent[0]["status"] for sent in results]
+        assert forwarder.failing_since is not None  # for the supervisor: stuck since then
         stuck.clear()
         statuses.append((await _asgi_get(forwarder))[0]["status"])
+        assert forwarder.failing_since is None
         await forwarder.aclose()
         missing = UnixForwarder(str(tmp_path / "gone.sock"))
         statuses.append((await _asgi_get(missing))[0]["status"])

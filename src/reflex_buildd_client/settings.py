@@ -58,7 +58,6 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from .backend.bounds import DEFAULT_RESPONSE_BOUND
 from .errors import InvalidConfigError
 from .remote.bucket import DEFAULT_REMOTE_TIMEOUT, RemoteSettings, remote_settings
 from .serve.prefix import SERVER_PROXIES_DEFAULT, ProxyConfig, proxy_config
@@ -69,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_MODES",
+    "DEFAULT_BACKEND_TIMEOUT",
     "DEFAULT_DAEMON_GRACE",
     "DEFAULT_GC_MAX_SIZE",
     "DEFAULT_TIMEOUT",
@@ -83,6 +83,8 @@ __all__ = [
 
 ENV_PREFIX = "REFLEX_BUILDD_"
 DEFAULT_TIMEOUT = 900.0
+# Process mode: a forwarded request's wait for its answer (nginx's proxy_read_timeout).
+DEFAULT_BACKEND_TIMEOUT = 60.0
 # Policy wait without a live daemon: long enough for a daemon started beside
 # the host to record itself (a second or two), short against the timeout.
 DEFAULT_DAEMON_GRACE = 10.0
@@ -225,7 +227,7 @@ class Settings:
     runtime_dir: str = field(default_factory=tempfile.gettempdir)
     backend: str = "inprocess"
     backend_start: str = "background"
-    backend_timeout: float = DEFAULT_RESPONSE_BOUND
+    backend_timeout: float = DEFAULT_BACKEND_TIMEOUT
     dev: DevTarget | None = None
     daemon_grace: float = DEFAULT_DAEMON_GRACE
     log_level: str = "info"
@@ -256,7 +258,7 @@ class Settings:
         set_(
             self,
             "backend_timeout",
-            _seconds("BACKEND_TIMEOUT", self.backend_timeout, DEFAULT_RESPONSE_BOUND),
+            _seconds("BACKEND_TIMEOUT", self.backend_timeout, DEFAULT_BACKEND_TIMEOUT),
         )
         proxies = self.trusted_proxies
         set_(

@@ -28,12 +28,14 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ..settings import DEFAULT_BACKEND_TIMEOUT
+
 __all__ = ["DEFAULT_RESPONSE_BOUND", "Bounds", "Incidents"]
 
 logger = logging.getLogger("reflex_buildd")
 
 DEFAULT_CONNECT_BOUND = 5.0
-DEFAULT_RESPONSE_BOUND = 60.0
+DEFAULT_RESPONSE_BOUND = DEFAULT_BACKEND_TIMEOUT  # REFLEX_BUILDD_BACKEND_TIMEOUT's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +64,9 @@ class Incidents:
         self._failed: dict[int, int] = {}
 
     @property
-    def open(self) -> bool:
-        """Whether requests are failing now (no answer since the first failure)."""
-        return self._started is not None
+    def since(self) -> float | None:
+        """When (``time.monotonic()``) the open incident's first failure was; None: no incident."""
+        return self._started
 
     def failed(self, status: int, reason: str) -> None:
         """A request got ``status`` (502, 503 or 504) because of ``reason``."""

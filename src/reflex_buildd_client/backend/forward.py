@@ -199,6 +199,14 @@ class UnixForwarder:
         """The child answered: ends an incident."""
         self._incidents.answered()
 
+    @property
+    def failing_since(self) -> float | None:
+        """``time.monotonic()`` of the first failed request with no answer since; None if none.
+
+        For the supervisor: a child failing for longer than it tolerates is stuck.
+        """
+        return self._incidents.since
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             length, chunked = _body_framing(scope)

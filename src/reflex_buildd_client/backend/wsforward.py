@@ -118,11 +118,8 @@ async def _open(forwarder: UnixForwarder, scope: Scope) -> Any:
             open_timeout=bounds.response,
         )
     except TimeoutError:
-        sock.close()
+        # websockets has aborted the transport, which owns (and closed) the socket.
         raise BackendTimeoutError(f"no handshake within {bounds.response:g}s") from None
-    except BaseException:
-        sock.close()
-        raise
 
 
 async def _deny(scope: Scope, send: Send, status: int, body: bytes) -> None:
