@@ -427,3 +427,33 @@ def test_forwarder_statuses_logged_once_per_incident(
     assert sum("did not answer within 0.2s" in m for m in messages) == 1, messages
     assert sum("answers again" in m and "10 got 504" in m for m in messages) == 1, messages
     assert sum("is unreachable" in m and "ENOENT" in m for m in messages) == 1, messages
+
+
+def test_a_new_event_loop_gets_new_connections(tmp_path: Path) -> None:
+    """Kept connections belong to their loop: a test client running each request in a
+    loop of its own must not be handed another loop's connection."""
+    path = str(tmp_path / "loops.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(8)
+    up = Upstream(path, Bounds(connect=1, response=2))
+
+    def answer_one() -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            conn.sendall(OK)
+            time.sleep(0.2)  # keep it open: the client side keeps it alive
+
+    import threading
+
+    try:
+        for _ in range(2):
+            thread = threading.Thread(target=answer_one)
+            thread.start()
+            assert asyncio.run(up.request("GET", GET)) == (200, b"ok")
+            thread.join(5)
+    finally:
+        server.close()

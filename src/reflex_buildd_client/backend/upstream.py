@@ -26,6 +26,7 @@ as timed out; a timer costs a few microseconds, unlike a task per wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 from collections import deque
@@ -240,6 +241,9 @@ class Upstream:
         self.bounds = bounds
         self._idle: deque[_Connection] = deque()
         self._sweep: asyncio.TimerHandle | None = None
+        # Kept connections belong to the loop that made them (a test client may
+        # run each request in a loop of its own).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def exchange(
         self,
@@ -300,6 +304,15 @@ class Upstream:
             self._idle.pop().writer.transport.abort()
 
     async def _connect(self, fresh: bool = False) -> tuple[_Connection, bool]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            for conn in self._idle:
+                # Its loop may be closed already: then the socket closes when collected.
+                with contextlib.suppress(RuntimeError):
+                    conn.writer.transport.abort()
+            self._idle.clear()
+            self._sweep = None
+            self._loop = loop
         while self._idle and not fresh:
             conn = self._idle.pop()
             if conn.usable():
