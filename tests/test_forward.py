@@ -259,6 +259,37 @@ def test_one_date_one_server_and_no_hop_by_hop_headers(host: Host) -> None:
     _assert_clean(host)
 
 
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_client_that_leaves_a_long_stream_stops_it(host: Host) -> None:
+    """The forwarder stops reading a streamed answer whose client went away (uvicorn
+    drops what is sent after a disconnect, so nothing else would end it)."""
+    child = _child_of(host)
+    with socket.create_connection(_address(host), timeout=10) as sock:
+        sock.sendall(
+            f"GET /admin/products/stream?chunks=1000000&size=65536 HTTP/1.1\r\n"
+            f"Host: {host.url[7:]}\r\n\r\n".encode()
+        )
+        received = 0
+        while received < 2 * 1024 * 1024:
+            chunk = sock.recv(65536)
+            assert chunk
+            received += len(chunk)
+    # 64 GB were asked for. Once the client is gone the host and the child stop:
+    # they sit idle, where they would otherwise stream at full speed for minutes.
+    time.sleep(1.0)
+    pids = (host.process.pid, child)
+    started, cpu = time.monotonic(), sum(_cpu(p) for p in pids)
+    time.sleep(2.0)
+    busy = (sum(_cpu(p) for p in pids) - cpu) / (time.monotonic() - started)
+    assert busy < 0.15, f"host and child still work {busy:.2f} s/s for a client that left"
+    assert _status(_get(host, "/admin/ping")) == 200
+    _assert_clean(host)
+
+
 def _ping_status(host: Host) -> int:
     return _status(_get(host, "/admin/ping", timeout=RESPONSE_BOUND * 5))
 

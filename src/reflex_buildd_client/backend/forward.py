@@ -36,6 +36,8 @@ within the bound, 502 when it closes the connection or answers garbage.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from ..serve.http import send_plain
@@ -45,6 +47,7 @@ from .h1 import UpstreamProtocolError, end_to_end, request_head
 from .upstream import (
     BackendTimeoutError,
     BackendUnreachableError,
+    Reply,
     Upstream,
     UpstreamClosedError,
 )
@@ -134,6 +137,14 @@ async def _rest(receive: Receive, chunked: bool) -> AsyncIterator[bytes]:
             if chunked:
                 yield b"0\r\n\r\n"
             return
+
+
+async def _until_gone(receive: Receive, reply: Reply) -> None:
+    """Abort ``reply`` when the client disconnects (the request body was read already)."""
+    with contextlib.suppress(Exception):  # a server's receive that fails: nothing to watch
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        reply.abort()
 
 
 class UnixForwarder:
@@ -244,6 +255,9 @@ class UnixForwarder:
             await send_plain(send, 502, self.failed(502, exc))
             return
         self._incidents.answered()
+        # A long answer stops when its client goes: servers (uvicorn) drop what
+        # is sent after a disconnect, so nothing else would end an endless stream.
+        watch = asyncio.ensure_future(_until_gone(receive, reply)) if reply.streams else None
         try:
             await send(
                 {
@@ -259,8 +273,10 @@ class UnixForwarder:
             if more:
                 await send({"type": "http.response.body", "body": b""})
         except (BackendTimeoutError, UpstreamClosedError, UpstreamProtocolError):
-            # The child stopped or died mid-answer: the client sees a cut
-            # stream, as it would from the child itself.
+            # The child stopped or died mid-answer (or the client left): the
+            # client sees a cut stream, as it would from the child itself.
             return
         finally:
+            if watch is not None:
+                watch.cancel()
             reply.finish()

@@ -204,6 +204,16 @@ class Reply:
         """The whole body (for the host's own small requests)."""
         return b"".join([data async for data in self.chunks()])
 
+    @property
+    def streams(self) -> bool:
+        """Whether the body may take long: chunked, until close, or over one read."""
+        length, _ = self._framing
+        return length is None or length > READ_SIZE
+
+    def abort(self) -> None:
+        """Give up on the answer (its reader is gone): a pending read ends at once."""
+        self._conn.writer.transport.abort()
+
     def finish(self) -> None:
         """Release the connection: back to the pool if the answer was read whole."""
         if self._finished:
