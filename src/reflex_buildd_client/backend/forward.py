@@ -227,20 +227,10 @@ class UnixForwarder:
         headers = forwarded_headers(scope, _REQUEST_DROP)
         body, rest = b"", None
         if length is not None or chunked:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body = message.get("body", b"")
-            if not message.get("more_body", False):
-                # All of it at once: sent with its own length, whatever the client framed.
-                headers.append((b"content-length", b"%d" % len(body)))
-            elif length is not None:
-                headers.append((b"content-length", length))
-                rest = _rest(receive, chunked=False)
-            else:
-                headers.append((b"transfer-encoding", b"chunked"))
-                body = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
-                rest = _rest(receive, chunked=True)
+            try:
+                body, rest = await _request_body(receive, headers, length)
+            except _ClientGone:
+                return
         method = scope["method"]
         try:
             head = request_head(method, target_of(scope), headers)
@@ -255,28 +245,56 @@ class UnixForwarder:
             await send_plain(send, 502, self.failed(502, exc))
             return
         self._incidents.answered()
-        # A long answer stops when its client goes: servers (uvicorn) drop what
-        # is sent after a disconnect, so nothing else would end an endless stream.
-        watch = asyncio.ensure_future(_until_gone(receive, reply)) if reply.streams else None
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": reply.head.status,
-                    "headers": end_to_end(reply.head.headers, _RESPONSE_DROP),
-                }
-            )
-            more = True
-            async for data in reply.chunks():
-                more = not reply.at_end
-                await send({"type": "http.response.body", "body": data, "more_body": more})
-            if more:
-                await send({"type": "http.response.body", "body": b""})
-        except (BackendTimeoutError, UpstreamClosedError, UpstreamProtocolError):
-            # The child stopped or died mid-answer (or the client left): the
-            # client sees a cut stream, as it would from the child itself.
-            return
-        finally:
-            if watch is not None:
-                watch.cancel()
-            reply.finish()
+        await _relay(reply, receive, send)
+
+
+async def _request_body(
+    receive: Receive, headers: list[tuple[bytes, bytes]], length: bytes | None
+) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The body's first bytes and the rest (framed for the wire); adds the framing header.
+
+    Raises:
+        _ClientGone: The client left before sending any of it.
+    """
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _ClientGone
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        # All of it at once: sent with its own length, whatever the client framed.
+        headers.append((b"content-length", b"%d" % len(body)))
+        return body, None
+    if length is not None:
+        headers.append((b"content-length", length))
+        return body, _rest(receive, chunked=False)
+    headers.append((b"transfer-encoding", b"chunked"))
+    return (b"%x\r\n%b\r\n" % (len(body), body) if body else b""), _rest(receive, chunked=True)
+
+
+async def _relay(reply: Reply, receive: Receive, send: Send) -> None:
+    """Send the child's answer on as it is read; always ends ``reply``."""
+    # A long answer stops when its client goes: servers (uvicorn) drop what
+    # is sent after a disconnect, so nothing else would end an endless stream.
+    watch = asyncio.ensure_future(_until_gone(receive, reply)) if reply.streams else None
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.head.status,
+                "headers": end_to_end(reply.head.headers, _RESPONSE_DROP),
+            }
+        )
+        more = True
+        async for data in reply.chunks():
+            more = not reply.at_end
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+        if more:
+            await send({"type": "http.response.body", "body": b""})
+    except (BackendTimeoutError, UpstreamClosedError, UpstreamProtocolError):
+        # The child stopped or died mid-answer (or the client left): the
+        # client sees a cut stream, as it would from the child itself.
+        return
+    finally:
+        if watch is not None:
+            watch.cancel()
+        reply.finish()
