@@ -129,9 +129,7 @@ def app_page(browser: Any, mounted: Mounted) -> Iterator[Any]:
         page.goto(mounted.base + "/")
         expect(page.locator("#title")).to_have_text("Runtime URLs")
         # on_load has run: the backend's values are there.
-        expect(page.locator("#link-dynamic")).to_have_attribute(
-            "href", f"{mounted.prefix}/post/7"
-        )
+        expect(page.locator("#link-dynamic")).to_have_attribute("href", f"{mounted.prefix}/post/7")
         yield page
         escaped = [u for u in rec.requests if not u.startswith(mounted.base + "/")]
         assert not escaped, f"requests outside {mounted.base}: {escaped}"

@@ -85,18 +85,23 @@ def route_pattern(routes: Iterable[str]) -> str:
             ``docs/[[...splat]]``), with or without a leading slash.
 
     Returns:
-        ``^(?:...)/?$``, or a pattern that matches nothing when there are no routes.
+        ``^(?:/|(?:...)/?)$`` (the index, then the others with an optional
+        trailing slash), or a pattern that matches nothing when there are no routes.
     """
+    index = False
     alternatives: set[str] = set()
     for route in routes:
         route = route.strip("/")
         if route in ("", "index"):
-            alternatives.add("")
+            index = True
             continue
         alternatives.add("".join(_segment_pattern(s) for s in route.split("/") if s))
-    if not alternatives:
+    parts = (["/"] if index else []) + (
+        ["(?:" + "|".join(sorted(alternatives)) + ")/?"] if alternatives else []
+    )
+    if not parts:
         return "(?!)"
-    return "^(?:" + "|".join(sorted(alternatives)) + ")/?$"
+    return "^(?:" + "|".join(parts) + ")$"
 
 
 # The run-time rule. Placeholders: __FILES__ (JSON list of paths without the
