@@ -20,6 +20,7 @@ from reflex_buildd.plugin import PatchError, patch_state_js, patch_vite_config
 from reflex_buildd.runtime_urls import JSX_MODULE, route_pattern, urls_module
 from reflex_buildd_client.keys.runtime import resolve_runtime
 from reflex_buildd_client.serve.rewrite import SENTINEL
+from reflex_buildd_client.settings import Settings
 
 FILES = ["/logo.png", "/img/a b.png", "/img/a%20b.png", "/report.csv"]
 ROUTES = ["index", "other", "post/[pid]", "docs/[[...splat]]", "opt/[[x]]", "404"]
@@ -59,7 +60,7 @@ def _run(meta: object, cases: list[tuple[str, Any]], tmp_path: Path) -> list[Any
             "%JSX%", jsx.replace("export function", "function")
         )
     )
-    bun = resolve_runtime()
+    bun = resolve_runtime(settings=Settings.load())
     if bun.name != "bun":  # pragma: no cover - the setup script installs bun
         pytest.fail("these checks run the rule with bun; scripts/setup.sh installs it")
     result = subprocess.run(
@@ -170,6 +171,7 @@ def test_script_literals_and_the_jsx_wrapper(tmp_path: Path) -> None:
         ("ownScript", 'window.open("/logo.png?dl=1"); location.assign("/health")'),
         ("ownScript", "location.href = `/post/${id}`; x = `/post/7`"),
         ("ownScript", "document.title = '/admin/other' + '//cdn.example/logo.png'"),
+        ("ownScript", "p.split('/').join(\"/\"); location.href = '/'"),
         ("jsx", ["img", {"src": "/logo.png", "id": "a"}, "child"]),
         ("jsx", ["div", None, "text"]),
         ("jsx", ["a", {"to": "/other"}]),
@@ -180,10 +182,11 @@ def test_script_literals_and_the_jsx_wrapper(tmp_path: Path) -> None:
     assert got[1] == 'window.open("/admin/logo.png?dl=1"); location.assign("/health")'
     assert got[2] == "location.href = `/post/${id}`; x = `/admin/post/7`"
     assert got[3] == "document.title = '/admin/other' + '//cdn.example/logo.png'"
-    assert got[4] == ["img", {"src": "/admin/logo.png", "id": "a"}, "child"]
-    assert got[5] == ["div", None, "text"]
-    assert got[6] == ["a", {"to": "/other"}]
-    assert got[7] is True
+    assert got[4] == "p.split('/').join(\"/\"); location.href = '/'"
+    assert got[5] == ["img", {"src": "/admin/logo.png", "id": "a"}, "child"]
+    assert got[6] == ["div", None, "text"]
+    assert got[7] == ["a", {"to": "/other"}]
+    assert got[8] is True
 
 
 @pytest.mark.parametrize(

@@ -117,26 +117,21 @@ const ROUTES = new RegExp(__ROUTES__, "i");
 const BAKED = "__BAKED__";
 const UPLOAD = new URL(env.UPLOAD).pathname.replace(/\/+$/, "");
 
+const NO_DOCUMENT = { prefix: BAKED, backend: "", active: true };
 let page = null;
+// Read once per page: the tag never changes, and every element asks.
 const where = () => {
   if (page !== null) return page;
-  if (typeof document === "undefined") return { prefix: BAKED, backend: "" };
+  if (typeof document === "undefined") return NO_DOCUMENT;
   const tag = document.querySelector('meta[name="__META__"]');
-  page =
-    tag === null
-      ? { prefix: BAKED, backend: "" }
-      : {
-          prefix: tag.getAttribute("data-prefix") || "",
-          backend: (tag.getAttribute("data-backend") || "").replace(/\/+$/, ""),
-        };
+  const prefix = tag === null ? BAKED : tag.getAttribute("data-prefix") || "";
+  const backend = tag === null ? "" : (tag.getAttribute("data-backend") || "").replace(/\/+$/, "");
+  page = { prefix, backend, active: prefix !== "" || backend !== "" };
   return page;
 };
 
 /** Whether any value can change (at the root, with the backend there too, none can). */
-export const active = () => {
-  const { prefix, backend } = where();
-  return prefix !== "" || backend !== "";
-};
+export const active = () => where().active;
 
 /** `value` under the prefix when it names the app's own file, page or upload. */
 export const ownUrl = (value) => {
@@ -182,6 +177,7 @@ const style = (value, depth) => {
 };
 
 const URL_PROPS = ["src", "href", "srcSet", "poster", "action", "formAction", "data"];
+const STYLE_PROPS = ["style", "css"];
 
 /** Element props with their URLs fixed; the same object when nothing changed. */
 export const ownProps = (props) => {
@@ -196,7 +192,8 @@ export const ownProps = (props) => {
       out[key] = fixed;
     }
   }
-  for (const key of ["style", "css"]) {
+  for (let i = 0; i < STYLE_PROPS.length; i++) {
+    const key = STYLE_PROPS[i];
     const value = props[key];
     if (value === null || typeof value !== "object") continue;
     const fixed = style(value, 0);
@@ -211,11 +208,12 @@ export const ownProps = (props) => {
 // A whole string literal holding a root-absolute path, without substitutions.
 const LITERAL = /(["'`])(\/(?!\/)[^"'`\\\s$]*)\1/g;
 
-/** Script code with its string literals that name own files or pages fixed. */
+/** Script code with its string literals that name own files or pages fixed.
+ * A bare "/" stays: in code it is more often a separator (split("/")) than the index. */
 export const ownScript = (code) =>
   typeof code !== "string" || !active()
     ? code
-    : code.replace(LITERAL, (all, quote, url) => quote + ownUrl(url) + quote);
+    : code.replace(LITERAL, (all, quote, url) => (url === "/" ? all : quote + ownUrl(url) + quote));
 """
 
 JSX_MODULE = r"""// reflex-buildd: the jsx every compiled Reflex module uses, with the URL props
