@@ -149,9 +149,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _build(project: Path, cache: Path, **extra: str) -> str:
+    cmd = [sys.executable, "-m", "reflex_buildd", "build", str(project), "--json"]
     result = subprocess.run(
-        [sys.executable, "-m", "reflex_buildd", "build", str(project), "--json"]
-        + ["--cache-dir", str(cache)],
+        [*cmd, "--cache-dir", str(cache)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -180,8 +180,9 @@ def _project(tmp: Path) -> Path:
 
 def main() -> None:
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import CHROMIUM, CHROMIUM_ARGS, run_host
     from playwright.sync_api import sync_playwright
+
+    from conftest import CHROMIUM, CHROMIUM_ARGS, run_host
 
     with tempfile.TemporaryDirectory(prefix="bench-urls-") as name:
         tmp = Path(name)
