@@ -160,9 +160,10 @@ def test_build_warns_and_doctor_names_what_cannot_be_fixed(fixture_build: Fixtur
     # The /late page's state default and its URL assembled in the frontend name
     # files of assets/: the run-time rule fixes them. What is no file of the
     # app is left, and named.
-    assert [(f["kind"], f["url"]) for f in findings] == [("not-an-asset", "/missing.png")]
-    assert "late" in findings[0]["file"] and "#img-missing" in findings[0]["context"]
-    assert findings[0]["sources"] == ["asset_refs/asset_refs.py:63"]
+    assert {(f["kind"], f["url"]) for f in findings} == {("not-an-asset", "/missing.png")}
+    assert all("late" in f["file"] for f in findings), findings
+    assert any("#img-missing" in f["context"] for f in findings), findings
+    assert all(f["sources"] == ["asset_refs/asset_refs.py:63"] for f in findings), findings
     strict = run_cli("doctor", str(PROJECT), "--strict", cache_dir=cache)
     assert strict.returncode == 4, strict.stdout + strict.stderr
     assert "not-an-asset: /missing.png" in strict.stdout and "fix:" in strict.stdout
