@@ -49,8 +49,10 @@ console.log(JSON.stringify(out));
 """
 
 
-def _run(meta: object, cases: list[tuple[str, Any]], tmp_path: Path) -> list[Any]:
-    urls = urls_module(FILES, ROUTES).replace('import env from "$/env.json";', "")
+def _run(
+    meta: object, cases: list[tuple[str, Any]], tmp_path: Path, baked: str = SENTINEL
+) -> list[Any]:
+    urls = urls_module(FILES, ROUTES, baked).replace('import env from "$/env.json";', "")
     jsx = "\n".join(
         line for line in JSX_MODULE.splitlines() if not line.startswith(("import", "export *"))
     )
@@ -222,6 +224,13 @@ def test_where_the_prefix_and_the_backend_come_from(
         tmp_path,
     )
     assert got == [upload, logo, active]
+
+
+def test_dev_mode_bakes_its_real_prefix(tmp_path: Path) -> None:
+    # `reflex-buildd dev` compiles with the real frontend_path: without a tag,
+    # that is the prefix.
+    got = _run(None, [("ownUrl", "/logo.png"), ("ownUrl", "/other")], tmp_path, baked="/dev")
+    assert got == ["/dev/logo.png", "/dev/other"]
 
 
 def test_route_pattern_matches_like_the_router() -> None:

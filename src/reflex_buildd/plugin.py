@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reflex_base.config import get_config
 from reflex_base.constants import Dirs
 from reflex_base.plugins.base import Plugin
 
@@ -273,7 +274,9 @@ def runtime_url_modules(routes: list[str]) -> list[tuple[str, str]]:
     rewrite uses.
     """
     files = asset_paths(Path.cwd() / Dirs.APP_ASSETS)
-    return [(URLS_MODULE_PATH, urls_module(files, routes)), (JSX_MODULE_PATH, JSX_MODULE)]
+    # The sentinel in a build; dev mode compiles with the real prefix.
+    baked = get_config().prepend_frontend_path("/").rstrip("/")
+    return [(URLS_MODULE_PATH, urls_module(files, routes, baked)), (JSX_MODULE_PATH, JSX_MODULE)]
 
 
 def rewrite_static_dir(static_dir: Path, assets: frozenset[str]) -> dict[str, int]:
