@@ -17,7 +17,13 @@ nodes) is timed, from the click to the commit of every row, in the page
   rule and every URL in the rows is rewritten;
 - **patched at /**: the real build at the root, where the wrapper steps aside.
 
-It prints the medians and the ratios against the unpatched page.
+It prints the medians (and minima) and the ratios against the unpatched page.
+
+Then, closer in: the cost of one ``jsx`` call, the real ``@emotion/react``
+from the build's workspace against the wrapper (active under ``/admin``, and
+inactive at the root), in bun, over props shaped like Reflex's (an image, a
+styled div, a form, a plain span): what the wrapper adds per element, which
+the page-level numbers above put in proportion.
 
 Run: ``.venv/bin/python benchmarks/bench_runtime_urls.py`` (about two minutes).
 """
@@ -139,6 +145,71 @@ class NoRuntimeUrls(Plugin):
         config.write_text(patched)
 
 
+MICRO_JS = r"""
+import { jsx as emotionJsx } from "@emotion/react";
+const env = { UPLOAD: "http://localhost:8000/_upload" };
+const prefix = process.argv[2];
+globalThis.document = {
+  querySelector: () => ({ getAttribute: (n) => (n === "data-prefix" ? prefix : "") }),
+};
+%URLS%
+%JSX%
+const shapes = [
+  () => ({ alt: "logo", id: "img", src: "/logo.png" }),
+  () => ({ css: { backgroundImage: "url(/bg.png)", minHeight: "10px", "&:hover": { color: "red" } }, id: "s" }),
+  () => ({ action: "/other", id: "f", method: "get" }),
+  () => ({ className: "row", id: "t" }),
+];
+const run = (fn, n) => {
+  let sink = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const el = fn(i & 1 ? "img" : "div", shapes[i & 3](), "x");
+    sink += el.props === null ? 0 : 1;
+  }
+  return [(performance.now() - t0) * 1e6 / n, sink];
+};
+const N = 300000;
+const out = { emotion: [], wrapper: [] };
+for (let r = 0; r < 9; r++) {
+  out.emotion.push(run(emotionJsx, N)[0]);
+  out.wrapper.push(run(jsx, N)[0]);
+}
+const median = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+console.log(JSON.stringify({ emotion: median(out.emotion), wrapper: median(out.wrapper) }));
+"""
+
+
+def _micro(cache: Path, prefix: str) -> dict[str, float]:
+    """ns per jsx call: Emotion's own and the wrapper's, under ``prefix``."""
+    from reflex_buildd.runtime_urls import JSX_MODULE, urls_module
+    from reflex_buildd_client.keys.runtime import resolve_runtime
+    from reflex_buildd_client.settings import Settings
+
+    # The build's workspace has the app's node_modules (the same @emotion/react).
+    web = next(cache.glob("v1/work/*/web"))
+    urls = urls_module(["/logo.png", "/bg.png"], ["index", "other"])
+    urls = urls.replace('import env from "$/env.json";', "").replace("export const", "const")
+    jsx = "\n".join(
+        line for line in JSX_MODULE.splitlines() if not line.startswith(("import", "export *"))
+    ).replace("export function", "function")
+    script = web / "bench_runtime_urls.mjs"
+    script.write_text(MICRO_JS.replace("%URLS%", urls).replace("%JSX%", jsx))
+    try:
+        bun = resolve_runtime(settings=Settings.load()).executable
+        out = subprocess.run(
+            [str(bun), str(script), prefix],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+            cwd=web,
+        ).stdout
+    finally:
+        script.unlink()
+    return {k: float(v) for k, v in json.loads(out).items()}
+
+
 def _env(**extra: str) -> dict[str, str]:
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import tool_env
@@ -237,6 +308,8 @@ def main() -> None:
                     host_cm.__exit__(None, None, None)
                 browser.close()
 
+        micro = {mount: _micro(patched_cache, mount) for mount in ("/admin", "")}
+
     base = times[variants[0][0]]
     print(f"[{ROWS} rows x 6 elements, {ROUNDS} rounds; load: {os.getloadavg()[0]:.1f}]")
     print(f"{'page':30} {'median':>9} {'ratio':>7} {'min':>9} {'ratio':>7}  first row's src")
@@ -245,6 +318,14 @@ def main() -> None:
         print(
             f"{label:30} {median:6.1f} ms {median / statistics.median(base):6.3f}x "
             f"{least:6.1f} ms {least / min(base):6.3f}x  {srcs[label]}"
+        )
+    print("\n[one jsx call, bun, medians of 9 x 300,000 calls over 4 prop shapes]")
+    for mount, got in micro.items():
+        where = f"wrapper under {mount}" if mount else "wrapper at / (inactive)"
+        extra = got["wrapper"] - got["emotion"]
+        print(
+            f"{where:26} {got['wrapper']:6.0f} ns  emotion's jsx {got['emotion']:6.0f} ns  "
+            f"ratio {got['wrapper'] / got['emotion']:5.2f}x  (+{extra:.0f} ns per element)"
         )
 
 
