@@ -183,7 +183,7 @@ console.log(JSON.stringify({ emotion: median(out.emotion), wrapper: median(out.w
 def _micro(cache: Path, prefix: str) -> dict[str, float]:
     """ns per jsx call: Emotion's own and the wrapper's, under ``prefix``."""
     from reflex_buildd.runtime_urls import JSX_MODULE, urls_module
-    from reflex_buildd_client.keys.runtime import resolve_runtime
+    from reflex_buildd_client.inputs.runtime import resolve_runtime
     from reflex_buildd_client.settings import Settings
 
     # The build's workspace has the app's node_modules (the same @emotion/react).

@@ -18,7 +18,7 @@ import pytest
 
 from reflex_buildd.plugin import PatchError, patch_state_js, patch_vite_config
 from reflex_buildd.runtime_urls import JSX_MODULE, route_pattern, urls_module
-from reflex_buildd_client.keys.runtime import resolve_runtime
+from reflex_buildd_client.inputs.runtime import resolve_runtime
 from reflex_buildd_client.serve.rewrite import SENTINEL
 from reflex_buildd_client.settings import Settings
 
