@@ -117,8 +117,15 @@ const FILES = new Set(__FILES__.map((p) => "/" + p));
 const ROUTES = new RegExp(__ROUTES__, "i");
 const BAKED = __BAKED__;
 const UPLOAD = new URL(env.UPLOAD).pathname.replace(/\/+$/, "");
+const UPLOAD_DIR = UPLOAD + "/";
 
-const NO_DOCUMENT = { prefix: BAKED, backend: "", active: true };
+const facts = (prefix, backend) => ({
+  prefix,
+  backend,
+  under: prefix + "/",
+  active: prefix !== "" || backend !== "",
+});
+const NO_DOCUMENT = facts(BAKED, "");
 let page = null;
 // Read once per page: the tag never changes, and every element asks.
 const where = () => {
@@ -127,7 +134,7 @@ const where = () => {
   const tag = document.querySelector('meta[name="__META__"]');
   const prefix = tag === null ? BAKED : tag.getAttribute("data-prefix") || "";
   const backend = tag === null ? "" : (tag.getAttribute("data-backend") || "").replace(/\/+$/, "");
-  page = { prefix, backend, active: prefix !== "" || backend !== "" };
+  page = facts(prefix, backend);
   return page;
 };
 
@@ -139,12 +146,14 @@ export const ownUrl = (value) => {
   if (typeof value !== "string" || value.charCodeAt(0) !== 47 || value.charCodeAt(1) === 47) {
     return value;
   }
-  const { prefix, backend } = where();
-  if (prefix === "" && backend === "") return value;
-  if (prefix !== "" && (value === prefix || value.startsWith(prefix + "/"))) return value;
-  const cut = value.search(/[?#]/);
+  const { prefix, backend, under, active } = where();
+  if (!active) return value;
+  if (prefix !== "" && (value === prefix || value.startsWith(under))) return value;
+  const query = value.indexOf("?");
+  const hash = value.indexOf("#");
+  const cut = query < 0 ? hash : hash < 0 ? query : Math.min(query, hash);
   const path = cut < 0 ? value : value.slice(0, cut);
-  if (UPLOAD !== "" && (path === UPLOAD || path.startsWith(UPLOAD + "/"))) {
+  if (UPLOAD !== "" && (path === UPLOAD || path.startsWith(UPLOAD_DIR))) {
     // The backend may live elsewhere (the tag says where); same origin by default.
     return (backend || prefix) + value;
   }
@@ -225,12 +234,9 @@ import { active, ownProps } from "$/utils/reflex_buildd_urls";
 export * from "@emotion/react";
 
 export function jsx(type, props) {
-  if (props == null || !active()) return emotionJsx.apply(undefined, arguments);
-  const fixed = ownProps(props);
-  if (fixed === props) return emotionJsx.apply(undefined, arguments);
-  const args = Array.prototype.slice.call(arguments);
-  args[1] = fixed;
-  return emotionJsx.apply(undefined, args);
+  // Module code is strict: `arguments` is a plain copy, safe to change in place.
+  if (props != null && active()) arguments[1] = ownProps(props);
+  return emotionJsx.apply(undefined, arguments);
 }
 """
 
