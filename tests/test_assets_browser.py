@@ -164,6 +164,8 @@ def test_build_warns_and_doctor_names_what_cannot_be_fixed(fixture_build: Fixtur
     assert all("late" in f["file"] for f in findings), findings
     assert any("#img-missing" in f["context"] for f in findings), findings
     assert all(f["sources"] == ["asset_refs/asset_refs.py:63"] for f in findings), findings
+    # It says what it cannot see.
+    assert "not seen by this scan: URLs your own JavaScript builds" in result.stderr
     strict = run_cli("doctor", str(PROJECT), "--strict", cache_dir=cache)
     assert strict.returncode == 4, strict.stdout + strict.stderr
     assert "not-an-asset: /missing.png" in strict.stdout and "fix:" in strict.stdout

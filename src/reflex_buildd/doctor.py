@@ -54,6 +54,7 @@ from .assets import REWRITE_SUFFIXES, is_router_target, state_value_spans
 
 __all__ = [
     "BACKEND_ENDPOINTS",
+    "BLIND_SPOTS",
     "Finding",
     "diagnose",
     "format_findings",
@@ -62,6 +63,12 @@ __all__ = [
     "warn_escapes",
 ]
 
+# What no scan of the output can judge, said after every report.
+BLIND_SPOTS = (
+    "URLs your own JavaScript builds or fetches (rx.script code, local JSX components, "
+    "a script that assembles a path), and values event handlers set that are none of "
+    "the app's files, pages or uploads"
+)
 # Paths the backend answers under the prefix on its own (the frontend patch
 # routes them): never findings.
 BACKEND_ENDPOINTS = ("/_event", "/_upload", "/ping", "/_health", "/_all_routes", "/auth-codespace")
