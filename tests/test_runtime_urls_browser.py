@@ -86,14 +86,19 @@ class Mounted:
         return self.origin + self.prefix
 
 
-@pytest.fixture(scope="module", params=["/tools/rx", ""], ids=["prefix", "root"])
+@pytest.fixture(
+    scope="module",
+    params=[("/tools/rx", "inprocess"), ("", "inprocess"), ("/tools/rx", "process")],
+    ids=["prefix", "root", "prefix-process"],
+)
 def mounted(
     request: pytest.FixtureRequest,
     runtime_urls_app: FixtureApp,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Mounted]:
-    """One host per mount path for the module; uploads hold a text file and an image."""
-    prefix = str(request.param)
+    """One host per mount path (and backend mode) for the module; uploads hold a
+    text file and an image."""
+    prefix, mode = request.param
     tmp = tmp_path_factory.mktemp("runtime-urls-host")
     uploads = tmp / "uploads"
     uploads.mkdir()
@@ -106,6 +111,7 @@ def mounted(
         SHOWCASE_PROJECT=str(runtime_urls_app.project),
         SHOWCASE_MOUNT_PATH=prefix or "/",
         REFLEX_BUILDD_POLICY="fail",  # the session's one build must be enough
+        REFLEX_BUILDD_BACKEND=mode,
         REFLEX_UPLOADED_FILES_DIR=str(uploads),
         REFLEX_STATES_WORKDIR=str(tmp / "states"),
     ) as host:
