@@ -2,7 +2,8 @@
 
 The fixture app (tests/fixtures/asset_refs) writes ``"/logo.png"`` the way
 Reflex's documentation teaches, in every place a real app does; its ``/late``
-page holds what no build can fix, which ``doctor`` must name.
+page holds values only the run time sees, and one that is no file of the app,
+which ``doctor`` must name.
 """
 
 from __future__ import annotations
@@ -151,26 +152,23 @@ def test_every_asset_loads_under_the_prefix(
 
 def test_build_warns_and_doctor_names_what_cannot_be_fixed(fixture_build: FixtureBuild) -> None:
     assert "will leave the mount prefix" in fixture_build.stderr
-    assert "/late.png" in fixture_build.stderr
+    assert "/missing.png" in fixture_build.stderr
     cache = fixture_build.path.parent.parent.parent
     result = run_cli("doctor", str(PROJECT), "--json", cache_dir=cache)
     assert result.returncode == 0, result.stderr
     findings = json.loads(result.stdout)
-    named = {(f["kind"], f["url"]) for f in findings}
-    assert ("state-default", "/late.png") in named
-    assert ("run-time", "`/`+State.stem+`.png`") in named
-    assert ("not-an-asset", "/missing.png") in named
-    # Every finding is on the /late page; nothing the build fixed is reported.
-    assert all("late" in f["file"] or "img-" in f["context"] for f in findings), findings
-    assert not any(
-        u in f["url"] for f in findings for u in ("logo", "bg", "hero", "app.js", "avatar")
-    )
-    late = next(f for f in findings if f["kind"] == "state-default")
-    assert "'late'" in late["context"] and "#img-late" in late["context"]
-    assert late["sources"] == ["asset_refs/asset_refs.py:18"]
+    # The /late page's state default and its URL assembled in the frontend name
+    # files of assets/: the run-time rule fixes them. What is no file of the
+    # app is left, and named.
+    assert {(f["kind"], f["url"]) for f in findings} == {("not-an-asset", "/missing.png")}
+    assert all("late" in f["file"] for f in findings), findings
+    assert any("#img-missing" in f["context"] for f in findings), findings
+    assert all(f["sources"] == ["asset_refs/asset_refs.py:63"] for f in findings), findings
+    # It says what it cannot see.
+    assert "not seen by this scan: URLs your own JavaScript builds" in result.stderr
     strict = run_cli("doctor", str(PROJECT), "--strict", cache_dir=cache)
     assert strict.returncode == 4, strict.stdout + strict.stderr
-    assert "state-default: /late.png" in strict.stdout and "fix:" in strict.stdout
+    assert "not-an-asset: /missing.png" in strict.stdout and "fix:" in strict.stdout
 
 
 def test_the_project_is_never_modified(fixture_build: FixtureBuild) -> None:

@@ -59,27 +59,41 @@ def test_html_attributes_css_urls_and_srcset() -> None:
     assert _kinds("public/x.css", ".a{background:url('/nope.png')}") == [("css-url", "/nope.png")]
 
 
-def test_urls_assembled_at_run_time() -> None:
+def test_markup_in_strings_is_named_pages_included() -> None:
+    # rx.html compiles to a string of markup: its anchors are no router links.
+    js = (
+        'a({id:`raw`,dangerouslySetInnerHTML:{__html:"<a href=\\"/about\\">a</a>'
+        '<img src=\\"/gone.png\\"><img src=\\"' + S + '/logo.png\\">'
+        '<a href=\\"//cdn.x/a\\">c</a><a href=\\"/_upload/f.txt\\">u</a>"}})'
+    )
+    found = [(f.kind, f.url) for f in scan_text("public/assets/a.js", js, assets=ASSETS)]
+    assert found == [("html-string", "/about"), ("html-string", "/gone.png")]
+    assert "HTML string" in scan_text("public/assets/a.js", js, assets=ASSETS)[0].advice
+
+
+def test_urls_assembled_at_run_time_are_left_to_the_run_time_rule() -> None:
     js = (
         "a(`img`,{id:`c`,src:`/`+c.stem_rx_state_+`.png`}),b(`img`,{src:`/u/${c.n_rx_state_}.png`})"
     )
-    found = [(f.kind, f.url) for f in scan_text("public/assets/a.js", js, assets=ASSETS)]
-    assert found == [("run-time", "`/`+State.stem+`.png`"), ("run-time", "`/u/${State.n}.png`")]
+    assert scan_text("public/assets/a.js", js, assets=ASSETS) == []
 
 
-def test_state_defaults_used_directly_but_not_through_asset_url() -> None:
+def test_state_defaults_that_no_rule_fixes() -> None:
+    # Files, pages and uploads of the app follow the prefix at run time, and a
+    # router link's target gets it from React Router: none is a finding.
     files = {
-        "public/assets/root.js": '{"s.a":{late_rx_state_:`/late.png`,ok_rx_state_:`/ok.png`,'
-        "n_rx_state_:`/`,ext_rx_state_:`https://x/a.png`}}",
-        "public/assets/page.js": f"img({{id:`l`,src:c.late_rx_state_}}),"
-        f"img({{src:((u,b)=>u)(c.ok_rx_state_,`{S}`)}}),t(c.n_rx_state_)",
+        "public/assets/root.js": '{"s.a":{late_rx_state_:`/late.png`,gone_rx_state_:`/gone.png`,'
+        "n_rx_state_:`/`,up_rx_state_:`/_upload/a.txt`,nav_rx_state_:`/host-page`,"
+        "ext_rx_state_:`https://x/a.png`}}",
+        "public/assets/page.js": "img({id:`l`,src:c.late_rx_state_}),img({id:`g`,src:c.gone_rx_state_}),"
+        "t(c.n_rx_state_),img({src:c.up_rx_state_}),l({to:c.nav_rx_state_}),img({src:c.ext_rx_state_})",
     }
-    found = scan_files(files, assets=frozenset({"/late.png", "/ok.png"}))
+    found = scan_files(files, assets=frozenset({"/late.png"}), routes=frozenset({"index"}))
     assert [(f.kind, f.url, f.file) for f in found] == [
-        ("state-default", "/late.png", "public/assets/page.js"),
-        ("state-default", "/", "public/assets/page.js"),
+        ("state-default", "/gone.png", "public/assets/page.js"),
     ]
-    assert found[0].context == "state var 'late', #l"
+    assert found[0].context == "state var 'gone', #g"
+    assert "host's root" in found[0].advice
 
 
 @pytest.mark.slow

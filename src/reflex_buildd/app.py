@@ -1,9 +1,11 @@
 """Helpers for app authors: URLs known only at run time that must follow the prefix.
 
 The build rewrites every root-absolute reference to a file of ``assets/`` it
-can see (``rx.image(src="/logo.png")``); a value that exists only at run time,
-such as a state var holding ``"/avatar.png"``, never passes through the build.
-Wrap it where it is rendered::
+can see (``rx.image(src="/logo.png")``), and the frontend's run-time rule
+(:mod:`reflex_buildd.runtime_urls`) prefixes the app's own files, pages and
+uploads wherever elements and Reflex's events use them. For a value neither
+sees (a prop the rule does not know, such as a ``data-src`` a library reads,
+or a path that is not the app's), wrap it where it is rendered::
 
     from reflex_buildd.app import asset_url
 

@@ -27,7 +27,8 @@ What makes it safe (the rule is deliberately narrow):
   itself, and a second one would be wrong.
 - State defaults (``avatar_rx_state_:"/avatar.png"`` in the initial state) are
   left alone: the backend sends the real value on hydration and would undo
-  the change; such values need :func:`reflex_buildd.app.asset_url`.
+  the change; the frontend's run-time rule (:mod:`reflex_buildd.runtime_urls`)
+  handles them where they are used.
 
 Everything here is pure (text in, text out); the plugin does the I/O.
 """

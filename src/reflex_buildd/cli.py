@@ -897,7 +897,7 @@ def doctor(
     anything was found; 1 if the build fails, 2 on bad input.
     """
     from .build import ensure_built
-    from .doctor import diagnose, format_findings
+    from .doctor import BLIND_SPOTS, diagnose, format_findings
 
     proj = _project(project)
     with Progress(_err, proj.root.name, quiet=_quiet()) as progress:
@@ -919,6 +919,7 @@ def doctor(
         if findings
         else f"nothing leaves the mount prefix in {outcome.key}"
     )
+    _err.print(f"not seen by this scan: {BLIND_SPOTS} (see docs/assets.md)")
     if strict and findings:
         sys.exit(4)
 

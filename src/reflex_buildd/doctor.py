@@ -1,18 +1,20 @@
 """Find the root-absolute URLs of a build that will still leave the mount prefix.
 
 The build prefixes every reference to a file of ``assets/`` it can see
-(:mod:`reflex_buildd.assets`); what remains points at the host's root when the
-app is mounted at ``/admin``. This module names those leftovers, with the file,
-the component or element, the project source line when it can find one, and
-what to do. Kinds of finding:
+(:mod:`reflex_buildd.assets`), and the frontend prefixes, at run time, every
+URL prop, download, external redirect and script literal that names one of
+the app's files, pages or uploads (:mod:`reflex_buildd.runtime_urls`); what
+remains points at the host's root when the app is mounted at ``/admin``. This
+module names those leftovers, with the file, the component or element, the
+project source line when it can find one, and what to do. Kinds of finding:
 
 ``state-default``
-    A state var whose default is a root-absolute path and that a component uses
-    directly as a value (``rx.image(src=State.avatar)``): the value exists only
-    at run time. Wrap it with :func:`reflex_buildd.app.asset_url`.
-``run-time``
-    A URL prop assembled in the frontend from a root-absolute piece and a var
-    (``src="/" + State.name + ".png"``). Wrap it with ``asset_url``.
+    A state var whose default is a root-absolute path that is none of the
+    app's files, pages or uploads (``"/missing.png"``), used as a value: the
+    run-time rule leaves it as it is, so it reaches the host's root.
+``html-string``
+    A root-absolute ``src``/``href``/... inside an HTML string (``rx.html``):
+    neither the build nor the run time looks inside markup held in a string.
 ``not-an-asset``
     A file-like root-absolute URL (``/missing.png``) that is not a file of
     ``assets/``: the build cannot know what it is. Add the file to ``assets/``,
@@ -20,6 +22,11 @@ what to do. Kinds of finding:
 ``css-url`` / ``html-attr``
     The same for a CSS ``url()`` and an HTML ``src``/``href``/``srcset``/...
     attribute (also paths without an extension, which are not routes).
+
+What the scan cannot see: URLs the app's own JavaScript assembles (custom
+scripts, local JSX components, ``rx.call_script`` code that concatenates a
+path), and values an event handler sets that are none of the app's files,
+pages or uploads; ``docs/assets.md`` lists them.
 
 False positives are kept low on purpose: Reflex's compiled JS holds many
 strings that start with "/" (route patterns, regex sources, endpoints), so JS
@@ -43,15 +50,11 @@ from urllib.parse import quote
 from reflex_buildd_client.cache.store import PUBLIC_DIR, Artifact
 from reflex_buildd_client.serve.rewrite import SENTINEL
 
-from .assets import (
-    REWRITE_SUFFIXES,
-    balanced_end,
-    is_router_target,
-    state_value_spans,
-)
+from .assets import REWRITE_SUFFIXES, is_router_target, state_value_spans
 
 __all__ = [
     "BACKEND_ENDPOINTS",
+    "BLIND_SPOTS",
     "Finding",
     "diagnose",
     "format_findings",
@@ -60,6 +63,12 @@ __all__ = [
     "warn_escapes",
 ]
 
+# What no scan of the output can judge, said after every report.
+BLIND_SPOTS = (
+    "URLs your own JavaScript builds or fetches (rx.script code, local JSX components, "
+    "a script that assembles a path), and values event handlers set that are none of "
+    "the app's files, pages or uploads"
+)
 # Paths the backend answers under the prefix on its own (the frontend patch
 # routes them): never findings.
 BACKEND_ENDPOINTS = ("/_event", "/_upload", "/ping", "/_health", "/_all_routes", "/auth-codespace")
@@ -67,10 +76,11 @@ BACKEND_ENDPOINTS = ("/_event", "/_upload", "/ping", "/_health", "/_all_routes",
 _LIBRARY_PATHS = frozenset({"/socket.io", "/engine.io"})
 
 _ADVICE = {
-    "state-default": "the value is known only at run time: render it through "
-    "reflex_buildd.app.asset_url(...) (see docs/assets.md)",
-    "run-time": "the URL is assembled at run time: wrap the whole expression in "
-    "reflex_buildd.app.asset_url(...)",
+    "state-default": "none of the app's files, pages or uploads, so it stays as it is and "
+    "the browser asks the host's root: put the file in assets/, or ignore this if the host "
+    "serves it on purpose (see docs/assets.md)",
+    "html-string": "inside an HTML string, where neither the build nor the run time looks: "
+    "render the element with rx.image/rx.el instead of markup, or use a relative URL",
     "not-an-asset": "not a file of assets/, so the browser asks the host's root: put the "
     "file in assets/ (or use rx.asset); ignore this if the host serves it on purpose",
     "css-url": "not a file of assets/: put the file in assets/, or make the url() relative",
@@ -90,19 +100,18 @@ _HTML_ATTR = re.compile(
     r"""\s(?P<attr>src|href|srcset|poster|action|formaction|data|background)=(?P<q>["'])(?P<value>[^"']*)(?P=q)""",
     re.IGNORECASE,
 )
-# A URL prop whose value starts as a root-absolute template or concatenation
-# with a var: `/${x}.png` or "/"+x.
-_URL_PROPS = r"(?:src|href|srcSet|poster|action|formAction|content|data)"
-_RUNTIME_URL = re.compile(
-    _URL_PROPS
-    + r"""\s*:\s*\(*\s*(?:`(?P<tpl>/(?!/)[^`]*?\$\{)|(?P<q>["'`])(?P<lit>/(?!/)[^"'`]*)(?P=q)\s*\+)"""
+# A URL attribute inside markup held in a JS string (rx.html's __html), its
+# quotes escaped or not: src=\"/logo.png\".
+_MARKUP_ATTR = re.compile(
+    r"""\b(?:src|href|srcset|poster|action|formaction|data)=\\?["'](?P<path>/(?!/)[^"'\\\s?#]*)"""
 )
+# A router link's target as compiled (to:c.x_rx_state_): React Router adds the
+# prefix itself.
+_ROUTER_USE = re.compile(r"""\bto:\s*[\w$]+$""")
 _DISPLAY_NAME = re.compile(r"""displayName\s*=\s*["'`](?P<name>[^"'`]+)["'`]""")
 _JS_ID = re.compile(r"""[{,]id:\s*["'`](?P<id>[^"'`]+)["'`]""")
 # The element whose attributes (or text, as in <style>) hold a position.
 _HTML_TAG = re.compile(r"""<(?P<tag>[A-Za-z][\w-]*)(?P<attrs>[^<>]*)(?:>[^<]*)?$""")
-# A compiled state read (c.avatar_rx_state_), shown as State.avatar.
-_STATE_READ = re.compile(r"\b[\w$]+\.(?P<name>\w+?)_rx_state_\b")
 _HTML_ID = re.compile(r"""\sid=["'](?P<id>[^"']+)["']""")
 
 
@@ -111,8 +120,8 @@ class Finding:
     """One reference that will leave the prefix.
 
     Attributes:
-        kind: ``state-default``, ``run-time``, ``not-an-asset``, ``css-url``
-            or ``html-attr``.
+        kind: ``state-default``, ``html-string``, ``not-an-asset``,
+            ``css-url`` or ``html-attr``.
         url: The URL (or the literal start of one) as the output holds it.
         file: Where, relative to the artifact (``public/assets/x.js``).
         context: The component, element, prop or state var, when known.
@@ -142,6 +151,22 @@ def _is_route(path: str, routes: frozenset[str]) -> bool:
     return path.strip("/") in routes or (path == "/" and "index" in routes)
 
 
+def _prefixed(path: str) -> bool:
+    return path == SENTINEL or path.startswith(SENTINEL + "/")
+
+
+def _leaves(path: str, assets: frozenset[str], routes: frozenset[str]) -> bool:
+    """Whether ``path`` reaches the host's root: none of the app's files, pages,
+    backend endpoints (uploads included) or library defaults, and not prefixed."""
+    return not (
+        _prefixed(path)
+        or path in assets
+        or _is_backend(path)
+        or path in _LIBRARY_PATHS
+        or _is_route(path, routes)
+    )
+
+
 def _js_context(text: str, pos: int) -> str:
     """The element id and component name around a position in compiled JS."""
     parts: list[str] = []
@@ -164,13 +189,6 @@ def _html_context(text: str, pos: int) -> str:
         return ""
     found = _HTML_ID.search(tag.group("attrs"))
     return f"<{tag.group('tag')}" + (f" id={found.group('id')}" if found else "") + ">"
-
-
-def _expression(text: str, start: int, limit: int = 160) -> str:
-    """The JS expression starting at ``start`` (up to a "," "}" or ")" at depth 0),
-    with compiled state reads shown as ``State.name``."""
-    i = balanced_end(text, start, limit=limit, stop=",")
-    return _STATE_READ.sub(r"State.\g<name>", text[start:i])
 
 
 def _srcset_urls(value: str) -> list[str]:
@@ -214,14 +232,7 @@ def scan_text(
         )
 
     def leaves(path: str) -> bool:
-        return not (
-            path.startswith(SENTINEL + "/")
-            or path == SENTINEL
-            or path in assets
-            or _is_backend(path)
-            or path in _LIBRARY_PATHS
-            or _is_route(path, routes)
-        )
+        return _leaves(path, assets, routes)
 
     css_spans: list[tuple[int, int]] = []
     for match in _CSS_URL.finditer(text):
@@ -231,7 +242,7 @@ def scan_text(
     for match in _FILE_STRING.finditer(text):
         path, pos = match.group("path"), match.start("path")
         if not leaves(path) or "${" in path or any(s <= pos < e for _, s, e in spans):
-            continue  # a template with a var is a run-time URL (below)
+            continue  # a template with a var: the run-time rule decides
         if is_router_target(text, match.start()) or any(s <= pos < e for s, e in css_spans):
             continue
         add("not-an-asset", path + (match.group("suffix") or ""), pos)
@@ -240,9 +251,12 @@ def scan_text(
             if leaves(path) and ("not-an-asset", url) not in findings:
                 add("html-attr", url, pos)
     else:
-        for match in _RUNTIME_URL.finditer(text):
-            value_start = match.start("tpl") - 1 if match.group("tpl") else match.start("q")
-            add("run-time", _expression(text, value_start), match.start())
+        # Markup in a string: its anchors are no router links, so pages count too.
+        for match in _MARKUP_ATTR.finditer(text):
+            path = match.group("path")
+            if not (_prefixed(path) or _is_backend(path) or path in _LIBRARY_PATHS):
+                findings.pop(("not-an-asset", path), None)  # the markup says more
+                add("html-string", path, match.start("path"))
     return list(findings.values())
 
 
@@ -258,9 +272,12 @@ def _state_defaults(text: str) -> dict[str, list[str]]:
 
 
 def _direct_uses(text: str, name: str) -> list[int]:
-    """Positions where state var ``name`` is read, not through ``asset_url``."""
+    """Positions where state var ``name`` is read, not through ``asset_url`` and
+    not as a router link's target (React Router adds the prefix)."""
     uses: list[int] = []
     for match in re.finditer(r"\.\s*" + re.escape(name) + r"_rx_state_\b", text):
+        if _ROUTER_USE.search(text, max(0, match.start() - 40), match.start()):
+            continue
         after = text[match.end() : match.end() + 40]
         # asset_url compiles to ((u, baked) => ...)(VALUE, "<sentinel>").
         if re.match(r"""\s*,\s*["'`]""" + re.escape(SENTINEL) + r"""["'`]\s*\)""", after):
@@ -284,6 +301,10 @@ def scan_files(
             for name, values in _state_defaults(text).items():
                 defaults.setdefault(name, []).extend(values)
     for name, values in sorted(defaults.items()):
+        # The app's own files, pages and uploads follow the prefix at run time.
+        values = [v for v in values if _leaves(re.split(r"[?#]", v, maxsplit=1)[0], assets, routes)]
+        if not values:
+            continue
         for rel, text in files.items():
             if not rel.endswith((".js", ".mjs")):
                 continue
@@ -311,12 +332,6 @@ def _python_sources(root: Path) -> Iterable[Path]:
 def _locate(root: Path, finding: Finding, limit: int = 3) -> tuple[str, ...]:
     """Project lines that likely produce ``finding``: its literal, or its state var."""
     patterns = [re.compile(r"""["']""" + re.escape(finding.url.split("?")[0]) + r"""[?#"']""")]
-    if finding.kind == "run-time":
-        # The Python line that uses the same state vars.
-        names = re.findall(r"State\.(\w+)", finding.url)
-        patterns = (
-            [re.compile("".join(rf"(?=.*\.{re.escape(n)}\b)" for n in names))] if names else []
-        )
     if finding.kind == "state-default" and (
         var := re.search(r"state var '(\w+)'", finding.context)
     ):

@@ -23,6 +23,11 @@ the output) it gives the prefix sentinel to root-absolute references to the
 app's own ``assets/`` files (``rx.image(src="/logo.png")``); see
 :mod:`reflex_buildd.assets` for the rule and why it lives there.
 
+URLs that exist only at run time (state values, downloads, scripts) follow
+the prefix in the frontend: the plugin writes the list of the app's files and
+routes into ``.web`` and routes the compiled code's ``jsx`` and Reflex's
+browser-side events through it; see :mod:`reflex_buildd.runtime_urls`.
+
 Any change to this file changes every key (it is hashed as a build recipe).
 """
 
@@ -32,6 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reflex_base.config import get_config
 from reflex_base.constants import Dirs
 from reflex_base.plugins.base import Plugin
 
@@ -39,6 +45,7 @@ from reflex_buildd_client.errors import ReflexBuilddError
 from reflex_buildd_client.serve.rewrite import SENTINEL
 
 from .assets import REWRITE_SUFFIXES, asset_paths, rewrite_asset_refs
+from .runtime_urls import JSX_MODULE, JSX_MODULE_PATH, URLS_MODULE_PATH, urls_module
 
 __all__ = [
     "BuilddPlugin",
@@ -63,6 +70,33 @@ _VITE_ALIAS = (
         replacement: fileURLToPath(new URL("./public/", import.meta.url)),
       },"""
 )
+_VITE_JSX_MARKER = "/* reflex-buildd: run-time URLs under the prefix */"
+_VITE_PLUGINS = "  plugins: [\n    alwaysUseReactDomServerNode(),"
+_VITE_CONFIG_START = "export default defineConfig("
+# Resolves the app's own imports of @emotion/react (the jsx of every compiled
+# element) to the wrapper that fixes URL props; libraries, and the wrapper
+# itself, keep the real module.
+_VITE_JSX_PLUGIN = (
+    _VITE_JSX_MARKER
+    + """
+function reflexBuilddJsx() {
+  const wrapper = fileURLToPath(new URL("./"""
+    + JSX_MODULE_PATH
+    + """", import.meta.url));
+  return {
+    name: "reflex-buildd-jsx",
+    enforce: "pre",
+    resolveId(source, importer) {
+      if (source !== "@emotion/react" || typeof importer !== "string") return null;
+      const file = importer.split("?")[0];
+      if (file === wrapper || file.includes("/node_modules/")) return null;
+      return wrapper;
+    },
+  };
+}
+
+"""
+)
 _MARKER = "/* reflex-buildd: runtime backend discovery */"
 
 _ORIGINAL_DEF = "export const getBackendURL = (url_str) => {"
@@ -77,6 +111,25 @@ _ENV_IMPORT = 'import reflexEnvironment from "$/reflex.json";'
 _PATCHED_ENV_IMPORT = (
     'import { version as __rxbReflexVersion } from "$/reflex.json";\n'
     "const reflexEnvironment = { version: __rxbReflexVersion };"
+)
+# Reflex's browser-side events that take a URL (or code naming one): each goes
+# through the run-time rule of reflex_buildd.runtime_urls.
+_URL_IMPORT = 'import env from "$/env.json";'
+_PATCHED_URL_IMPORT = (
+    _URL_IMPORT + "\nimport { ownUrl as __rxbOwnUrl, ownScript as __rxbOwnScript } from "
+    '"$/' + URLS_MODULE_PATH.removesuffix(".js") + '";'
+)
+_URL_EVENTS = (
+    ("a.href = event.payload.url;", "a.href = __rxbOwnUrl(event.payload.url);"),
+    (
+        "window.open(\n        event.payload.path,",
+        "window.open(\n        __rxbOwnUrl(event.payload.path),",
+    ),
+    (
+        "eval(event.payload.javascript_code)",
+        "eval(__rxbOwnScript(event.payload.javascript_code))",
+    ),
+    ("eval(event.payload.function)()", "eval(__rxbOwnScript(event.payload.function))()"),
 )
 
 _RUNTIME_JS = (
@@ -141,6 +194,8 @@ def patch_state_js(source: str) -> str:
         (_ORIGINAL_DEF, _RENAMED_DEF),
         (_SOCKET_CALL, _PATCHED_SOCKET_CALL),
         (_ENV_IMPORT, _PATCHED_ENV_IMPORT),
+        (_URL_IMPORT, _PATCHED_URL_IMPORT),
+        *_URL_EVENTS,
     )
     for original, patched in expected:
         if patched in source:
@@ -157,19 +212,26 @@ def patch_state_js(source: str) -> str:
 
 
 def patch_vite_config(source: str) -> str:
-    """Alias ``$/public/<sentinel>/`` to ``public/``; idempotent.
+    """Alias ``$/public/<sentinel>/`` to ``public/`` and add the jsx plugin; idempotent.
 
     Raises:
-        PatchError: If Reflex's vite config has no (single) alias list.
+        PatchError: If Reflex's vite config lacks the code patched here.
     """
-    if _VITE_MARKER in source:
-        return source
-    if source.count(_VITE_ALIASES) != 1:
-        raise PatchError(
-            f"reflex-buildd cannot patch {VITE_CONFIG}: expected one {_VITE_ALIASES!r}; "
-            "this Reflex version is not supported"
-        )
-    return source.replace(_VITE_ALIASES, _VITE_ALIASES + _VITE_ALIAS)
+    expected = (
+        (_VITE_ALIASES, _VITE_ALIASES + _VITE_ALIAS, _VITE_MARKER),
+        (_VITE_CONFIG_START, _VITE_JSX_PLUGIN + _VITE_CONFIG_START, _VITE_JSX_MARKER),
+        (_VITE_PLUGINS, _VITE_PLUGINS + "\n    reflexBuilddJsx(),", "reflexBuilddJsx(),"),
+    )
+    for original, patched, done in expected:
+        if done in source:
+            continue
+        if source.count(original) != 1:
+            raise PatchError(
+                f"reflex-buildd cannot patch {VITE_CONFIG}: expected one {original!r}; "
+                "this Reflex version is not supported"
+            )
+        source = source.replace(original, patched)
+    return source
 
 
 class BuilddPlugin(Plugin):
@@ -183,6 +245,8 @@ class BuilddPlugin(Plugin):
         """
         context["add_modify_task"](STATE_JS, patch_state_js)
         context["add_modify_task"](VITE_CONFIG, patch_vite_config)
+        routes = [page.route for page in context.get("unevaluated_pages", ())]
+        context["add_save_task"](runtime_url_modules, routes)
 
     def post_build(self, **context: Any) -> None:
         """Prefix the output's root-absolute references to the app's asset files.
@@ -200,6 +264,19 @@ class BuilddPlugin(Plugin):
             for rel, count in sorted(counts.items()):
                 print(f"reflex-buildd:   {rel}: {count}")
             sys.stdout.flush()
+
+
+def runtime_url_modules(routes: list[str]) -> list[tuple[str, str]]:
+    """The two modules of the run-time URL rule, as ``(path in .web, source)``.
+
+    The app's files are those of ``assets/`` in the current directory (the
+    export runs in our snapshot of the project), the same list the build-time
+    rewrite uses.
+    """
+    files = asset_paths(Path.cwd() / Dirs.APP_ASSETS)
+    # The sentinel in a build; dev mode compiles with the real prefix.
+    baked = get_config().prepend_frontend_path("/").rstrip("/")
+    return [(URLS_MODULE_PATH, urls_module(files, routes, baked)), (JSX_MODULE_PATH, JSX_MODULE)]
 
 
 def rewrite_static_dir(static_dir: Path, assets: frozenset[str]) -> dict[str, int]:
