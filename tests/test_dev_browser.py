@@ -288,3 +288,28 @@ def test_dev_on_raw_asgi_hosts(app: str, browser: Any, dev_home: Path, tmp_path:
     assert not escaped, escaped
     ws_base = "ws" + base[len("http") :]
     assert sockets and all(u.startswith(ws_base + "/") for u in sockets), sockets
+
+
+def _get_as(url: str, host: str) -> int:
+    request = urllib.request.Request(url, headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_dev_proxy_keeps_vites_host_check(dev_home: Path, tmp_path: Path) -> None:
+    """A foreign Host (DNS rebinding) gets Vite's own 403 through the host, not the files."""
+    with run_dev(dev_home, tmp_path, "examples.hosts.fastapi_host:app") as session:
+        (web,) = session.cache.glob("v1/dev/*/web")
+        paths = ["/@vite/client", "/env.json", f"/@fs{web}/package.json?raw"]
+        port = session.origin.rsplit(":", 1)[1]
+        for path in paths:
+            for ours in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                assert _get_as(session.url + path, ours) == 200, (path, ours)
+            for foreign in ("evil.com", f"evil.com:{port}", "rebind.attacker.example"):
+                assert _get_as(session.url + path, foreign) == 403, (path, foreign)
+        # The host's own routes and the page itself still answer the browser.
+        _host_answers(session)
+        assert _get_as(session.url + "/", f"127.0.0.1:{port}") == 200

@@ -6,6 +6,7 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
+from reflex_buildd_client.cache.manifest import MAX_MANIFEST_BYTES
 from reflex_buildd_client.cache.status import read_journal
 from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.errors import RemoteUnavailableError, UntrustedArtifactError
@@ -42,7 +43,11 @@ def list_remote(settings: RemoteSettings) -> list[dict[str, Any]]:
     for namespace in _namespaces(settings):
         store = RemoteStore(settings, namespace=namespace)
         for key in store.keys():
-            data = store.get(manifest_object(key))
+            try:  # at most the manifest limit is read: a huge object is a refused row
+                data = store.get(manifest_object(key), max_bytes=MAX_MANIFEST_BYTES)
+            except UntrustedArtifactError as exc:
+                rows.append(_refused({"key": key, "namespace": namespace}, exc))
+                continue
             if data is None:
                 continue  # removed since the listing
             rows.append(_row(data, key, settings, namespace))
@@ -55,8 +60,7 @@ def _row(data: bytes, key: str, settings: RemoteSettings, namespace: str) -> dic
     try:
         opened = open_envelope(data, key, settings.trust, namespace)
     except UntrustedArtifactError as exc:
-        row.update(trusted=False, problem=str(exc), created=0.0, size=0, project="?")
-        return row
+        return _refused(row, exc)
     manifest = opened.manifest
     row.update(
         signer=opened.signer,
@@ -66,6 +70,10 @@ def _row(data: bytes, key: str, settings: RemoteSettings, namespace: str) -> dic
         js_runtime=manifest.build.get("js_runtime"),
     )
     return row
+
+
+def _refused(row: dict[str, Any], exc: UntrustedArtifactError) -> dict[str, Any]:
+    return {**row, "trusted": False, "problem": str(exc), "created": 0.0, "size": 0, "project": "?"}
 
 
 @dataclasses.dataclass

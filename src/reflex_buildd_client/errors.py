@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "ArtifactMissingError",
@@ -167,13 +168,23 @@ class _OSFault(ReflexBuilddError, OSError):
 
     def __str__(self) -> str:
         where = f" {os.fsdecode(self.filename)}" if self.filename is not None else ""
-        return f"cannot {self.what}{where}: {self.strerror or os.strerror(self.errno or 0)}"
+        why = self.strerror or os.strerror(self.errno or 0)
+        hint = self.hints.get(self.errno or 0)
+        return f"cannot {self.what}{where}: {why}" + (f" ({hint})" if hint else "")
+
+    # What to do about a fault, by errno (none: the path and the cause say it).
+    hints: ClassVar[Mapping[int, str]] = {}
 
 
 class CacheIOError(_OSFault):
     """The cache directory could not be read or written (no space, permissions, a file in the way)."""
 
     what = "use the cache at"
+    hints: ClassVar[Mapping[int, str]] = dict.fromkeys(
+        (_errno.ENOSPC, _errno.EDQUOT),
+        "free space there (`reflex-buildd gc --max-size SIZE`) or point --cache-dir / "
+        "REFLEX_BUILDD_CACHE_DIR at a larger disk",
+    )
 
 
 class InputReadError(_OSFault):

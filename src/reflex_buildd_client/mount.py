@@ -20,14 +20,17 @@ import functools
 import logging
 import os
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Unpack
 from urllib.parse import quote
 
 from .backend.bounds import Bounds
 from .backend.choice import Backend, open_backend
 from .backend.lifespan import failure_line, serve_lifespan
+from .backend.slot import SlotClaim, check_slot, claim_slot
 from .cache.lease import Lease
 from .cache.store import Artifact, Cache
 from .dev.declared import declare_mount, declare_path
@@ -39,7 +42,14 @@ from .keys.schema import KeyInputs
 from .project import Project, find_project
 from .remote.pull import remote_lookup
 from .serve.files import ArtifactFiles
-from .serve.http import Response, plain_response, request_of, send_plain, send_response
+from .serve.http import (
+    Response,
+    plain_response,
+    request_of,
+    send_plain,
+    send_plain_any,
+    send_response,
+)
 from .serve.prefix import is_safe_path, normalize_mount_path, relative_path, resolve_location
 from .serve.redirect import SlashRedirect
 from .serve.static import StaticSite
@@ -133,6 +143,10 @@ class ReflexMount:
         # Set when `reflex-buildd dev` runs this project: then nothing comes
         # from the cache and every request goes to its dev servers.
         self._dev: DevProxy | None = None
+        # Where mount() put it (for errors); None for raw-ASGI hosts' own routing.
+        self.where: str | None = None
+        # Reflex keeps one app per process: the first in-process mount made owns it.
+        self._slot = _claim_slot(self, project)
 
     # -- startup -----------------------------------------------------------
 
@@ -215,6 +229,8 @@ class ReflexMount:
         self._dev = await start_dev_proxy(self.settings.dev, self._project_path)
         if self._dev is not None:
             return
+        if self.settings.backend == "inprocess":
+            check_slot(self._slot)  # before anything is opened: a host that cannot work stops
         artifact = await asyncio.to_thread(self.open_artifact)
         assert self.project is not None
         logger.info("reflex-buildd: serving %s from %s", self.project.root, artifact.path)
@@ -337,7 +353,9 @@ class ReflexMount:
             await self._dev(scope, receive, send)
             return
         if self._files is None:
-            await send_plain(send, 503, b"Reflex app is not started (is the host's lifespan on?)\n")
+            await send_plain_any(
+                scope, send, 503, b"Reflex app is not started (is the host's lifespan on?)\n"
+            )
             return
         path = relative_path(scope)
         if scope["type"] == "http" and not is_safe_path(path):
@@ -352,10 +370,10 @@ class ReflexMount:
                 return
             backend = await self._ready_backend()
             if backend is None:
-                if scope["type"] == "http":
-                    await send_plain(
-                        send, 503, b"The Reflex backend failed to start (see the log)\n"
-                    )
+                # A websocket too gets the 503 the log promises, not the server's 500.
+                await send_plain_any(
+                    scope, send, 503, b"The Reflex backend failed to start (see the log)\n"
+                )
                 return
         owned = scope["type"] == "websocket" or backend.owns(path, scope["method"])
         if owned is None:  # process mode, a path not seen yet: ask its router
@@ -397,6 +415,25 @@ _BAD_FORWARDED = plain_response(400, b"Bad forwarded prefix, proto or host\n")
 # One artifact's files are read once per process, however many paths it is
 # mounted at: only the rewritten files cost memory per prefix.
 _files_by_artifact: dict[tuple[str, float], ArtifactFiles] = {}
+
+
+def _claim_slot(reflex_mount: ReflexMount, project: str | os.PathLike[str]) -> SlotClaim:
+    # Weak: a mount nobody holds any more stands in no line.
+    ref = weakref.ref(reflex_mount)
+
+    def describe() -> str:
+        found = ref()
+        where = f" at {found.where}" if found is not None and found.where else ""
+        return f"the mount of {os.fspath(project)}{where}"
+
+    def wants() -> bool:
+        found = ref()
+        if found is None or found.settings.backend != "inprocess":
+            return False
+        dev = found.settings.dev  # reflex-buildd dev serves it: no Reflex app here
+        return dev is None or dev.project.resolve() != Path(project).expanduser().resolve()
+
+    return claim_slot(project, describe, wants)
 
 
 def _artifact_files(artifact: Artifact, contents: Mapping[str, bytes]) -> ArtifactFiles:
@@ -447,6 +484,7 @@ def mount(
 
     mount_path = normalize_mount_path(path)
     reflex_mount = ReflexMount(project, **options)
+    reflex_mount.where = mount_path or "/"
     if mount_path:
         # "/admin" itself: Starlette's slash redirect only fires when no route
         # matches, and a host catch-all would match first.

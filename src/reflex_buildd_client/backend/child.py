@@ -6,7 +6,8 @@ configured as ``reflex run --env prod --backend-only`` configures it:
 ``REFLEX_ENV_MODE=prod``, ``REFLEX_BACKEND_ONLY``, compilation skipped, the
 app built by its own factory (``App.__call__``) from ``rxconfig.py`` found in
 the working directory. The build markers (``upload_is_used``, stateful pages)
-come from the artifact through ``REFLEX_WEB_WORKDIR``, which the parent sets.
+come through ``REFLEX_WEB_WORKDIR``, which the parent sets to a private copy
+of the artifact's (:mod:`.webdir`), never to the artifact itself.
 
 The parent's supervisor (:mod:`.process`) sets a parent-death signal
 before exec, so this process never outlives the host. It also asks, over the

@@ -8,7 +8,8 @@ have to ``chdir`` for us, so the project is loaded explicitly:
   the project root passed in);
 - the app module is imported with the project root on ``sys.path``;
 - the backend reads its build markers (``upload_is_used``, stateful pages)
-  from the artifact, through ``REFLEX_WEB_WORKDIR``, and never compiles;
+  from a private copy of the artifact's (:mod:`.webdir`: Reflex writes there),
+  through ``REFLEX_WEB_WORKDIR``, and never compiles;
 - the project's config is the default wherever Reflex loads one
   (:mod:`.reflex_config`), so event handlers, lifespan tasks and API routes
   see its ``db_url`` and the rest;
@@ -25,6 +26,7 @@ second, different project raises instead of mixing states.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib
 import logging
 import os
@@ -40,6 +42,7 @@ from ..types import ASGIApp
 from .lifespan import LifespanDriver
 from .reflex_config import pin_project_config
 from .routes import BackendRoutes
+from .webdir import PrivateWebDir
 from .workdir import relative_path_uses, warn_relative_paths
 
 __all__ = ["ReflexBackend", "load_backend"]
@@ -58,9 +61,13 @@ class ReflexBackend:
         routes: Its router, asked which requests it takes.
     """
 
-    def __init__(self, asgi: ASGIApp, routes: BackendRoutes) -> None:
+    def __init__(
+        self, asgi: ASGIApp, routes: BackendRoutes, web: PrivateWebDir | None = None
+    ) -> None:
         self.asgi = asgi
         self.routes = routes
+        # Reflex's .web: there while a lifespan runs, removed when the last stops.
+        self._web = web
         self._users = 0
         self._driver: LifespanDriver | None = None
         self._guard = asyncio.Lock()
@@ -73,6 +80,8 @@ class ReflexBackend:
         """
         async with self._guard:
             if self._users == 0:
+                if self._web is not None:
+                    os.environ["REFLEX_WEB_WORKDIR"] = str(self._web.open())
                 driver = LifespanDriver(self.asgi)
                 await driver.startup()
                 self._driver = driver
@@ -85,6 +94,8 @@ class ReflexBackend:
             if self._users == 0 and self._driver is not None:
                 driver, self._driver = self._driver, None
                 await driver.shutdown()
+                if self._web is not None:
+                    self._web.remove()
 
     def owns(self, path: str, method: str = "GET") -> bool:
         """Whether a request (path below the prefix) belongs to the backend."""
@@ -96,7 +107,11 @@ class ReflexBackend:
 
 
 def _load(project: Project, artifact: Artifact) -> ReflexBackend:
-    os.environ["REFLEX_WEB_WORKDIR"] = str(artifact.web_dir)
+    # Reflex writes into its .web (webdir.py): a private copy of the markers,
+    # never the artifact. One per process, as the Reflex app is.
+    web = PrivateWebDir(artifact)
+    atexit.register(web.remove)
+    os.environ["REFLEX_WEB_WORKDIR"] = str(web.open())
     # The frontend is prebuilt: never compile (and never write a .web), and
     # run as `reflex run --backend-only` does, so that importing the app
     # links no shared assets into the host's working directory.
@@ -121,7 +136,7 @@ def _load(project: Project, artifact: Artifact) -> ReflexBackend:
         raise ReflexBuilddError(f"{config.module}.app is not an rx.App (project {root})")
     asgi = app()
     _log_relative_paths(project, config)
-    return ReflexBackend(asgi, BackendRoutes(asgi))
+    return ReflexBackend(asgi, BackendRoutes(asgi), web)
 
 
 def _log_relative_paths(project: Project, config: Any) -> None:
@@ -130,7 +145,7 @@ def _log_relative_paths(project: Project, config: Any) -> None:
     from reflex_base import constants
     from reflex_base.environment import environment
 
-    # Reflex's own marker, in the artifact: the app's pages use uploads.
+    # Reflex's own marker, in the private copy of the artifact's: the app's pages use uploads.
     used = (prerequisites.get_backend_dir() / constants.Dirs.UPLOAD_IS_USED).exists()
     uses = relative_path_uses(
         project.root,

@@ -58,6 +58,7 @@ from ..types import ASGIApp
 from .bounds import Bounds
 from .child import OWNS_PATH, PARENT_ENV, SECRET_ENV, SECRET_HEADER
 from .forward import UnixForwarder
+from .webdir import PrivateWebDir
 
 __all__ = ["ProcessBackend", "runtime_dir"]
 
@@ -112,6 +113,9 @@ class ProcessBackend:
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._lock_fd: int | None = None
+        # The child's .web: a private copy of the markers, kept across its
+        # restarts, removed when supervision ends (webdir.py says why).
+        self._web = PrivateWebDir(artifact)
         self.child: asyncio.subprocess.Process | None = None
         self.restarts = 0
         # Whether a backend has answered on the socket since acquire().
@@ -260,6 +264,7 @@ class ProcessBackend:
                     await asyncio.wait_for(self._stopping.wait(), pause)
         finally:
             self._unlock()
+            self._web.remove()
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         secret = secrets.token_hex(16).encode()
@@ -273,7 +278,7 @@ class ProcessBackend:
         env = dict(os.environ)
         env.update(
             {
-                "REFLEX_WEB_WORKDIR": str(self.artifact.web_dir),
+                "REFLEX_WEB_WORKDIR": str(self._web.open()),
                 PARENT_ENV: str(os.getpid()),
                 SECRET_ENV: secret.decode(),
             }

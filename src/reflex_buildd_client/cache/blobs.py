@@ -34,15 +34,25 @@ from .store import Cache, stage_manifest
 __all__ = ["blob_ok", "dedup_files", "install_artifact"]
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_CHUNK = 1024 * 1024
 
 
 def blob_ok(blob: Path, entry: FileEntry) -> bool:
-    """Whether an existing blob holds exactly the bytes its name says."""
+    """Whether an existing blob holds exactly the bytes its name says.
+
+    The size is compared before a byte is read, and the bytes are hashed in
+    chunks: a blob of the wrong size costs a ``stat``, never its size in memory.
+    """
     try:
-        data = blob.read_bytes()
+        with blob.open("rb") as stream:
+            if os.fstat(stream.fileno()).st_size != entry.size:
+                return False
+            hasher = blake3.blake3()
+            while chunk := stream.read(_CHUNK):
+                hasher.update(chunk)
     except OSError:
         return False
-    return len(data) == entry.size and blake3.blake3(data).hexdigest() == entry.digest
+    return hasher.hexdigest() == entry.digest
 
 
 def _link_one(blob: Path, staged: Path, entry: FileEntry) -> bool:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CacheIOError, CorruptArtifactError
-from .manifest import Manifest
+from .manifest import MAX_MANIFEST_BYTES, Manifest
 
 __all__ = [
     "BACKEND_MARKERS_DIR",
@@ -447,24 +447,29 @@ class Cache:
 def read_manifest_file(path: Path, key: str | None = None) -> Manifest | None:
     """Parse the manifest at ``path`` (None if there is no file).
 
+    At most :data:`~.manifest.MAX_MANIFEST_BYTES` (and one more, to know
+    it is too large) are read, and parsed within the manifest's limits.
+
     Raises:
-        CorruptArtifactError: Not JSON, malformed, or (with ``key``) naming
-            another key.
+        CorruptArtifactError: Too large, not JSON, malformed, or (with
+            ``key``) naming another key.
         CacheIOError: If the file cannot be read (permissions, I/O).
     """
     try:
-        data = json.loads(path.read_bytes())
+        with path.open("rb") as stream:
+            data = stream.read(MAX_MANIFEST_BYTES + 1)
     except (FileNotFoundError, NotADirectoryError):
         return None  # nothing there (a file in the way of the path holds no manifest either)
-    except ValueError as exc:
-        raise CorruptArtifactError(f"unreadable manifest {path}: {exc}") from exc
+    except IsADirectoryError as exc:
+        raise CorruptArtifactError(f"unreadable manifest {path}: a directory") from exc
     except OSError as exc:
         # Permissions or I/O: the bytes may be fine, so this is no reason to
         # quarantine the artifact; the cache is what cannot be used.
         raise CacheIOError.wrap(exc, path) from exc
-    if not isinstance(data, dict):
-        raise CorruptArtifactError(f"malformed manifest {path}: not an object")
-    manifest = Manifest.from_json(data)
+    try:
+        manifest = Manifest.from_bytes(data)
+    except CorruptArtifactError as exc:
+        raise CorruptArtifactError(f"{exc} ({path})") from None
     if key is not None and manifest.key != key:
         raise CorruptArtifactError(f"{path.parent} holds the manifest of {manifest.key}")
     return manifest

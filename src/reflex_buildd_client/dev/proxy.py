@@ -10,7 +10,10 @@ forwards:
   ``api_transformer`` route) and the event websocket to the backend, with the
   prefix taken off, as a prebuilt mount does;
 - everything else, the HMR websocket included, to Vite, prefix kept: Vite
-  serves the app with the prefix as its ``base``. Pages get the same
+  serves the app with the prefix as its ``base``. The browser's ``Host``
+  goes along, so Vite's own check of it (``server.allowedHosts``, set from
+  Reflex's ``vite_allowed_hosts``) keeps refusing DNS-rebinding requests
+  with 403, as it does under ``reflex run``. Pages get the same
   ``<meta name="reflex-buildd">`` tag as prebuilt pages, so the frontend
   reaches its backend under the prefix too.
 
@@ -54,7 +57,6 @@ _HOP_BY_HOP = frozenset(
         b"trailer",
         b"transfer-encoding",
         b"upgrade",
-        b"host",
     }
 )
 # What a proxied websocket handshake carries on (the rest is the handshake's own).
@@ -179,6 +181,10 @@ class DevProxy:
         if self._client is None:
             await send_plain(send, 503, b"reflex-buildd dev: the mount is not started\n", _NO_STORE)
             return
+        # The browser's Host goes on (nginx's `proxy_set_header Host $host`):
+        # Vite answers 403 to a Host outside server.allowedHosts (Reflex's
+        # vite_allowed_hosts), its guard against DNS rebinding. Replaced by the
+        # upstream's own address, every Host would pass that check.
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
         # Identity: pages are rewritten here, and compression buys nothing on loopback.
         headers = [(k, v) for k, v in headers if k.lower() != b"accept-encoding"]

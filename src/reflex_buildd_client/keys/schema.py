@@ -70,18 +70,41 @@ class KeyInputs:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyInputs:
-        """Read inputs back from :meth:`to_json` output."""
+        """Read inputs back from :meth:`to_json` output.
+
+        Raises:
+            TypeError: If a field has the wrong type (inputs come from
+                manifests, which anyone who can write the cache may have written).
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"inputs are a {type(data).__name__}, not an object")
+        schema = data.get("schema", 1)
+        if isinstance(schema, bool) or not isinstance(schema, int):
+            raise TypeError(f"inputs schema {schema!r} is not a number")
         return cls(
-            files=dict(data.get("files", {})),
-            versions=dict(data.get("versions", {})),
-            js_runtime=str(data.get("js_runtime", "")),
-            env={
-                str(name): None if value is None else str(value)
-                for name, value in data.get("env", {}).items()
-            },
-            settings=dict(data.get("settings", {})),
-            schema=int(data.get("schema", 1)),
+            files=_strings(data.get("files", {}), "files"),
+            versions=_strings(data.get("versions", {}), "versions"),
+            js_runtime=_text(data.get("js_runtime", ""), "js_runtime"),
+            env=_strings(data.get("env", {}), "env", none_ok=True),
+            settings=_strings(data.get("settings", {}), "settings"),
+            schema=schema,
         )
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"inputs {what} is a {type(value).__name__}, not a string")
+    return value
+
+
+def _strings(value: Any, what: str, *, none_ok: bool = False) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"inputs {what} are a {type(value).__name__}, not an object")
+    for name, item in value.items():
+        _text(name, what)
+        if not (none_ok and item is None):
+            _text(item, f"{what} {name!r}")
+    return dict(value)
 
 
 def canonical_bytes(inputs: KeyInputs) -> bytes:

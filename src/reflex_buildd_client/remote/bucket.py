@@ -27,17 +27,20 @@ hang; obstore retries 5xx and throttling answers with backoff inside it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from ..errors import InvalidConfigError, RemoteUnavailableError
+from ..errors import InvalidConfigError, RemoteUnavailableError, UntrustedArtifactError
 from .keyfiles import SigningKey, TrustedKey, load_signing_key, load_trusted_keys
 from .namespaces import DEFAULT_NAMESPACE, namespace, namespaces
 from .signing import Trust
 
 __all__ = [
+    "CHUNK_BYTES",
     "DEFAULT_REMOTE_TIMEOUT",
     "RemoteSettings",
     "RemoteStore",
@@ -56,6 +59,9 @@ DEFAULT_REMOTE_TIMEOUT = 30.0
 _REQUEST_TIMEOUT = 10.0
 _CONNECT_TIMEOUT = 3.0
 _MIN_KEY_CHARS = 16
+# Downloads stream in chunks of this size (obstore's default is 10 MB): what a
+# pull holds in memory per blob being fetched, whatever the bucket holds.
+CHUNK_BYTES = 1024 * 1024
 
 
 def blob_object(digest: str) -> str:
@@ -167,8 +173,10 @@ def remote_settings(
             f"REFLEX_BUILDD_SIGNING_KEY has {len(signing_key)} characters; use at least "
             f"{_MIN_KEY_CHARS} (e.g. `openssl rand -hex 32`)"
         )
-    if not timeout > 0:
-        raise InvalidConfigError(f"REFLEX_BUILDD_REMOTE_TIMEOUT={timeout!r}: expected seconds > 0")
+    if not (timeout > 0 and math.isfinite(timeout)):  # inf overflows obstore's timedelta
+        raise InvalidConfigError(
+            f"REFLEX_BUILDD_REMOTE_TIMEOUT={timeout!r}: expected a finite number of seconds > 0"
+        )
     key_file = trust.get("signing_key_file", "").strip()
     trusted = trust.get("trusted_keys", "")
     _one_kind_of_key(bool(signing_key), bool(key_file), bool(trusted.strip()))
@@ -263,21 +271,69 @@ class RemoteStore:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return RemoteUnavailableError(f"remote {self.location}: {what} failed: {first}")
 
-    def get(self, name: str) -> bytes | None:
+    def get(self, name: str, *, max_bytes: int) -> bytes | None:
         """The bytes of object ``name``, or None if there is none.
 
         Raises:
+            UntrustedArtifactError: If the object is longer than ``max_bytes``
+                (at most one byte more is read).
             RemoteUnavailableError: On any other failure.
+        """
+        chunks: list[bytes] = []
+        received = self.download(name, chunks.append, max_bytes=max_bytes)
+        if received is not None and received > max_bytes:
+            raise UntrustedArtifactError(
+                f"remote {self.location}: {name} is longer than the {max_bytes} bytes "
+                "allowed: refused",
+                reason="malformed",
+            )
+        return None if received is None else b"".join(chunks)
+
+    def download(
+        self, name: str, write: Callable[[bytes], object], *, max_bytes: int
+    ) -> int | None:
+        """Stream object ``name`` into ``write``, never more than ``max_bytes + 1`` bytes.
+
+        An object the store says is longer than ``max_bytes`` is not read at
+        all; one that turns out longer while streaming (a store that lied
+        about its length) stops one byte past the limit, its connection
+        dropped. Memory stays at one chunk (:data:`CHUNK_BYTES`) whatever
+        the object's size: Bazel's remote cache client streams and checks
+        every blob the same way (size and digest, ``--remote_verify_downloads``).
+
+        Returns:
+            The bytes received (``max_bytes + 1`` or the stored length, if
+            that is more: the object is too long), or None if there is no such object.
+
+        Raises:
+            RemoteUnavailableError: On any failure of the store; what
+                ``write`` raises passes through unchanged.
         """
         import obstore
         from obstore.exceptions import NotFoundError
 
         try:
-            return bytes(obstore.get(self._store, name).bytes())
+            result = obstore.get(self._store, name)
+            size = int(result.meta["size"])
+            chunks = iter(result.stream(min_chunk_size=CHUNK_BYTES))
         except (NotFoundError, FileNotFoundError):
             return None
         except Exception as exc:
             raise self._fault(f"GET {name}", exc) from exc
+        if size > max_bytes:
+            return size  # refused before a single byte of it is read
+        received = 0
+        while received <= max_bytes:
+            try:
+                chunk = next(chunks, None)
+            except Exception as exc:
+                raise self._fault(f"GET {name}", exc) from exc
+            if chunk is None:
+                break
+            data = bytes(memoryview(chunk)[: max_bytes + 1 - received])
+            received += len(data)
+            write(data)
+        return received
 
     def exists(self, name: str) -> bool:
         """Whether object ``name`` exists (a HEAD request)."""

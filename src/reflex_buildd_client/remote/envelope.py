@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..cache.manifest import Manifest
+from ..cache.manifest import Manifest, load_manifest_json
 from ..cache.store import MANIFEST_NAME, PUBLIC_DIR, WEB_DIR
 from ..errors import CorruptArtifactError, UntrustedArtifactError
 from ..keys.schema import key_of
@@ -92,15 +92,15 @@ def open_envelope(data: bytes, key: str, trust: Trust, namespace: str) -> Opened
         UntrustedArtifactError: If any check fails; the message says which.
     """
     try:
-        envelope = json.loads(data)
+        envelope = load_manifest_json(data)  # size and depth limits before anything else
         if not isinstance(envelope, dict) or envelope.get("format") != ENVELOPE_FORMAT:
             raise ValueError("not a reflex-buildd remote manifest of a known format")
         if not isinstance(envelope.get("manifest"), dict):
             raise ValueError("no manifest in it")
-    except ValueError as exc:
+    except ValueError as exc:  # CorruptArtifactError too (the size and depth limits)
         raise UntrustedArtifactError(
-            f"remote manifest of {key} is unreadable: {exc}", reason="malformed"
-        ) from exc
+            f"remote manifest of {key} refused: unreadable: {exc}", reason="malformed"
+        ) from None
     signer = trust.check(
         envelope.get("signature"), _canonical(envelope["manifest"]), key, namespace
     )
@@ -108,7 +108,7 @@ def open_envelope(data: bytes, key: str, trust: Trust, namespace: str) -> Opened
         manifest = Manifest.from_json(envelope["manifest"])
     except CorruptArtifactError as exc:
         raise UntrustedArtifactError(
-            f"remote manifest of {key} is malformed: {exc}", reason="malformed"
+            f"remote manifest of {key} refused: {exc}", reason="malformed"
         ) from exc
     if manifest.key != key:
         raise UntrustedArtifactError(

@@ -11,34 +11,47 @@ own blobs). A refused manifest is logged (one line naming the signer seen and
 the keys trusted) and, when no namespace has an accepted one, the pull fails
 with it.
 
-Trust nothing from the bucket: the manifest is checked first
-(:func:`.envelope.open_envelope`: signature, key, inputs, paths), then every
-downloaded file against its blake3 digest and size, all inside a scratch
-directory in the cache's ``tmp/``. Only then is the artifact installed like a
-build (:func:`.blobs.install_artifact`: blob store, manifest last, fsync,
-rename), so leases, gc and verify work on it unchanged. A refused artifact
-leaves nothing behind but a log line and the error.
+Trust nothing from the bucket: the manifest is read within the manifest
+limits and checked first (:func:`.envelope.open_envelope`: size, depth,
+shape, signature, key, inputs, paths), then every file streams into a scratch
+directory in the cache's ``tmp/``, hashed and counted as it arrives and
+refused one byte past its manifest size (:meth:`.bucket.RemoteStore.download`):
+whatever the bucket holds, a pull holds about one chunk per worker in memory
+and downloads at most the sizes the manifest lists. Only then is the artifact
+installed like a build (:func:`.blobs.install_artifact`: blob store, manifest
+last, fsync, rename), so leases, gc and verify work on it unchanged. A refused
+artifact leaves nothing behind but a log line and the error; a local disk that
+cannot take it is a :class:`~.errors.CacheIOError` naming the path (exit 5),
+a file name it cannot hold is a refused artifact (exit 4).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import shutil
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 
-from ..cache.blobs import blob_ok, install_artifact
+from ..cache.blobs import install_artifact
 from ..cache.locks import key_lock
-from ..cache.manifest import FileEntry, Manifest
+from ..cache.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest
 from ..cache.status import append_journal
 from ..cache.store import Artifact, Cache
-from ..errors import RemoteUnavailableError, UntrustedArtifactError
-from .bucket import RemoteSettings, RemoteStore, blob_object, manifest_object
+from ..errors import (
+    CacheIOError,
+    ReflexBuilddError,
+    RemoteUnavailableError,
+    UntrustedArtifactError,
+)
+from .bucket import CHUNK_BYTES, RemoteSettings, RemoteStore, blob_object, manifest_object
 from .envelope import open_envelope
 
 __all__ = ["fetch_manifest", "pull", "remote_lookup"]
@@ -46,6 +59,12 @@ __all__ = ["fetch_manifest", "pull", "remote_lookup"]
 logger = logging.getLogger("reflex_buildd")
 
 _WORKERS = 8
+# After a pull gives up: how long its workers get to notice before the scratch goes.
+_DRAIN_SECONDS = 2.0
+# Errors of a fresh directory of our own that only the names written into it cause.
+_NAME_FAULTS = frozenset(
+    {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EILSEQ, errno.EINVAL}
+)
 
 
 def _scratch(cache: Cache, key: str) -> Path:
@@ -56,11 +75,14 @@ def _scratch(cache: Cache, key: str) -> Path:
 def fetch_manifest(store: RemoteStore, key: str) -> Manifest | None:
     """The checked remote manifest of ``key`` in the store's namespace, or None if it has none.
 
+    At most :data:`~.manifest.MAX_MANIFEST_BYTES` (and one) are downloaded,
+    then parsed within the manifest limits (:func:`.envelope.open_envelope`).
+
     Raises:
         UntrustedArtifactError: If the manifest is refused.
         RemoteUnavailableError: On a network fault.
     """
-    data = store.get(manifest_object(key))
+    data = store.get(manifest_object(key), max_bytes=MAX_MANIFEST_BYTES)
     if data is None:
         return None
     return open_envelope(data, key, store.settings.trust, store.namespace).manifest
@@ -97,6 +119,83 @@ def find_manifest(
     return None
 
 
+class _Stopped(Exception):
+    """The pull gave up meanwhile: its scratch is being removed, stop writing into it."""
+
+
+class _Sink:
+    """Where one blob's bytes go as they arrive: a staged file, hashed and counted."""
+
+    def __init__(self, stream: BinaryIO, stop: threading.Event) -> None:
+        self.hasher = blake3.blake3()
+        self.size = 0
+        self._stream, self._stop = stream, stop
+
+    def __call__(self, data: bytes) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+        self.hasher.update(data)
+        self.size += len(data)
+        self._stream.write(data)
+
+
+def _copy_local(blob: Path, target: Path, entry: FileEntry, stop: threading.Event) -> bool:
+    """Copy the local blob store's bytes of ``entry`` to ``target`` if they are right.
+
+    False (download instead) if the blob is missing, unreadable, or not the
+    bytes its name says; a failure to write ``target`` raises.
+    """
+    try:
+        source = blob.open("rb")
+        size = os.fstat(source.fileno()).st_size
+    except OSError:
+        return False
+    with source:
+        if size != entry.size:
+            return False
+        with target.open("wb") as out:
+            sink = _Sink(out, stop)
+            while chunk := _read_or_empty(source):
+                sink(chunk)
+    return sink.size == entry.size and sink.hasher.hexdigest() == entry.digest
+
+
+def _read_or_empty(source: BinaryIO) -> bytes:
+    # An unreadable blob reads as a short one: the size check then refuses it.
+    try:
+        return source.read(CHUNK_BYTES)
+    except OSError:
+        return b""
+
+
+def _download_blob(
+    store: RemoteStore, rel: str, entry: FileEntry, target: Path, stop: threading.Event
+) -> int:
+    """Stream the remote blob of ``entry`` into ``target``, refused past ``entry.size`` bytes."""
+    with target.open("wb") as out:
+        sink = _Sink(out, stop)
+        received = store.download(blob_object(entry.digest), sink, max_bytes=entry.size)
+    if received is None:
+        raise RemoteUnavailableError(
+            f"remote {store.location}: blob {entry.digest} of {rel} is missing "
+            "(expired by a lifecycle rule, or removed)"
+        )
+    if received > entry.size:
+        raise UntrustedArtifactError(
+            f"remote blob of {rel} ({entry.digest[:16]}…) does not match the manifest's "
+            f"size: longer than the {entry.size} bytes it says (refused after "
+            f"{sink.size} bytes)",
+            reason="bad-digest",
+        )
+    if received != entry.size or sink.hasher.hexdigest() != entry.digest:
+        raise UntrustedArtifactError(
+            f"remote blob of {rel} ({entry.digest[:16]}…) does not match the manifest's "
+            f"digest ({received} bytes, the manifest says {entry.size}): refused",
+            reason="bad-digest",
+        )
+    return received
+
+
 def _fetch_one(
     cache: Cache,
     store: RemoteStore,
@@ -106,31 +205,56 @@ def _fetch_one(
     stop: threading.Event,
 ) -> int:
     """Put the files ``rels`` (one content) into ``staging``: from the local blob store
-    if it has the bytes, else downloaded once. Returns the bytes downloaded."""
-    local = cache.blob_path(entry.digest)
-    if blob_ok(local, entry):
-        data, received = local.read_bytes(), 0  # install_artifact links it back to the blob
-    else:
-        fetched = store.get(blob_object(entry.digest))
-        if fetched is None:
-            raise RemoteUnavailableError(
-                f"remote {store.location}: blob {entry.digest} of {rels[0]} is missing "
-                "(expired by a lifecycle rule, or removed)"
-            )
-        if len(fetched) != entry.size or blake3.blake3(fetched).hexdigest() != entry.digest:
-            raise UntrustedArtifactError(
-                f"remote blob of {rels[0]} ({entry.digest[:16]}…) does not match the manifest's "
-                f"digest ({len(fetched)} bytes, the manifest says {entry.size}): refused",
-                reason="bad-digest",
-            )
-        data, received = fetched, len(fetched)
-    for rel in rels:
-        if stop.is_set():  # the pull gave up meanwhile: its scratch is being removed
-            return 0
-        target = staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    if it has the bytes, else downloaded once. Returns the bytes downloaded.
+
+    Bytes stream from the blob (local or remote) to the staged file in
+    chunks, so memory never holds a whole file.
+    """
+    target = staging / rels[0]
+    try:
+        _make_parents(staging, rels[0])
+        received = 0
+        if not _copy_local(cache.blob_path(entry.digest), target, entry, stop):
+            received = _download_blob(store, rels[0], entry, target, stop)
+        for rel in rels[1:]:  # install_artifact links them all to one blob
+            if stop.is_set():
+                return 0
+            _make_parents(staging, rel)
+            shutil.copyfile(target, staging / rel)
+    except _Stopped:
+        return 0
+    except OSError as exc:
+        if isinstance(exc, ReflexBuilddError):
+            raise
+        raise _staging_fault(exc, store.location, staging, rels[0]) from exc
     return received
+
+
+def _make_parents(staging: Path, rel: str) -> None:
+    """The directories of ``rel`` below ``staging``, never ``staging`` itself: a scratch
+    directory removed by a pull that gave up stays removed."""
+    path = staging
+    for part in rel.split("/")[:-1]:
+        path = path / part
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+
+
+def _staging_fault(exc: OSError, url: str, staging: Path, rel: str) -> ReflexBuilddError:
+    """What an ``OSError`` while writing ``rel`` into a fresh scratch directory means.
+
+    The scratch is new and ours, so a name this filesystem refuses (too
+    long, not a directory, not encodable) comes from the manifest: the
+    artifact is refused. Anything else (no space, quota, I/O, read-only) is
+    the local cache's fault, with the path it happened at.
+    """
+    if exc.errno in _NAME_FAULTS:
+        return UntrustedArtifactError(
+            f"remote artifact of {url} names a file this filesystem cannot hold: "
+            f"{rel[:120]!r} ({exc.strerror}): refused",
+            reason="unsafe-path",
+        )
+    return CacheIOError.wrap(exc, staging / rel)
 
 
 def _download(
@@ -141,8 +265,9 @@ def _download(
         by_digest.setdefault(entry.digest, []).append(rel)
     stop = threading.Event()
     pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="reflex-buildd-pull")
+    futures: list[Future[int]] = []
     try:
-        futures: list[Future[int]] = [
+        futures += [
             pool.submit(_fetch_one, cache, store, staging, rels, manifest.files[rels[0]], stop)
             for rels in by_digest.values()
         ]
@@ -161,6 +286,29 @@ def _download(
     finally:
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
+        # Let the workers see the stop before the caller removes their scratch
+        # (each checks it per chunk); one stuck in the network does not hold us.
+        wait(futures, timeout=_DRAIN_SECONDS)
+
+
+def _stage_and_install(
+    cache: Cache, store: RemoteStore, manifest: Manifest, staging: Path, deadline: float
+) -> int:
+    """Download ``manifest``'s files into ``staging``, install it; return the bytes received.
+
+    Raises:
+        CacheIOError: The local cache cannot hold it (no space, read-only,
+            I/O), naming the path.
+    """
+    try:
+        staging.mkdir(parents=True)
+        received = _download(cache, store, manifest, staging, deadline)
+        install_artifact(cache, staging, manifest)
+    except OSError as exc:
+        if isinstance(exc, ReflexBuilddError):
+            raise
+        raise CacheIOError.wrap(exc, staging) from exc
+    return received
 
 
 def pull(
@@ -181,6 +329,8 @@ def pull(
     Raises:
         UntrustedArtifactError: The remote artifact is refused; nothing was installed.
         RemoteUnavailableError: A network fault or a missing blob; nothing was installed.
+        CacheIOError: The local cache cannot take it (no space, read-only),
+            naming the path; nothing was installed.
     """
     budget = settings.timeout if timeout is None else min(timeout, settings.timeout)
     deadline = time.monotonic() + budget
@@ -199,23 +349,20 @@ def pull(
             return None
         store, manifest = found
         staging = _scratch(cache, key)
-        staging.mkdir(parents=True)
         try:
-            received = _download(cache, store, manifest, staging, deadline)
-            install_seconds = time.monotonic()
-            install_artifact(cache, staging, manifest)
+            received = _stage_and_install(cache, store, manifest, staging, deadline)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        append_journal(
-            cache,
-            "pulled",
-            key,
-            remote=settings.url,
-            namespace=store.namespace,
-            bytes=received,
-            seconds=round(time.monotonic() - started, 3),
-            install_seconds=round(time.monotonic() - install_seconds, 3),
-        )
+        with contextlib.suppress(OSError):  # statistics only: the artifact is installed
+            append_journal(
+                cache,
+                "pulled",
+                key,
+                remote=settings.url,
+                namespace=store.namespace,
+                bytes=received,
+                seconds=round(time.monotonic() - started, 3),
+            )
         return cache.open(key)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "plain_response",
     "request_of",
     "send_plain",
+    "send_plain_any",
     "send_response",
 ]
 
@@ -90,6 +91,26 @@ def plain_response(status: int, text: bytes, extra: Headers = ()) -> Response:
 async def send_plain(send: Send, status: int, text: bytes, extra: Headers = ()) -> None:
     """Send a short ``text/plain`` answer of the host's own (errors, refusals)."""
     await send_response(send, plain_response(status, text, extra))
+
+
+async def send_plain_any(scope: Scope, send: Send, status: int, text: bytes) -> None:
+    """:func:`send_plain` for an HTTP request or a websocket handshake.
+
+    A handshake gets the status as its HTTP response where the server offers
+    ASGI's ``websocket.http.response`` extension (uvicorn does), else a close
+    before accept (the server answers 403): never an app that returns without
+    answering, which servers report as a 500.
+    """
+    if scope["type"] == "http":
+        await send_plain(send, status, text)
+    elif "websocket.http.response" in (scope.get("extensions") or {}):
+        _status, headers, body = plain_response(status, text)
+        await send(
+            {"type": "websocket.http.response.start", "status": status, "headers": list(headers)}
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1011})
 
 
 # Set by metrics_app() (:mod:`reflex_buildd_client.exposition`) in a host that

@@ -133,14 +133,16 @@ def checkout(demand: Demand) -> Checkout:
     cache, key = demand.cache, demand.key
     corrupt = 0
     for _ in range(_MAX_ROUNDS):
-        obtained, _built = obtain(demand)
-        lease = _lease(cache, key)
-        if lease is False:
-            continue  # evicted or quarantined between the two: obtain again
         artifact: Artifact | None = None
         problems: dict[str, str] = {}
         error: CorruptArtifactError | None = None
+        lease: Lease | Literal[False] | None = None
         try:
+            # obtain reads the manifest first: a malformed one is handled below.
+            obtained, _built = obtain(demand)
+            lease = _lease(cache, key)
+            if lease is False:
+                continue  # evicted or quarantined between the two: obtain again
             # Under the lease: what is there now stays until we release it.
             artifact = cache.still_published(obtained)
             if artifact is not None:
@@ -152,10 +154,10 @@ def checkout(demand: Demand) -> Checkout:
         except CorruptArtifactError as exc:  # a malformed manifest
             error = exc
         except BaseException:
-            if lease is not None:
+            if isinstance(lease, Lease):
                 lease.release()
             raise
-        if lease is not None:
+        if isinstance(lease, Lease):
             lease.release()
         if error is None:
             continue  # gone under us: obtain again

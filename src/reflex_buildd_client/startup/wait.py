@@ -59,7 +59,10 @@ def explain_daemon_mismatch(cache: Cache, root: Path, key: str, inputs: KeyInput
         return f"no daemon is watching {root}"
     if daemon.key == key:
         return f"the daemon (pid {daemon.pid}) is on this key ({daemon.state})"
-    why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
+    try:
+        why = diff_inputs(KeyInputs.from_json(daemon.inputs), inputs).summary()
+    except TypeError as exc:  # a record anyone who can write the cache may have written
+        why = f"its record's inputs are unreadable ({exc})"
     return (
         f"the daemon (pid {daemon.pid} on {daemon.host}) has key {daemon.key}, this process "
         f"computes {key}: {why}"
