@@ -76,10 +76,10 @@ def _pushed(s3: Any, artifact: Artifact, tmp_path: Path, signing_key: str | None
 
 
 def _raw(s3: Any, settings: RemoteSettings) -> S3Store:
-    """The bucket as a writer without the signing key sees it."""
+    """The namespace's folder of the bucket, as a writer without the signing key sees it."""
     return S3Store(
         s3.bucket,
-        prefix=settings.prefix,
+        prefix=f"{settings.prefix}/{settings.namespace}",
         endpoint=s3.endpoint,
         region="us-east-1",
         access_key_id="testing",
@@ -290,7 +290,7 @@ def test_signed_manifests_pass_the_same_limits(
     # The genuine manifest, signed, is well inside the limits.
     settings = _pushed(aws, artifact, tmp_path, SIGNING_KEY)
     data = bytes(obstore.get(_raw(aws, settings), manifest_object(artifact.key)).bytes())
-    assert data == seal(artifact.manifest, SIGNING_KEY.encode())
+    assert data == seal(artifact.manifest, settings.trust, settings.namespace)
     got = _cli(
         "pull",
         artifact.key,
