@@ -94,6 +94,8 @@ def _handshake_status(url_host: str, port: int, path: str) -> int:
 def test_a_backend_that_failed_to_start_answers_websockets_with_503(
     rows_app: FixtureApp, tmp_path: Path
 ) -> None:
+    temp = tmp_path / "tmp"  # the backend's private .web is made here
+    temp.mkdir()
     host = spawn_host(
         "tests.hosts.project_host:app",
         cache_dir=rows_app.cache,
@@ -101,6 +103,7 @@ def test_a_backend_that_failed_to_start_answers_websockets_with_503(
         MOUNT_PROJECT=str(rows_app.project),
         REFLEX_BUILDD_POLICY="fail",
         ROWS_FAIL_AT_IMPORT="1",
+        TMPDIR=str(temp),
     )
     try:
         wait_for(lambda: "failed to start" in host.output(), timeout=120, what="the failed start")
@@ -111,3 +114,5 @@ def test_a_backend_that_failed_to_start_answers_websockets_with_503(
     finally:
         stop_process(host.process)
     assert os.path.exists(host.log)
+    # An app that could not load leaves no private .web behind.
+    assert not list(temp.glob("reflex-buildd-web-*"))

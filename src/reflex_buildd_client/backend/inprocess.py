@@ -83,7 +83,12 @@ class ReflexBackend:
                 if self._web is not None:
                     os.environ["REFLEX_WEB_WORKDIR"] = str(self._web.open())
                 driver = LifespanDriver(self.asgi)
-                await driver.startup()
+                try:
+                    await driver.startup()
+                except BaseException:
+                    if self._web is not None:
+                        self._web.remove()
+                    raise
                 self._driver = driver
             self._users += 1
 
@@ -112,6 +117,14 @@ def _load(project: Project, artifact: Artifact) -> ReflexBackend:
     web = PrivateWebDir(artifact)
     atexit.register(web.remove)
     os.environ["REFLEX_WEB_WORKDIR"] = str(web.open())
+    try:
+        return _import_app(project, web)
+    except BaseException:
+        web.remove()  # an app that cannot load leaves no directory behind
+        raise
+
+
+def _import_app(project: Project, web: PrivateWebDir) -> ReflexBackend:
     # The frontend is prebuilt: never compile (and never write a .web), and
     # run as `reflex run --backend-only` does, so that importing the app
     # links no shared assets into the host's working directory.
