@@ -186,3 +186,21 @@ def test_reflex_mount_as_the_whole_app(
     finally:
         stop_process(host.process)
     assert (tmp_path / "lifespan.log").read_text().split() == ["started", "stopped"]
+
+
+@pytest.mark.parametrize(("server", "status"), [("uvicorn", 3), ("granian", 1)])
+def test_a_startup_that_fails_stops_the_server(server: str, status: int, tmp_path: Path) -> None:
+    """No artifact and policy fail: the lifespan fails, and the server exits with its status."""
+    host = spawn_host(
+        HOSTS["fastapi"],
+        cache_dir=tmp_path / "empty-cache",
+        log_dir=tmp_path,
+        server=server,
+        **_env(tmp_path),
+    )
+    try:
+        assert host.process.wait(timeout=60) == status, host.output()
+    finally:
+        stop_process(host.process)
+    assert "startup policy is 'fail'" in host.output()
+    assert "reflex-buildd build" in host.output()  # the command that builds it
