@@ -1,7 +1,7 @@
 """Shared fixtures: one real build per session, real hosts, one real browser.
 
 Everything here is real: ``reflex-buildd build`` runs Reflex's own export with
-bun from the npm registry, hosts are uvicorn processes on 127.0.0.1 and a free
+bun from the npm registry, hosts are uvicorn (or granian) processes on 127.0.0.1 and a free
 port, and pages are driven in the Debian Chromium through Playwright.
 """
 
