@@ -107,7 +107,9 @@ def test_a_session_moves_between_hosts_and_keeps_its_state(
     hosts = [_host(f"host{i}", tmp_path, s3, pushed, redis, backend) for i in range(2)]
     try:
         for host in hosts:
-            wait_ready(host, "/health", timeout=120)
+            # Reflex's /ping answers once that host's backend runs (in process
+            # mode a child that starts beside the host, slow on a busy machine).
+            wait_ready(host, "/admin/ping", timeout=120)
         urls = [h.url for h in hosts]
         with run_balancer(urls, tmp_path / "balancer.jsonl") as balancer:
             context = browser.new_context()
