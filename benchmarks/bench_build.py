@@ -107,10 +107,11 @@ def first_200(app: str, path: str, cache: Path, workdir: Path, **extra: str) -> 
         proc.wait(timeout=20)
 
 
-def same_host_with_and_without(cache: Path, tmp: Path, repeat: int) -> tuple[float, float]:
-    """Medians of the first 200 of ``benchmarks/memory_host.py`` with the showcase
-    mounted at ``/admin`` (a hit; its page) and without any mount (``/health``),
-    interleaved so that a burst of load on the machine hits both."""
+def same_host_with_and_without(cache: Path, tmp: Path, repeat: int) -> dict[str, float]:
+    """The first 200 of ``benchmarks/memory_host.py`` with the showcase mounted at
+    ``/admin`` (a hit; its page) and without any mount (``/health``), interleaved
+    so that a burst of load on the machine hits both: medians, and the fastest of
+    each (what a quiet machine would show; robust to load on a shared one)."""
     mounted, bare = [], []
     app = "benchmarks.memory_host:app"
     for i in range(repeat):
@@ -120,7 +121,12 @@ def same_host_with_and_without(cache: Path, tmp: Path, repeat: int) -> tuple[flo
         ):
             (work := tmp / f"same-{name}{i}").mkdir()
             rows.append(first_200(app, path, cache, work, MOUNT_PATHS=paths))
-    return statistics.median(mounted), statistics.median(bare)
+    return {
+        "same_mounted": statistics.median(mounted),
+        "same_bare": statistics.median(bare),
+        "same_mounted_min": min(mounted),
+        "same_bare_min": min(bare),
+    }
 
 
 _CLIENT_WORK = """
@@ -186,7 +192,7 @@ def startups(tmp: Path, cache: Path) -> dict[str, float]:
         (tmp / f"eager{i}").mkdir()
         eager.append(host_startup(cache, tmp / f"eager{i}", REFLEX_BUILDD_BACKEND_START="startup"))
     rows["start_eager"] = statistics.median(eager)
-    rows["same_mounted"], rows["same_bare"] = same_host_with_and_without(cache, tmp, 2 * REPEAT)
+    rows.update(same_host_with_and_without(cache, tmp, 3 * REPEAT))
     # The floor of any host: Python with FastAPI and uvicorn imported, nothing mounted.
     rows["floor"] = statistics.median(_import_floor() for _ in range(REPEAT))
     rows["client"] = statistics.median(client_work(cache) for _ in range(5))
@@ -203,6 +209,8 @@ _NAMES = {
     "start_eager": "  same, backend_start=startup",
     "same_mounted": "memory_host, showcase at /admin, hit",
     "same_bare": "  same host, no mount",
+    "same_mounted_min": "memory_host, showcase at /admin, fastest",
+    "same_bare_min": "  same host, no mount, fastest",
     "floor": "python importing fastapi + uvicorn (floor)",
     "client": "client's own startup work, hit",
 }
@@ -230,7 +238,9 @@ def report(rows: dict[str, float]) -> None:
             f"{(export_warm + start_eager) / start_eager:7.1f}x"
         )
     ratio = rows["same_mounted"] / rows["same_bare"]
+    best = rows["same_mounted_min"] / rows["same_bare_min"]
     print(f"host start / same host without the mount = {ratio:7.2f}x  (goal <= 1.25x)")
+    print(f"  the fastest of each                     = {best:7.2f}x")
     print(f"host start / its import floor           = {start_hit / rows['floor']:7.2f}x")
     if "export_warm" in rows:
         print(
