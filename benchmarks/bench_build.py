@@ -260,9 +260,19 @@ def main() -> None:
     parser.add_argument(
         "--startup-only", action="store_true", help="only the host-start rows (builds once)"
     )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="remove src/'s __pycache__ instead: hosts compile our modules at every start, "
+        "as in a fresh checkout (what this benchmark measured before 2026-12-06)",
+    )
     args = parser.parse_args()
-    # What `pip install` does for an installed package (see the module's docstring).
-    compileall.compile_dir(REPO / "src", quiet=1)
+    if args.no_bytecode:
+        for cached in (REPO / "src").rglob("__pycache__"):
+            shutil.rmtree(cached)
+    else:
+        # What `pip install` does for an installed package (see the module's docstring).
+        compileall.compile_dir(REPO / "src", quiet=1)
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp_name:
         tmp = Path(tmp_name)
         cache = tmp / "cache"
