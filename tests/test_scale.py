@@ -2,13 +2,14 @@
 
 The deployment of docs/howto-scale.md, on one machine: a builder (the
 session's build, "CI") pushes the showcase to the remote (moto's S3 server);
-two hosts, each with its own empty local cache and startup policy ``fail``
-(they cannot build: whatever they serve came from the remote), share one
-Redis for Reflex's state; ``tests/balancer.py`` sends each new connection to
-the next host in turn. In Chromium, a user clicks, the balancer drops every
-connection (a rolling restart, seen from the browser), the page reconnects
-to the *other* host, and the counter goes on from where it was. Then the first
-host stops for good and the session carries on on the second.
+two hosts (one under uvicorn, one under granian), each with its own empty
+local cache and startup policy ``fail`` (they cannot build: whatever they
+serve came from the remote), share one Redis for Reflex's state;
+``tests/balancer.py`` sends each new connection to the next host in turn. In
+Chromium, a user clicks, the balancer drops every connection (a rolling
+restart, seen from the browser), the page reconnects to the *other* host, and
+the counter goes on from where it was. Then the first host stops for good and
+the session carries on on the second.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def pushed(s3: Any, showcase_build: Built, cache_dir: Path) -> str:
     return url
 
 
-def _host(name: str, tmp: Path, s3: Any, remote: str, redis: RedisServer, backend: str) -> Host:
+def _host(
+    name: str, server: str, tmp: Path, s3: Any, remote: str, redis: RedisServer, backend: str
+) -> Host:
     """One machine's host: its own cache and directories; the fleet's remote and Redis."""
     own = tmp / name
     own.mkdir()
@@ -58,6 +61,7 @@ def _host(name: str, tmp: Path, s3: Any, remote: str, redis: RedisServer, backen
         "examples.hosts.fastapi_host:app",
         cache_dir=own / "cache",
         log_dir=own,
+        server=server,
         **s3.env(),
         REFLEX_BUILDD_REMOTE=remote,
         REFLEX_BUILDD_POLICY="fail",
@@ -104,7 +108,11 @@ def test_a_session_moves_between_hosts_and_keeps_its_state(
     from playwright.sync_api import expect
 
     redis.flush()
-    hosts = [_host(f"host{i}", tmp_path, s3, pushed, redis, backend) for i in range(2)]
+    # One machine runs uvicorn, the other granian: a fleet need not agree on its server.
+    hosts = [
+        _host(f"host{i}", server, tmp_path, s3, pushed, redis, backend)
+        for i, server in enumerate(("uvicorn", "granian"))
+    ]
     try:
         for host in hosts:
             # Reflex's /ping answers once that host's backend runs (in process
