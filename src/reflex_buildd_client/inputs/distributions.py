@@ -24,15 +24,37 @@ __all__ = ["external_imports", "local_modules", "versions_of"]
 _NOT_BUILD_DISTS = frozenset({"reflex-buildd", "reflex-hosting-cli"})
 
 
+# What installed-distribution metadata is called in a sys.path entry.
+_METADATA = (".dist-info", ".egg-info")
+
+
+def _holds_metadata(path: str) -> bool:
+    """Whether the sys.path entry ``path`` holds any distribution's metadata
+    (a zip file or anything not listable counts as holding some)."""
+    try:
+        with os.scandir(path) as entries:
+            return any(entry.name.endswith(_METADATA) for entry in entries)
+    except OSError:
+        return True
+
+
 def _site_state() -> tuple[tuple[str, int], ...]:
     # Installing, upgrading or removing a distribution adds or removes a
-    # *.dist-info directory, which changes its parent directory's mtime.
+    # *.dist-info directory, which changes its parent directory's mtime. Only
+    # entries that hold such metadata count by their mtime: the others (a
+    # host's working directory, source trees) change whenever a file is
+    # written there (a log, .states/, uploads), and counting them made a host
+    # that restarted after that scan every distribution again, about 0.1 s of
+    # its start (docs/benchmarks.md). Which entries hold metadata is looked at
+    # each time, so a distribution installed into one of those still counts.
     state = []
     for entry in sys.path:
+        path = entry or "."
         try:
-            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+            mtime = os.stat(path).st_mtime_ns if _holds_metadata(path) else 0
         except OSError:
-            state.append((entry, -1))
+            mtime = -1
+        state.append((entry, mtime))
     return tuple(state)
 
 
