@@ -381,8 +381,9 @@ def _site_indexes(cache: Path) -> set[str]:
 def test_a_written_working_directory_keeps_the_site_index(
     project: Path, tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
-    """A host's working directory is on sys.path and gets written (logs, .states/):
-    that alone must not make the next start scan every distribution again."""
+    """A host's working directory is on sys.path, gets written (logs, .states/)
+    and differs between hosts: none of that may make a start scan every
+    distribution again."""
     workdir = tmp_path / "host-workdir"
     workdir.mkdir()
     clean_env.syspath_prepend(str(workdir))
@@ -395,6 +396,12 @@ def test_a_written_working_directory_keeps_the_site_index(
     (workdir / ".states").mkdir()
     assert key_of_tree(project, cache)[0] == first
     assert _site_indexes(cache) == indexes  # the same site state: no new scan
+    # Another host, run from another directory: the same installed distributions.
+    other = tmp_path / "other-workdir"
+    other.mkdir()
+    clean_env.syspath_prepend(str(other))
+    assert key_of_tree(project, cache)[0] == first
+    assert _site_indexes(cache) == indexes
 
 
 def test_a_distribution_installed_into_a_plain_directory_counts(

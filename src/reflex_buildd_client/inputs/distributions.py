@@ -41,20 +41,21 @@ def _holds_metadata(path: str) -> bool:
 def _site_state() -> tuple[tuple[str, int], ...]:
     # Installing, upgrading or removing a distribution adds or removes a
     # *.dist-info directory, which changes its parent directory's mtime. Only
-    # entries that hold such metadata count by their mtime: the others (a
-    # host's working directory, source trees) change whenever a file is
-    # written there (a log, .states/, uploads), and counting them made a host
-    # that restarted after that scan every distribution again, about 0.1 s of
-    # its start (docs/benchmarks.md). Which entries hold metadata is looked at
-    # each time, so a distribution installed into one of those still counts.
+    # entries that hold such metadata count (the scan finds nothing in the
+    # others): a host's working directory is on sys.path, is written whenever
+    # the host runs (a log, .states/, uploads) and differs between hosts, and
+    # counting it made every start scan every distribution again, about 0.1 s
+    # of a host's start on a hit (docs/benchmarks.md). Which entries hold
+    # metadata is looked at each time, so a distribution installed into one
+    # that had none (pip install --target .) still counts.
     state = []
     for entry in sys.path:
         path = entry or "."
         try:
-            mtime = os.stat(path).st_mtime_ns if _holds_metadata(path) else 0
+            if _holds_metadata(path):
+                state.append((entry, os.stat(path).st_mtime_ns))
         except OSError:
-            mtime = -1
-        state.append((entry, mtime))
+            state.append((entry, -1))
     return tuple(state)
 
 
