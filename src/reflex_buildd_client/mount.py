@@ -410,8 +410,8 @@ def _artifact_files(artifact: Artifact, contents: Mapping[str, bytes]) -> Artifa
 # The helpers below import what only a miss, a remote tier or a wait needs
 # when it is needed: a host starting on a hit (the common case) skips those
 # modules (the remote client, the daemon's grace, the builder's entry points;
-# the dev proxy in startup()): what a host imports is most of what the mount
-# adds to its start (docs/benchmarks.md).
+# the dev proxy in startup()): importing is most of what the mount still adds
+# to a host's start on a hit (docs/benchmarks.md).
 
 
 def _build(

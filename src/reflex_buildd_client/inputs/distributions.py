@@ -85,7 +85,8 @@ def _installed(
 
     Parsing every distribution's metadata costs tens of milliseconds, more than
     keying a warm project, so the result is kept on disk per site state (the
-    paths and mtimes of ``sys.path``): a host re-reads one small file.
+    paths and mtimes of the ``sys.path`` entries that hold distributions'
+    metadata): a host re-reads one small file.
     """
     if index is None:
         return _scan_installed()
