@@ -10,6 +10,11 @@ serve the same bytes: the showcase artifact prepared for the root prefix.
 - ``memory``: a handler returning the same bytes and headers from a dict: the
   limit for any ASGI server here.
 
+``ours`` and ``memory`` run under granian as well (``ours-granian``,
+``memory-granian``: one worker, ``--interface asginl``, its access log off),
+in the same interleaved rounds: granian's own limit for an ASGI handler is the
+baseline there (goal >= 0.8x, as under uvicorn). ``--no-granian`` skips them.
+
 Rows: a hashed JS chunk of ~300 KB, a small hashed chunk, the injected
 ``index.html`` (as ``/``), and a 304 for the big chunk. The load generator is
 ``wrk`` (one thread, ``--connections``), one run at a time, the servers
@@ -45,6 +50,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import stop_process, wait_listening  # noqa: E402
 
 SERVERS = ("ours", "starlette", "servestatic", "memory")
+GRANIAN = ("ours-granian", "memory-granian")
 # Servers on one core, wrk on the other: they do not steal each other's CPU.
 _PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 _PIN_SERVER = ["taskset", "-c", "0"] if _PINNED else []
@@ -123,17 +129,50 @@ def servestatic_app(docroot: str) -> Any:
     return ServeStaticASGI(not_found, root=docroot, index_file=True)
 
 
-def serve(kind: str, port: int, cache_dir: str, docroot: str) -> None:
-    import uvicorn
-
-    app = {
+def make_app(kind: str, cache_dir: str, docroot: str) -> Any:
+    return {
         "ours": lambda: ours_app(cache_dir),
         "memory": lambda: memory_app(cache_dir),
         "starlette": lambda: starlette_app(docroot),
         "servestatic": lambda: servestatic_app(docroot),
     }[kind]()
+
+
+def granian_factory() -> Any:
+    """granian's target (in its worker process): the app named by the environment."""
+    env = os.environ
+    return make_app(env["BENCH_SERVE_KIND"], env["BENCH_SERVE_CACHE"], env["BENCH_SERVE_DOCROOT"])
+
+
+def serve(kind: str, port: int, cache_dir: str, docroot: str) -> None:
+    if kind.endswith("-granian"):
+        from granian import Granian
+        from granian.constants import Interfaces
+        from granian.log import LogLevels
+
+        # The worker process imports the target and inherits these.
+        os.environ["BENCH_SERVE_KIND"] = kind.removesuffix("-granian")
+        os.environ["BENCH_SERVE_CACHE"], os.environ["BENCH_SERVE_DOCROOT"] = cache_dir, docroot
+        Granian(
+            "bench_serve:granian_factory",
+            factory=True,
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGINL,  # no lifespan, as uvicorn's lifespan="off" below
+            workers=1,
+            log_level=LogLevels.warning,
+            working_dir=Path(__file__).parent,
+        ).serve()
+        return
+    import uvicorn
+
     uvicorn.run(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+        make_app(kind, cache_dir, docroot),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
     )
 
 
@@ -344,7 +383,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=SERVERS + GRANIAN, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--docroot", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help="cache to build into / read from (default: a temp dir)")
@@ -357,6 +396,9 @@ def main() -> None:
         "--baseline-tree",
         type=Path,
         help="also serve with another checkout's ours (e.g. a worktree of main), same run",
+    )
+    parser.add_argument(
+        "--no-granian", action="store_true", help="skip ours and memory under granian"
     )
     parser.add_argument(
         "--python-only",
@@ -389,7 +431,9 @@ def main() -> None:
         build(cache_dir)
         docroot = Path(tmp) / "docroot"
         rows = write_docroot(cache_dir, docroot)
-        kinds = (*SERVERS, "baseline") if args.baseline_tree else SERVERS
+        kinds: tuple[str, ...] = SERVERS if args.no_granian else SERVERS + GRANIAN
+        if args.baseline_tree:
+            kinds += ("baseline",)
         results: dict[str, dict[str, float]] = {kind: {} for kind in kinds}
         reference: dict[str, bytes] = {}
         plans: dict[str, dict[str, tuple[str, dict[str, str]]]] = {}
@@ -457,6 +501,16 @@ def main() -> None:
                 + " ".join(f"{r[k]:12.0f}" for k in SERVERS)
                 + f"   {ratios[row]['starlette']:14.2f}x {ratios[row]['servestatic']:16.2f}x {ratios[row]['memory']:11.2f}x"
             )
+        if not args.no_granian:
+            print("under granian (one worker, --interface asginl), same rounds:")
+            for row in ("big", "small", "index", "304"):
+                ours, memory = results["ours-granian"][row], results["memory-granian"][row]
+                ratios[row]["granian_memory"] = ours / memory
+                ratios[row]["granian_vs_uvicorn"] = ours / results["ours"][row]
+                print(
+                    f"{row:6} ours {ours:9.0f}  memory {memory:9.0f}  ours/memory "
+                    f"{ours / memory:5.2f}x  (ours: {ours / results['ours'][row]:4.2f}x uvicorn's)"
+                )
         if args.baseline_tree:
             print(f"baseline = ours of {args.baseline_tree}")
             for row in ("big", "small", "index", "304"):

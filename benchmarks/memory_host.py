@@ -1,5 +1,5 @@
 """A FastAPI host mounting the showcase at each path of ``MOUNT_PATHS`` (comma-separated;
-empty: no mount at all, the baseline). Used by bench_memory.py."""
+empty: no mount at all, the baseline). Used by bench_memory.py and bench_build.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Shared fixtures: one real build per session, real hosts, one real browser.
 
 Everything here is real: ``reflex-buildd build`` runs Reflex's own export with
-bun from the npm registry, hosts are uvicorn processes on 127.0.0.1 and a free
+bun from the npm registry, hosts are uvicorn (or granian) processes on 127.0.0.1 and a free
 port, and pages are driven in the Debian Chromium through Playwright.
 """
 
@@ -74,9 +74,49 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The ASGI servers a host runs under (docs/howto-*.md show both).
+SERVERS = ("uvicorn", "granian")
+
+
+def server_command(server: str, app: str, port: int, extra_args: tuple[str, ...] = ()) -> list[str]:
+    """The command line that serves ``app`` on 127.0.0.1:``port`` under ``server``.
+
+    granian runs with ``--interface asgi`` (it then speaks the lifespan
+    protocol, which the mount needs) and its access log on, so tests can read
+    the paths it served as they read uvicorn's.
+    """
+    if server == "uvicorn":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra_args,
+        ]
+    if server == "granian":
+        granian = str(Path(sys.executable).parent / "granian")
+        return [
+            granian,
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--access-log",
+            *extra_args,
+            app,
+        ]
+    raise ValueError(f"unknown server {server!r}")
+
+
 @dataclass
 class Host:
-    """A running uvicorn host process."""
+    """A running host process (uvicorn or granian)."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -92,9 +132,10 @@ def spawn_host(
     cache_dir: Path,
     log_dir: Path,
     extra_args: tuple[str, ...] = (),
+    server: str = "uvicorn",
     **env: str,
 ) -> Host:
-    """Start ``uvicorn APP`` on a free port without waiting for it.
+    """Start ``APP`` under ``server`` (uvicorn or granian) on a free port, without waiting.
 
     The host runs from ``log_dir``, not from the project, to prove that
     nothing depends on the host's working directory.
@@ -103,17 +144,7 @@ def spawn_host(
     log = log_dir / f"host-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *extra_args,
-            ],
+            server_command(server, app, port, extra_args),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=log_dir,
@@ -172,10 +203,13 @@ def run_host(
     ready_path: str = "/health",
     timeout: float = 90,
     extra_args: tuple[str, ...] = (),
+    server: str = "uvicorn",
     **env: str,
 ) -> Iterator[Host]:
     """Start a host, wait until it serves, and stop it (and wait) on exit."""
-    host = spawn_host(app, cache_dir=cache_dir, log_dir=log_dir, extra_args=extra_args, **env)
+    host = spawn_host(
+        app, cache_dir=cache_dir, log_dir=log_dir, extra_args=extra_args, server=server, **env
+    )
     try:
         wait_ready(host, ready_path, timeout)
         yield host

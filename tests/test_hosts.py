@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from browser_checks import check_showcase
-from conftest import Built, run_host, spawn_host, stop_process, wait_for, wait_ready
+from conftest import SERVERS, Built, run_host, spawn_host, stop_process, wait_for, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,15 +43,25 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-# Every host in-process; the two that are not Starlette (PathDispatcher,
-# restore_mount_path) in process mode too.
+# Every host in-process under uvicorn; the two that are not Starlette
+# (PathDispatcher, restore_mount_path) in process mode too. Under granian, one
+# of each kind of mount: FastAPI's (mount() wraps the host's lifespan), Django's
+# (the PathDispatcher answers the lifespan Django's handler refuses) and
+# Litestar's in process mode (a raw ASGI mount, a backend child).
 @pytest.mark.parametrize(
-    ("name", "backend"),
-    [(name, "inprocess") for name in HOSTS] + [("django", "process"), ("litestar", "process")],
+    ("name", "backend", "server"),
+    [(name, "inprocess", "uvicorn") for name in HOSTS]
+    + [("django", "process", "uvicorn"), ("litestar", "process", "uvicorn")]
+    + [
+        ("fastapi", "inprocess", "granian"),
+        ("django", "inprocess", "granian"),
+        ("litestar", "process", "granian"),
+    ],
 )
 def test_host(
     name: str,
     backend: str,
+    server: str,
     browser: object,
     showcase_build: Built,
     cache_dir: Path,
@@ -61,6 +71,7 @@ def test_host(
         HOSTS[name],
         cache_dir=cache_dir,
         log_dir=tmp_path,
+        server=server,
         **_env(tmp_path, REFLEX_BUILDD_BACKEND=backend),
     )
     try:
@@ -154,12 +165,17 @@ def test_host_shutdown_without_requests_stops_reflex(
     assert "Application shutdown complete" in host.output()
 
 
+@pytest.mark.parametrize("server", SERVERS)
 def test_reflex_mount_as_the_whole_app(
-    showcase_build: Built, cache_dir: Path, tmp_path: Path
+    server: str, showcase_build: Built, cache_dir: Path, tmp_path: Path
 ) -> None:
-    """uvicorn speaks the lifespan protocol to ReflexMount itself."""
+    """The server speaks the lifespan protocol to ReflexMount itself."""
     host = spawn_host(
-        "examples.hosts.raw_asgi:app", cache_dir=cache_dir, log_dir=tmp_path, **_env(tmp_path)
+        "examples.hosts.raw_asgi:app",
+        cache_dir=cache_dir,
+        log_dir=tmp_path,
+        server=server,
+        **_env(tmp_path),
     )
     try:
         wait_ready(host, "/ping")
@@ -170,3 +186,21 @@ def test_reflex_mount_as_the_whole_app(
     finally:
         stop_process(host.process)
     assert (tmp_path / "lifespan.log").read_text().split() == ["started", "stopped"]
+
+
+@pytest.mark.parametrize(("server", "status"), [("uvicorn", 3), ("granian", 1)])
+def test_a_startup_that_fails_stops_the_server(server: str, status: int, tmp_path: Path) -> None:
+    """No artifact and policy fail: the lifespan fails, and the server exits with its status."""
+    host = spawn_host(
+        HOSTS["fastapi"],
+        cache_dir=tmp_path / "empty-cache",
+        log_dir=tmp_path,
+        server=server,
+        **_env(tmp_path),
+    )
+    try:
+        assert host.process.wait(timeout=60) == status, host.output()
+    finally:
+        stop_process(host.process)
+    assert "startup policy is 'fail'" in host.output()
+    assert "reflex-buildd build" in host.output()  # the command that builds it

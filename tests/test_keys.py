@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from reflex_buildd_client.cache.store import Cache
 from reflex_buildd_client.inputs import sources
 from reflex_buildd_client.inputs.sources import compute_key
 from reflex_buildd_client.keys.diff import diff_inputs
@@ -370,3 +372,49 @@ def test_malformed_tool_table_is_an_error(project: Path, tmp_path: Path) -> None
     (project / "pyproject.toml").write_text('[tool.reflex-buildd]\ninputs = "content"\n')
     with pytest.raises(sources.InputsConfigError, match="list of strings"):
         compute_key(find_project(project), settings=Settings.load(), cache_dir=tmp_path / "c")
+
+
+def _site_indexes(cache: Path) -> set[str]:
+    return {p.name for p in Cache(cache).statcache_dir.glob("site-*.json")}
+
+
+def test_a_written_working_directory_keeps_the_site_index(
+    project: Path, tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A host's working directory is on sys.path, gets written (logs, .states/)
+    and differs between hosts: none of that may make a start scan every
+    distribution again."""
+    workdir = tmp_path / "host-workdir"
+    workdir.mkdir()
+    clean_env.syspath_prepend(str(workdir))
+    cache = tmp_path / "cache"
+    first = key_of_tree(project, cache)[0]
+    indexes = _site_indexes(cache)
+    assert len(indexes) == 1
+    time.sleep(0.01)  # a later mtime, on filesystems with coarse timestamps too
+    (workdir / "host.log").write_text("started\n")
+    (workdir / ".states").mkdir()
+    assert key_of_tree(project, cache)[0] == first
+    assert _site_indexes(cache) == indexes  # the same site state: no new scan
+    # Another host, run from another directory: the same installed distributions.
+    other = tmp_path / "other-workdir"
+    other.mkdir()
+    clean_env.syspath_prepend(str(other))
+    assert key_of_tree(project, cache)[0] == first
+    assert _site_indexes(cache) == indexes
+
+
+def test_a_distribution_installed_into_a_plain_directory_counts(
+    project: Path, tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """The other side: a directory on sys.path without metadata that gets some
+    (``pip install --target``) changes the site state, and the key."""
+    workdir = tmp_path / "host-workdir"
+    workdir.mkdir()
+    clean_env.syspath_prepend(str(workdir))
+    cache = tmp_path / "cache"
+    first, inputs = key_of_tree(project, cache)
+    assert "reflex-components-late" not in inputs.versions
+    write_dist(workdir, "reflex-components-late", "1.0", "reflex_components_late")
+    second, inputs = key_of_tree(project, cache)
+    assert second != first and inputs.versions["reflex-components-late"] == "1.0"

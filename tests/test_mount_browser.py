@@ -25,9 +25,15 @@ def artifact_before(showcase_build: Built) -> dict[str, bytes]:
     return _tree(showcase_build.path)
 
 
-@pytest.mark.parametrize("prefix", ["/", "/admin", "/a/b/c"])
+# Each prefix under uvicorn; under granian the root mount (where the host's
+# root_path is all there is; /admin runs under granian in test_hosts.py).
+@pytest.mark.parametrize(
+    ("prefix", "server"),
+    [("/", "uvicorn"), ("/admin", "uvicorn"), ("/a/b/c", "uvicorn"), ("/", "granian")],
+)
 def test_same_artifact_under_any_prefix(
     prefix: str,
+    server: str,
     browser: object,
     showcase_build: Built,
     artifact_before: dict[str, bytes],
@@ -39,6 +45,7 @@ def test_same_artifact_under_any_prefix(
         "examples.hosts.fastapi_host:app",
         cache_dir=cache_dir,
         log_dir=tmp_path,
+        server=server,
         SHOWCASE_MOUNT_PATH=prefix,
         REFLEX_UPLOADED_FILES_DIR=str(uploads),
         REFLEX_STATES_WORKDIR=str(tmp_path / "states"),

@@ -1,7 +1,9 @@
 """Static responses of a real host, over raw HTTP (nothing escapes the artifact; headers precomputed).
 
-One uvicorn host process (uvicorn's defaults) mounts the showcase at ``/admin``
-and trusts 127.0.0.1 as a proxy. Requests are written by hand on a socket, so
+One host process mounts the showcase at ``/admin`` and trusts 127.0.0.1 as a
+proxy; every check runs under uvicorn (its defaults) and again under granian
+(``--interface asgi``: another HTTP parser, and no rewriting of the client
+address from ``X-Forwarded-For``). Requests are written by hand on a socket, so
 paths and header values reach the server exactly as written (no client
 normalises ``..`` or escapes), and they come from 127.0.0.1 (a trusted proxy)
 or 127.0.0.2 (anyone else: Linux routes all of 127.0.0.0/8 to loopback). At
@@ -23,7 +25,7 @@ from pathlib import Path
 import brotli
 import pytest
 
-from conftest import Built, Host, run_host
+from conftest import SERVERS, Built, Host, run_host
 from nginx import Nginx, run_nginx
 
 pytestmark = [pytest.mark.slow]
@@ -76,15 +78,21 @@ def request(
     return Reply(int(status_line.split()[1]), parsed, body)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=SERVERS)
 def host(
-    showcase_build: Built, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    showcase_build: Built,
+    cache_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Host]:
+    """The host under each server: granian passes paths and headers on its own
+    way (its HTTP parser is hyper's), and never rewrites the client address."""
     tmp = tmp_path_factory.mktemp("static-host")
     with run_host(
         "examples.hosts.fastapi_host:app",
         cache_dir=cache_dir,
         log_dir=tmp,
+        server=request.param,
         SHOWCASE_MOUNT_PATH="/admin",
         REFLEX_BUILDD_TRUSTED_PROXIES=TRUSTED,
         REFLEX_UPLOADED_FILES_DIR=str(tmp / "uploads"),
@@ -464,7 +472,7 @@ def test_hostile_range_costs_what_a_normal_one_does(host: Host, assets: dict[str
     assert hostile_s < 5 * normal_s, (hostile_s, normal_s)
 
 
-# -- behind nginx on the same machine, uvicorn's defaults (issue 11, defect 9) --
+# -- behind nginx on the same machine, the servers' defaults (issue 11, defect 9) --
 
 
 @pytest.fixture(scope="module")
@@ -475,7 +483,11 @@ def nginx(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ngin
 
 
 def test_behind_nginx_the_prefix_arrives(nginx: Nginx) -> None:
-    """A browser on another address: nginx appends it to X-Forwarded-For, uvicorn makes it the client."""
+    """A browser on another address: nginx appends it to X-Forwarded-For.
+
+    uvicorn makes that address the client (and the mount sees that uvicorn
+    did); granian leaves nginx as the client, a trusted proxy itself.
+    """
     reply = request(nginx, "/ext/tools/admin/about", source=UNTRUSTED)
     assert reply.status == 200, reply
     assert _meta(reply.body) == ("/ext/tools/admin", "")
@@ -494,7 +506,7 @@ def test_behind_nginx_a_client_still_cannot_choose_the_prefix(host: Host, nginx:
     # Through nginx: it sets X-Forwarded-Prefix itself and appends the real client.
     reply = request(nginx, "/ext/tools/admin/", claims, source=UNTRUSTED)
     assert _meta(reply.body) == ("/ext/tools/admin", "")
-    # Around it, straight to uvicorn: the client keeps its own address and port.
+    # Around it, straight to the server: the client keeps its own address and port.
     for xff in ("127.0.0.1", "127.0.0.2", "127.0.0.2, 127.0.0.1"):
         reply = request(host, "/admin/", {**claims, "X-Forwarded-For": xff}, source=UNTRUSTED)
         assert reply.status == 200 and _meta(reply.body) == ("/admin", ""), xff

@@ -22,9 +22,9 @@ import os
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote
 
 from .backend.bounds import Bounds
@@ -34,13 +34,11 @@ from .backend.slot import SlotClaim, check_slot, claim_slot
 from .cache.lease import Lease
 from .cache.store import Artifact, Cache
 from .dev.declared import declare_mount, declare_path
-from .dev.proxy import DevProxy, start_dev_proxy
 from .errors import InvalidPathError, ReflexBuilddError
 from .hostlog import show_logs
 from .inputs.sources import compute_key
 from .keys.schema import KeyInputs
 from .project import Project, find_project
-from .remote.pull import remote_lookup
 from .serve.files import ArtifactFiles
 from .serve.http import (
     Response,
@@ -54,12 +52,14 @@ from .serve.prefix import is_safe_path, normalize_mount_path, relative_path, res
 from .serve.redirect import SlashRedirect
 from .serve.static import StaticSite
 from .settings import Overrides, Settings, StartupPolicy
-from .startup.builder import Builder, default_builder
 from .startup.checkout import checkout
 from .startup.demand import Demand
-from .startup.nodaemon import DaemonGrace
 from .startup.wait import explain_daemon_mismatch
 from .types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .dev.proxy import DevProxy
+    from .startup.builder import Builder
 
 __all__ = ["MountOptions", "ReflexMount", "mount"]
 
@@ -203,13 +203,8 @@ class ReflexMount:
             explain_missing=functools.partial(
                 explain_daemon_mismatch, cache, project.root, key, inputs
             ),
-            # The remote tier (REFLEX_BUILDD_REMOTE), asked on a local miss; hosts only read.
-            remote=remote_lookup(cache, key, settings.remote_tier),
-            give_up=(
-                DaemonGrace(cache, project.root, grace=settings.daemon_grace)
-                if policy is StartupPolicy.WAIT
-                else None
-            ),
+            remote=_remote_lookup(cache, key, settings),
+            give_up=_daemon_grace(cache, project, settings),
             project=project.root,
         )
 
@@ -226,9 +221,13 @@ class ReflexMount:
         it starts the proxy to the dev servers instead, and nothing else.
         """
         show_logs()  # a build or a wait at startup says what it does
-        self._dev = await start_dev_proxy(self.settings.dev, self._project_path)
-        if self._dev is not None:
-            return
+        if (target := self.settings.dev) is not None:
+            # Imported only under `reflex-buildd dev`: production never pays for it.
+            from .dev.proxy import start_dev_proxy
+
+            self._dev = await start_dev_proxy(target, self._project_path)
+            if self._dev is not None:
+                return
         if self.settings.backend == "inprocess":
             check_slot(self._slot)  # before anything is opened: a host that cannot work stops
         artifact = await asyncio.to_thread(self.open_artifact)
@@ -445,6 +444,13 @@ def _artifact_files(artifact: Artifact, contents: Mapping[str, bytes]) -> Artifa
     return files
 
 
+# The helpers below import what only a miss, a remote tier or a wait needs
+# when it is needed: a host starting on a hit (the common case) skips those
+# modules (the remote client, the daemon's grace, the builder's entry points;
+# the dev proxy in startup()): importing is most of what the mount still adds
+# to a host's start on a hit (docs/benchmarks.md).
+
+
 def _build(
     builder: Builder | None,
     project: Project,
@@ -454,7 +460,33 @@ def _build(
     inputs: KeyInputs,
     settings: Settings,
 ) -> Artifact:
-    return (builder or default_builder())(project, cache, key=key, inputs=inputs, settings=settings)
+    if builder is None:
+        from .startup.builder import default_builder
+
+        builder = default_builder()
+    return builder(project, cache, key=key, inputs=inputs, settings=settings)
+
+
+def _remote_lookup(
+    cache: Cache, key: str, settings: Settings
+) -> Callable[[float | None], Artifact | None] | None:
+    """The remote tier (``REFLEX_BUILDD_REMOTE``), asked on a local miss; hosts only read."""
+    if settings.remote_tier is None:
+        return None
+    from .remote.pull import remote_lookup
+
+    return remote_lookup(cache, key, settings.remote_tier)
+
+
+def _daemon_grace(
+    cache: Cache, project: Project, settings: Settings
+) -> Callable[[], str | None] | None:
+    """Under policy ``wait``: gives up a wait that no daemon serves."""
+    if settings.policy is not StartupPolicy.WAIT:
+        return None
+    from .startup.nodaemon import DaemonGrace
+
+    return DaemonGrace(cache, project.root, grace=settings.daemon_grace)
 
 
 def mount(

@@ -24,13 +24,36 @@ __all__ = ["external_imports", "local_modules", "versions_of"]
 _NOT_BUILD_DISTS = frozenset({"reflex-buildd", "reflex-hosting-cli"})
 
 
+# What installed-distribution metadata is called in a sys.path entry.
+_METADATA = (".dist-info", ".egg-info")
+
+
+def _holds_metadata(path: str) -> bool:
+    """Whether the sys.path entry ``path`` holds any distribution's metadata
+    (a zip file or anything not listable counts as holding some)."""
+    try:
+        with os.scandir(path) as entries:
+            return any(entry.name.endswith(_METADATA) for entry in entries)
+    except OSError:
+        return True
+
+
 def _site_state() -> tuple[tuple[str, int], ...]:
     # Installing, upgrading or removing a distribution adds or removes a
-    # *.dist-info directory, which changes its parent directory's mtime.
+    # *.dist-info directory, which changes its parent directory's mtime. Only
+    # entries that hold such metadata count (the scan finds nothing in the
+    # others): a host's working directory is on sys.path, is written whenever
+    # the host runs (a log, .states/, uploads) and differs between hosts, and
+    # counting it made every start scan every distribution again, about 0.1 s
+    # of a host's start on a hit (docs/benchmarks.md). Which entries hold
+    # metadata is looked at each time, so a distribution installed into one
+    # that had none (pip install --target .) still counts.
     state = []
     for entry in sys.path:
+        path = entry or "."
         try:
-            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+            if _holds_metadata(path):
+                state.append((entry, os.stat(path).st_mtime_ns))
         except OSError:
             state.append((entry, -1))
     return tuple(state)
@@ -62,7 +85,8 @@ def _installed(
 
     Parsing every distribution's metadata costs tens of milliseconds, more than
     keying a warm project, so the result is kept on disk per site state (the
-    paths and mtimes of ``sys.path``): a host re-reads one small file.
+    paths and mtimes of the ``sys.path`` entries that hold distributions'
+    metadata): a host re-reads one small file.
     """
     if index is None:
         return _scan_installed()
