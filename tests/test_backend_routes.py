@@ -85,19 +85,29 @@ def test_backend_mode_setting() -> None:
         Settings.load(environ={"REFLEX_BUILDD_BACKEND": "thread"})
 
 
-VITE = """  resolve: {
+# The parts of Reflex 0.10.1's vite.config.js that the patch touches.
+VITE = """export default defineConfig((config) => ({
+  plugins: [
+    alwaysUseReactDomServerNode(),
+    reactRouter(),
+  ],
+  resolve: {
     alias: [
       {
         find: "$",
       },
     ],
-  },"""
+  },
+}));"""
 
 
 def test_vite_alias_patch_is_idempotent() -> None:
     once = patch_vite_config(VITE)
     assert once != VITE and patch_vite_config(once) == once
     assert once.index("__RXBUILDD_PREFIX__") < once.index('find: "$"')
+    # The run-time URL wrapper's plugin, defined once and used once.
+    assert once.count("function reflexBuilddJsx()") == 1
+    assert once.count("reflexBuilddJsx(),") == 1
 
 
 def test_empty_icon_is_an_icon_link() -> None:

@@ -10,6 +10,7 @@ real child.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
@@ -128,6 +129,13 @@ OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 GET = request_head("GET", b"/", [(b"host", b"x")])
 
 
+def _arun(coro: Awaitable[Any]) -> Any:
+    """``asyncio.run(coro)`` in a thread of its own: the session's browser keeps an event
+    loop running in the main thread, where asyncio.run() refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=120)  # type: ignore[arg-type]
+
+
 def _run(tmp_path: Path, handler: Handler, scenario: Callable[[str], Awaitable[Any]]) -> Any:
     """Serve ``handler`` on a Unix socket in ``tmp_path`` while ``scenario(path)`` runs."""
     path = str(tmp_path / "s.sock")
@@ -137,7 +145,7 @@ def _run(tmp_path: Path, handler: Handler, scenario: Callable[[str], Awaitable[A
         async with server:
             return await asyncio.wait_for(scenario(path), 30)
 
-    return asyncio.run(main())
+    return _arun(main())
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes:
@@ -286,7 +294,7 @@ def test_unreachable_socket(tmp_path: Path) -> None:
         with pytest.raises(BackendUnreachableError, match="ENOENT"):
             await up.request("GET", GET)
 
-    asyncio.run(missing())
+    _arun(missing())
     # Bound but not listening: refused.
     path = str(tmp_path / "bound.sock")
     with socket.socket(socket.AF_UNIX) as sock:
@@ -297,7 +305,7 @@ def test_unreachable_socket(tmp_path: Path) -> None:
             with pytest.raises(BackendUnreachableError, match="ECONNREFUSED"):
                 await up.request("GET", GET)
 
-        asyncio.run(refused())
+        _arun(refused())
 
 
 def test_full_backlog_waits_the_connect_bound(tmp_path: Path) -> None:
@@ -328,7 +336,7 @@ def test_full_backlog_waits_the_connect_bound(tmp_path: Path) -> None:
                 await up.request("GET", GET)
             return time.monotonic() - started
 
-        assert 0.4 < asyncio.run(scenario()) < 3
+        assert 0.4 < _arun(scenario()) < 3
     finally:
         for sock in held:
             sock.close()
@@ -453,7 +461,7 @@ def test_a_new_event_loop_gets_new_connections(tmp_path: Path) -> None:
         for _ in range(2):
             thread = threading.Thread(target=answer_one)
             thread.start()
-            assert asyncio.run(up.request("GET", GET)) == (200, b"ok")
+            assert _arun(up.request("GET", GET)) == (200, b"ok")
             thread.join(5)
     finally:
         server.close()
