@@ -31,7 +31,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..serve.http import send_plain
@@ -39,6 +39,10 @@ from ..serve.prefix import is_safe_path, prefix_of, relative_path
 from ..serve.rewrite import has_icon_link, icon_link, inject_meta, meta_tag
 from ..types import Receive, Scope, Send
 from .target import DevTarget
+
+if TYPE_CHECKING:
+    import httpx
+    from websockets.asyncio.client import ClientConnection
 
 __all__ = ["DEFAULT_BACKEND_PATHS", "DevProxy", "active_proxies", "start_dev_proxy"]
 
@@ -181,28 +185,8 @@ class DevProxy:
         if self._client is None:
             await send_plain(send, 503, b"reflex-buildd dev: the mount is not started\n", _NO_STORE)
             return
-        # The browser's Host goes on (nginx's `proxy_set_header Host $host`):
-        # Vite answers 403 to a Host outside server.allowedHosts (Reflex's
-        # vite_allowed_hosts), its guard against DNS rebinding. Replaced by the
-        # upstream's own address, every Host would pass that check.
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
-        # Identity: pages are rewritten here, and compression buys nothing on loopback.
-        headers = [(k, v) for k, v in headers if k.lower() != b"accept-encoding"]
-        headers.append((b"accept-encoding", b"identity"))
-        has_body = any(
-            k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
-        )
-        request = httpx.Request(
-            scope["method"],
-            url,
-            headers=headers,
-            content=_request_body(receive) if has_body else b"",
-            # Connecting is quick on loopback or fails; a response may take
-            # as long as the server needs (Vite transforming a large module).
-            extensions={"timeout": {"connect": 10.0, "read": None, "write": None, "pool": 10.0}},
-        )
         try:
-            response = await self._client.handle_async_request(request)
+            response = await self._client.handle_async_request(_request(scope, receive, url))
         except httpx.TransportError as exc:
             what = "Reflex backend" if backend else "Vite dev server"
             await send_plain(
@@ -214,29 +198,29 @@ class DevProxy:
             )
             return
         try:
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
-            content_type = response.headers.get("content-type", "")
-            if not backend and content_type.startswith("text/html"):
-                body = b"".join([chunk async for chunk in response.stream])
-                if len(body) <= _MAX_HTML:
-                    body = self._inject(body)
-                out = [(k, v) for k, v in out if k.lower() != b"content-length"]
-                out.append((b"content-length", str(len(body)).encode()))
-                await send(
-                    {"type": "http.response.start", "status": response.status_code, "headers": out}
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": out}
-            )
-            async for chunk in response.stream:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            await self._relay(response, send, backend)
         except httpx.TransportError:
             return  # the dev server went away mid-response (a reload): a cut stream
         finally:
             await response.aclose()
+
+    async def _relay(self, response: Any, send: Send, backend: bool) -> None:
+        """Send the dev server's response on: pages get the ``<meta>`` tag, the rest streams."""
+        out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
+        status = response.status_code
+        if not backend and response.headers.get("content-type", "").startswith("text/html"):
+            body = b"".join([chunk async for chunk in response.stream])
+            if len(body) <= _MAX_HTML:
+                body = self._inject(body)
+            out = [(k, v) for k, v in out if k.lower() != b"content-length"]
+            out.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        async for chunk in response.stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     def _inject(self, body: bytes) -> bytes:
         # The same tag as a prebuilt page: the frontend finds its backend at
@@ -249,68 +233,106 @@ class DevProxy:
     # -- websocket -----------------------------------------------------------
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send, url: str) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+        from websockets.exceptions import InvalidHandshake
 
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k.lower() in _WS_FORWARD
-        ]
-        origin = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"origin"), None
-        )
         try:
-            upstream = await connect(
-                url,
-                subprotocols=list(scope.get("subprotocols") or ()) or None,
-                origin=origin,  # type: ignore[arg-type]
-                additional_headers=headers,
-                user_agent_header=None,
-                proxy=None,
-                compression=None,
-                max_size=None,
-                ping_interval=None,
-                open_timeout=10,
-            )
+            upstream = await _connect(scope, url)
         except (OSError, TimeoutError, InvalidHandshake):
             # Refused before accept: the browser sees a failed handshake and
             # its client retries (Reflex's socket.io, Vite's HMR client).
             await send({"type": "websocket.close", "code": 1011})
             return
-
-        async def downstream() -> None:
-            try:
-                async for data in upstream:
-                    key = "text" if isinstance(data, str) else "bytes"
-                    await send({"type": "websocket.send", key: data})
-            except ConnectionClosed:
-                pass
-            await send({"type": "websocket.close", "code": _close_code(upstream.close_code)})
-
-        async def upstream_pump() -> None:
-            while True:
-                msg = await receive()
-                if msg["type"] == "websocket.receive":
-                    data = msg.get("bytes")
-                    await upstream.send(data if data is not None else msg.get("text", ""))
-                elif msg["type"] == "websocket.disconnect":
-                    return
-
         async with upstream:
             await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            tasks = {asyncio.create_task(downstream()), asyncio.create_task(upstream_pump())}
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
-                        await task
+            await _pump(upstream, receive, send)
+
+
+def _request(scope: Scope, receive: Receive, url: str) -> httpx.Request:
+    """The browser's request as the dev server gets it."""
+    import httpx
+
+    # The browser's Host goes on (nginx's `proxy_set_header Host $host`):
+    # Vite answers 403 to a Host outside server.allowedHosts (Reflex's
+    # vite_allowed_hosts), its guard against DNS rebinding. Replaced by the
+    # upstream's own address, every Host would pass that check.
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _HOP_BY_HOP]
+    # Identity: pages are rewritten here, and compression buys nothing on loopback.
+    headers = [(k, v) for k, v in headers if k.lower() != b"accept-encoding"]
+    headers.append((b"accept-encoding", b"identity"))
+    has_body = any(
+        k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
+    )
+    return httpx.Request(
+        scope["method"],
+        url,
+        headers=headers,
+        content=_request_body(receive) if has_body else b"",
+        # Connecting is quick on loopback or fails; a response may take
+        # as long as the server needs (Vite transforming a large module).
+        extensions={"timeout": {"connect": 10.0, "read": None, "write": None, "pool": 10.0}},
+    )
+
+
+async def _connect(scope: Scope, url: str) -> ClientConnection:
+    """Open the websocket to the dev server with the browser's own headers and origin."""
+    from websockets.asyncio.client import connect
+
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in scope["headers"]
+        if k.lower() in _WS_FORWARD
+    ]
+    origin = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"origin"), None
+    )
+    return await connect(
+        url,
+        subprotocols=list(scope.get("subprotocols") or ()) or None,
+        origin=origin,  # type: ignore[arg-type]
+        additional_headers=headers,
+        user_agent_header=None,
+        proxy=None,
+        compression=None,
+        max_size=None,
+        ping_interval=None,
+        open_timeout=10,
+    )
+
+
+async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> None:
+    """Carry messages both ways until either side closes; the browser learns the code."""
+    from websockets.exceptions import ConnectionClosed
+
+    async def downstream() -> None:
+        try:
+            async for data in upstream:
+                key = "text" if isinstance(data, str) else "bytes"
+                await send({"type": "websocket.send", key: data})
+        except ConnectionClosed:
+            pass
+        await send({"type": "websocket.close", "code": _close_code(upstream.close_code)})
+
+    async def upstream_pump() -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "websocket.receive":
+                data = msg.get("bytes")
+                await upstream.send(data if data is not None else msg.get("text", ""))
+            elif msg["type"] == "websocket.disconnect":
+                return
+
+    tasks = {asyncio.create_task(downstream()), asyncio.create_task(upstream_pump())}
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
+                await task
 
 
 # The proxies started in this process: `reflex-buildd dev` runs the host in
