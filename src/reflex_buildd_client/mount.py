@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import quote
 
 from .backend.bounds import Bounds
-from .backend.choice import Backend, open_backend
+from .backend.choice import Backend, BackendUnavailableError, open_backend
 from .backend.lifespan import failure_line, serve_lifespan
 from .backend.slot import SlotClaim, check_slot, claim_slot
 from .cache.lease import Lease
@@ -107,6 +107,10 @@ class ReflexMount:
             this process, or ``"process"``: Reflex's own backend in a child
             process in the project directory, as under ``reflex run``
             (default: ``REFLEX_BUILDD_BACKEND``).
+        backend_workers: How many backend processes serve the project in
+            process mode: a number, or ``"auto"`` for the machine's cores
+            (default: ``REFLEX_BUILDD_BACKEND_WORKERS``, else 1). More than
+            one needs the app's state in Redis.
 
     Raises:
         InvalidConfigError: If a setting is malformed.
@@ -246,12 +250,11 @@ class ReflexMount:
 
     async def _start_backend(self, artifact: Artifact) -> None:
         assert self.project is not None
-        mode = self.settings.backend
         # Importing the app is synchronous and long: off the event loop, so
         # the static side keeps answering meanwhile. The lifespan runs on it.
         bounds = Bounds(response=self.settings.backend_timeout)
         backend = await asyncio.to_thread(
-            open_backend, mode, self.project, artifact, self._cache, bounds
+            open_backend, self.settings, self.project, artifact, self._cache, bounds
         )
         await backend.acquire()
         self._backend = backend
@@ -376,7 +379,12 @@ class ReflexMount:
                 return
         owned = scope["type"] == "websocket" or backend.owns(path, scope["method"])
         if owned is None:  # process mode, a path not seen yet: ask its router
-            owned = await backend.ask(path, scope["method"])
+            try:
+                owned = await backend.ask(path, scope["method"])
+            except BackendUnavailableError:
+                # Bounded: a stuck child never holds a request (logged once per incident).
+                await send_plain(send, 503, b"The Reflex backend is not answering (retry)\n")
+                return
         if owned:
             # The backend runs as if at the root: its routes and socket.io
             # paths are the ones it was configured with.

@@ -31,6 +31,7 @@ The variables:
 ``REFLEX_BUILDD_METRICS_DIR``      where workers share Prometheus counters
 ``REFLEX_BUILDD_BACKEND``          where a mount's backend runs: inprocess, process
 ``REFLEX_BUILDD_BACKEND_START``    when it starts: background (default), startup
+``REFLEX_BUILDD_BACKEND_WORKERS``  process mode's backend processes: N, auto
 ``REFLEX_BUILDD_BACKEND_TIMEOUT``  process mode: seconds a request waits for the
                                    backend's answer (default 60)
 ``REFLEX_BUILDD_DEV``              set by ``reflex-buildd dev`` only: where its
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ENV_PREFIX",
     "LOG_LEVELS",
+    "MAX_BACKEND_WORKERS",
     "GcLimits",
     "Settings",
     "StartupPolicy",
@@ -97,6 +99,8 @@ BACKEND_MODES = ("inprocess", "process")
 # When a mount starts its backend: beside the host's startup, its static files
 # answering at once (background), or before the host accepts requests (startup).
 BACKEND_STARTS = ("background", "startup")
+# A bound against typos (backend_workers=1000 would start a thousand Reflex apps).
+MAX_BACKEND_WORKERS = 256
 _OFF = ("off", "none", "no", "false")
 
 
@@ -183,6 +187,8 @@ class Settings:
             the artifact is open (static files answer, backend requests wait
             for the backend); ``"startup"``: the host's startup waits for the
             backend and fails with it.
+        backend_workers: How many backend processes process mode runs per
+            project (``auto``: the cores this process may run on, resolved here).
         backend_timeout: Process mode: seconds a forwarded request waits for
             the first byte of the backend's answer, and between two reads
             after it (then 504, or a cut stream).
@@ -228,6 +234,7 @@ class Settings:
     backend: str = "inprocess"
     backend_start: str = "background"
     backend_timeout: float = DEFAULT_BACKEND_TIMEOUT
+    backend_workers: int = 1
     dev: DevTarget | None = None
     daemon_grace: float = DEFAULT_DAEMON_GRACE
     log_level: str = "info"
@@ -255,6 +262,7 @@ class Settings:
         set_(self, "daemon_grace", grace)
         set_(self, "backend", _backend(self.backend))
         set_(self, "backend_start", _backend_start(self.backend_start))
+        set_(self, "backend_workers", _backend_workers(self.backend_workers))
         set_(
             self,
             "backend_timeout",
@@ -331,6 +339,7 @@ class Settings:
             "backend": g.get("backend", var("BACKEND")),
             "backend_start": g.get("backend_start", var("BACKEND_START")),
             "backend_timeout": var("BACKEND_TIMEOUT"),
+            "backend_workers": g.get("backend_workers", var("BACKEND_WORKERS")),
             "dev": _dev(var("DEV")),
             "daemon_grace": var("DAEMON_GRACE"),
             "log_level": _log_level(var("LOG_LEVEL")),
@@ -373,6 +382,7 @@ class Overrides(TypedDict, total=False):
     read_namespaces: str | None
     backend: str | None
     backend_start: str | None
+    backend_workers: int | str | None
 
 
 def _dev(text: str) -> DevTarget | None:
@@ -422,6 +432,25 @@ def _backend_start(value: str) -> str:
             f"{', '.join(BACKEND_STARTS)}"
         )
     return text
+
+
+def _backend_workers(value: int | str) -> int:
+    text = str(value).strip().lower()
+    if not text:
+        return 1
+    if text == "auto":
+        # The cores this process may run on (cpusets, taskset), not all the machine's.
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_BACKEND_WORKERS))
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_BACKEND_WORKERS:
+        raise InvalidConfigError(
+            f"{ENV_PREFIX}BACKEND_WORKERS / backend_workers={value!r}: expected a whole "
+            f"number from 1 to {MAX_BACKEND_WORKERS}, or auto"
+        )
+    return workers
 
 
 def _seconds(name: str, value: str | float, default: float, *, zero: bool = False) -> float:

@@ -12,14 +12,20 @@ import threading
 from typing import Protocol
 
 from ..cache.store import Artifact, Cache
+from ..errors import ReflexBuilddError
 from ..project import Project
+from ..settings import Settings
 from ..types import ASGIApp
 from .bounds import Bounds
 
-__all__ = ["Backend", "open_backend"]
+__all__ = ["Backend", "BackendUnavailableError", "open_backend"]
 
 _lock = threading.Lock()
 _process_backends: dict[str, Backend] = {}
+
+
+class BackendUnavailableError(ReflexBuilddError, ConnectionError):
+    """The backend did not answer within its bound (stuck or restarting): answer 503."""
 
 
 class Backend(Protocol):
@@ -35,7 +41,11 @@ class Backend(Protocol):
         """Whether it routes the request; None when only :meth:`ask` can tell."""
 
     async def ask(self, path: str, method: str = "GET") -> bool:
-        """Whether it routes the request (may ask the backend)."""
+        """Whether it routes the request (may ask the backend).
+
+        Raises:
+            BackendUnavailableError: If the backend does not answer in time.
+        """
 
     @property
     def asgi(self) -> ASGIApp:
@@ -43,16 +53,25 @@ class Backend(Protocol):
 
 
 def open_backend(
-    mode: str, project: Project, artifact: Artifact, cache: Cache, bounds: Bounds | None = None
+    settings: Settings,
+    project: Project,
+    artifact: Artifact,
+    cache: Cache,
+    bounds: Bounds | None = None,
 ) -> Backend:
-    """The backend of ``project`` in ``mode`` (``Settings.backend``), shared by
-    every mount of it in this process; ``bounds``: process mode's waits on its child."""
-    if mode == "inprocess":
+    """The backend of ``project`` in ``settings.backend``'s mode, shared by every
+    mount of it in this process (process mode: ``settings.backend_workers``
+    children; ``bounds``: the forwarder's waits on them)."""
+    if settings.backend == "inprocess":
         from .inprocess import load_backend
 
         return load_backend(project, artifact)
-    from .process import ProcessBackend
+    from .process import ProcessBackend, pool_name
 
-    backend = ProcessBackend(project, artifact, cache, bounds)
+    name = pool_name(project, artifact, cache)
     with _lock:
-        return _process_backends.setdefault(backend.socket_path, backend)
+        if (backend := _process_backends.get(name)) is None:
+            backend = _process_backends[name] = ProcessBackend(
+                project, artifact, cache, settings, bounds
+            )
+        return backend

@@ -1,141 +1,132 @@
-"""Process mode: the project's Reflex backend in a child process, one per machine.
+"""Process mode: the project's Reflex backend in child processes, one pool per machine.
 
-``mount(..., backend="process")`` keeps Reflex out of the host: the child
-(:mod:`.child`) runs with the project as its working directory,
-configured as ``reflex run --env prod --backend-only``, on a Unix socket; the
-mount serves the static files itself and forwards the backend's requests
+``mount(..., backend="process")`` keeps Reflex out of the host: each child
+(:mod:`.child`) runs with the project as its working directory, configured
+as ``reflex run --env prod --backend-only``, on a Unix socket; the mount
+serves the static files itself and forwards the backend's requests
 (:mod:`.forward`). So relative paths, the app's own config and its state
 manager behave as under ``reflex run``, a crash of the app is not a crash of
 the host, and several projects can share one host.
 
-Supervision:
+``backend_workers`` (``REFLEX_BUILDD_BACKEND_WORKERS``, default 1, ``auto``:
+the machine's cores) children serve one project, as ``reflex run`` runs one
+backend worker per core in production. One child is what ``reflex run
+--backend-only`` with one worker is, so every state manager is safe with it;
+several need a state manager they share (Redis), and a child refuses to
+start otherwise (:func:`.child.shared_state_problem`), which fails the
+backend's start with one line.
 
-- the child starts with the host's lifespan (the first mount that needs it)
-  and stops with it (SIGTERM, then SIGKILL after a grace period);
-- it is restarted when it dies, with a growing pause if it keeps dying, and
-  the host logs each death with its exit status;
-- it never outlives the host: a parent-death signal (``PR_SET_PDEATHSIG``,
-  SIGKILL) is armed before exec, and the child exits at once if the host is
-  already gone;
-- one child serves every worker of a host on one machine: the worker holding
-  a lock next to the socket owns the child, the others forward to the same
-  socket and take over (start a new child) when the owner goes away. A single
-  backend process is what ``reflex run --backend-only`` with one worker is,
-  so every state manager is safe with it (memory included); states survive a
-  restart of the child with the disk (``.states/`` in the project) and Redis
-  managers, and are lost with the memory manager, as on any restart.
+Spreading the work, in each host worker:
 
-The socket and lock live in a private per-user runtime directory (a Unix
-socket path must stay short, and must be local to the machine), named by a
-digest of the cache, the project and the artifact key: a new build starts a
-new child, never reuses one with another build's markers.
+- a websocket (a socket.io session) goes to the child with the least open
+  sessions and requests of this worker, and stays on it for its lifetime; a
+  dead child's sessions see their socket close, the frontend reconnects, and
+  the new connection goes to a live child (with Redis the state is there);
+- an HTTP request goes to the least loaded child too: with shared state any
+  child can serve any request (uploads and API routes included);
+- a child that misses a health probe gets no new work until it answers
+  again (:mod:`.supervisor`), and the routing question (which paths the backend
+  owns) is bounded by :data:`ASK_TIMEOUT`: past it the request gets 503.
+
+The supervisor only chooses a child (its socket, :attr:`.ChildSlot.forwarder`);
+forwarding itself is the forwarder's. Supervision, ownership across host
+workers and the runtime directory are in :mod:`.supervisor` and :mod:`.rundir`.
+
+Each pool is named by a digest of the cache, the project and the artifact
+key: a new build starts new children, never reuses one with another build's
+markers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import itertools
 import json
-import logging
-import os
-import secrets
-import signal
-import sys
-import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 import blake3
 
-from .. import metrics
 from ..cache.store import PUBLIC_DIR, Artifact, Cache
-from ..children import dies_with_parent
-from ..errors import ReflexBuilddError
 from ..project import Project
-from ..types import ASGIApp
+from ..settings import Settings
+from ..types import ASGIApp, Receive, Scope, Send
 from .bounds import Bounds
-from .child import OWNS_PATH, PARENT_ENV, SECRET_ENV, SECRET_HEADER
-from .forward import UnixForwarder
-from .webdir import PrivateWebDir
+from .child import FORGET_PATH, OWNS_PATH, SECRET_HEADER
+from .choice import BackendUnavailableError
+from .rundir import RuntimeDir
+from .supervisor import READY_TIMEOUT, ChildSlot, ChildSpec
 
-__all__ = ["ProcessBackend", "runtime_dir"]
+__all__ = ["ASK_TIMEOUT", "ProcessBackend", "pool_name"]
 
 # Where an artifact's static files are (the store's name), as manifest paths start.
 _PUBLIC = PUBLIC_DIR + "/"
-
-logger = logging.getLogger("reflex_buildd")
-
 _MAX_MEMO = 4096
-_STOP_GRACE = 10.0
-_READY_TIMEOUT = 120.0
-_FOLLOW_INTERVAL = 0.5
+# The routing question's bound: a router answers in microseconds, so a child
+# that takes this long is stuck or overloaded (uvicorn's healthcheck bound).
+ASK_TIMEOUT = 5.0
 
 
-def runtime_dir() -> Path:
-    """A private, local, short directory for the backend sockets of this user."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    path = Path(base) / f"reflex-buildd-{os.getuid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    if path.stat().st_uid != os.getuid() or path.stat().st_mode & 0o077:
-        raise ReflexBuilddError(f"{path} is not private to this user; refusing to use it")
-    return path
+def pool_name(project: Project, artifact: Artifact, cache: Cache) -> str:
+    """The name of a project's pool: the same in every worker of every host on the machine."""
+    return blake3.blake3(
+        f"{cache.root.resolve()}\0{project.root}\0{artifact.key}".encode()
+    ).hexdigest()[:20]
 
 
 class ProcessBackend:
-    """The backend of one project in a child process, behind a Unix socket.
+    """The backend of one project in ``settings.backend_workers`` child processes.
 
     Same face as the in-process backend: :meth:`acquire` / :meth:`release`
-    around the host's lifespan, :meth:`owns` to route, :attr:`asgi` to serve.
+    around the host's lifespan, :meth:`owns` / :meth:`ask` to route,
+    :attr:`asgi` to serve.
+
+    Raises:
+        RuntimeDirError: If the runtime directory is not private to this user.
     """
 
     def __init__(
-        self, project: Project, artifact: Artifact, cache: Cache, bounds: Bounds | None = None
+        self,
+        project: Project,
+        artifact: Artifact,
+        cache: Cache,
+        settings: Settings,
+        bounds: Bounds | None = None,
     ) -> None:
         _require_process_extras()
-        self.bounds = bounds or Bounds()
         self.project = project
         self.artifact = artifact
-        name = blake3.blake3(
-            f"{cache.root.resolve()}\0{project.root}\0{artifact.key}".encode()
-        ).hexdigest()[:20]
-        directory = runtime_dir()
-        self.socket_path = str(directory / f"{name}.sock")
-        self._lock_path = directory / f"{name}.lock"
-        # Shared by every worker that forwards to this socket, so any of them
-        # can ask the child which paths it routes.
-        self._secret_path = directory / f"{name}.secret"
-        self._forwarder = UnixForwarder(self.socket_path, self.bounds)
+        self.name = pool_name(project, artifact, cache)
+        self.rundir = RuntimeDir(Path(settings.runtime_dir))
+        spec = ChildSpec(project, artifact, settings.backend_workers, bounds or Bounds())
+        self.slots = [
+            ChildSlot(spec, self.rundir, f"{self.name}-{i}", self._forget)
+            for i in range(settings.backend_workers)
+        ]
         self._memo: dict[tuple[str, str], bool] = {}
         self._users = 0
         self._guard = asyncio.Lock()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._lock_fd: int | None = None
-        # The child's .web: a private copy of the markers, kept across its
-        # restarts, removed when supervision ends (webdir.py says why).
-        self._web = PrivateWebDir(artifact)
-        self.child: asyncio.subprocess.Process | None = None
-        self.restarts = 0
-        # Whether a backend has answered on the socket since acquire().
-        self._answered = False
+        self._turn = itertools.count()
+
+    @property
+    def restarts(self) -> int:
+        """Deaths of this worker's children, restarted (counted in :class:`.ChildSlot`)."""
+        return sum(slot.restarts for slot in self.slots)
 
     # -- the backend interface ------------------------------------------------
 
     async def acquire(self) -> None:
-        """Start (or join) the child, and wait until it answers."""
+        """Start (or join) the children, and wait until every one answers."""
         async with self._guard:
             if self._users == 0:
-                self._stopping.clear()
-                self._answered = False
-                self._forwarder = UnixForwarder(self.socket_path, self.bounds)
                 self._memo.clear()
-                self._supervisor = asyncio.create_task(
-                    self._supervise(), name="reflex-buildd backend child"
-                )
+                # A crash's leftovers (of any pool) go before anything starts.
+                await asyncio.to_thread(self.rundir.sweep)
+                for slot in self.slots:
+                    await slot.start()
                 try:
-                    await self._wait_ready(_READY_TIMEOUT)
+                    await asyncio.gather(*(s.wait_ready(READY_TIMEOUT) for s in self.slots))
                 except BaseException:
                     await self._stop()
                     raise
@@ -143,7 +134,7 @@ class ProcessBackend:
             self._users += 1
 
     async def release(self) -> None:
-        """Stop the child when the last mount using it stops."""
+        """Stop the children (those this worker owns) when the last mount using them stops."""
         async with self._guard:
             self._users -= 1
             if self._users == 0:
@@ -154,14 +145,25 @@ class ProcessBackend:
         return self._memo.get((method, path))
 
     async def ask(self, path: str, method: str = "GET") -> bool:
-        """Ask the child's router (once per path and method) whether it routes this."""
+        """Ask a child's router (once per path and method) whether it routes this.
+
+        Raises:
+            BackendUnavailableError: If no child answers within :data:`ASK_TIMEOUT`.
+        """
+        slot = self.choose()
         target = OWNS_PATH + "?" + urlencode({"path": path, "method": method})
         try:
-            status, body = await self._forwarder.request(
-                "GET", target, [(SECRET_HEADER, self._secret())]
+            status, body = await asyncio.wait_for(
+                slot.forwarder.request("GET", target, [(SECRET_HEADER, slot.secret())]),
+                ASK_TIMEOUT,
             )
+        except TimeoutError:
+            slot.mark_unresponsive(f"which paths it routes within {ASK_TIMEOUT:.0f}s")
+            raise BackendUnavailableError(
+                f"the backend did not answer within {ASK_TIMEOUT:.0f}s"
+            ) from None
         except Exception:
-            return True  # the child is restarting: the forwarder answers 502
+            return True  # the child is restarting: the forwarder answers for it
         if status != 200:
             return True
         owned = bool(json.loads(body)["owns"])
@@ -169,6 +171,40 @@ class ProcessBackend:
             self._memo.clear()
         self._memo[(method, path)] = owned
         return owned
+
+    def choose(self) -> ChildSlot:
+        """The child for new work: the least loaded of those answering probes.
+
+        Ties go round-robin, so an idle pool still spreads. When none answers
+        (all restarting or stuck), the least loaded of all: its socket keeps
+        the connection waiting for the next child, within the forwarder's bounds.
+        """
+        slots = [s for s in self.slots if s.healthy] or self.slots
+        if len(slots) == 1:
+            return slots[0]
+        turn = next(self._turn)
+        n = len(self.slots)
+        return min(slots, key=lambda s: (s.load, (self.slots.index(s) - turn) % n))
+
+    @property
+    def asgi(self) -> ASGIApp:
+        """Forwards one request (its scope already relative to the prefix) to a child."""
+        return self._dispatch
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slot = self.choose()
+        websocket = scope["type"] == "websocket"
+        if websocket:
+            slot.sessions += 1
+        else:
+            slot.inflight += 1
+        try:
+            await slot.forwarder(scope, receive, send)
+        finally:
+            if websocket:
+                slot.sessions -= 1
+            else:
+                slot.inflight -= 1
 
     async def _prewarm(self) -> None:
         """Ask once, in one request, about every file the static site serves.
@@ -182,12 +218,16 @@ class ProcessBackend:
             if name.startswith(_PUBLIC)
         )
         paths = sorted({p.rstrip("/") if p != "/" else "" for p in paths} | set(paths))
+        slot = self.choose()
         try:
-            status, body = await self._forwarder.request(
-                "POST",
-                OWNS_PATH,
-                [(SECRET_HEADER, self._secret()), (b"content-type", b"application/json")],
-                json.dumps({"method": "GET", "paths": paths}).encode(),
+            status, body = await asyncio.wait_for(
+                slot.forwarder.request(
+                    "POST",
+                    OWNS_PATH,
+                    [(SECRET_HEADER, slot.secret()), (b"content-type", b"application/json")],
+                    json.dumps({"method": "GET", "paths": paths}).encode(),
+                ),
+                ASK_TIMEOUT * 4,
             )
         except Exception:
             return  # only an optimisation: ask() answers path by path
@@ -198,158 +238,31 @@ class ProcessBackend:
                 self._memo[("GET", path)] = bool(owned)
                 self._memo[("HEAD", path)] = bool(owned)
 
-    @property
-    def asgi(self) -> ASGIApp:
-        """Forwards one request (its scope already relative to the prefix)."""
-        return self._forwarder
-
-    # -- supervision ---------------------------------------------------------
-
-    def _secret(self) -> bytes:
-        try:
-            return self._secret_path.read_bytes()
-        except OSError:
-            return b""
-
-    def _try_lock(self) -> bool:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            fd, self._lock_fd = self._lock_fd, None
-            os.close(fd)
-
-    async def _supervise(self) -> None:
-        pause = 0.5
-        try:
-            while not self._stopping.is_set():
-                if self._lock_fd is None and not self._try_lock():
-                    # Another worker owns the child; take over if it goes.
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), _FOLLOW_INTERVAL)
-                    continue
-                started = time.monotonic()
-                child = await self._spawn()
-                code = await child.wait()
-                self.child = None
-                if self._stopping.is_set():
-                    return
-                if not self._answered:
-                    # It never came up (an import error, a bad config): startup
-                    # fails now with the exit status, not after the timeout; the
-                    # child's own output is above in the host's.
-                    raise ReflexBuilddError(
-                        f"the backend process of {self.project.root} exited with "
-                        f"{_describe(code)} before it answered (its output is above)"
-                    )
-                self.restarts += 1
-                metrics.backend_restarted()
-                logger.warning(
-                    "reflex-buildd: the backend process of %s (pid %s) exited with %s; "
-                    "restarting it",
-                    self.project.root,
-                    child.pid,
-                    _describe(code),
-                )
-                # A child that dies at once would otherwise restart in a tight loop.
-                pause = 0.5 if time.monotonic() - started > 30 else min(pause * 2, 10.0)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), pause)
-        finally:
-            self._unlock()
-            self._web.remove()
-
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        secret = secrets.token_hex(16).encode()
-        tmp = self._secret_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secret)
-        os.replace(tmp, self._secret_path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
-        env = dict(os.environ)
-        env.update(
-            {
-                "REFLEX_WEB_WORKDIR": str(self._web.open()),
-                PARENT_ENV: str(os.getpid()),
-                SECRET_ENV: secret.decode(),
-            }
-        )
-        self.child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "reflex_buildd_client.backend.child",
-            self.socket_path,
-            cwd=self.project.root,
-            env=env,
-            preexec_fn=dies_with_parent(signal.SIGKILL),
-        )
-        logger.info(
-            "reflex-buildd: backend process of %s started (pid %s) on %s",
-            self.project.root,
-            self.child.pid,
-            self.socket_path,
-        )
-        return self.child
-
-    async def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            supervisor = self._supervisor
-            if supervisor is not None and supervisor.done():
-                supervisor.result()
-                raise ReflexBuilddError("the backend supervisor stopped")
-            with contextlib.suppress(Exception):
-                status, _ = await self._forwarder.request("GET", "/ping")
-                if status == 200 and self._secret():
-                    self._answered = True
-                    return
-            if time.monotonic() > deadline:
-                raise ReflexBuilddError(
-                    f"the backend process of {self.project.root} did not answer on "
-                    f"{self.socket_path} within {timeout:.0f}s (see its output above)"
-                )
-            await asyncio.sleep(0.1)
+    async def _forget(self, dead: ChildSlot) -> None:
+        """A child died: a live one drops its session records, so its sessions keep
+        their tokens (and state) when they reconnect (:mod:`.sessions`)."""
+        live = [s for s in self.slots if s is not dead and s.healthy]
+        if not live:
+            return  # the slot's next child does it when it starts
+        slot = live[0]
+        body = json.dumps({"instance": dead.instance}).encode()
+        headers = [(SECRET_HEADER, slot.secret()), (b"content-type", b"application/json")]
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                slot.forwarder.request("POST", FORGET_PATH, headers, body), ASK_TIMEOUT
+            )
 
     async def _stop(self) -> None:
-        self._stopping.set()
-        child = self.child
-        if child is not None and child.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.terminate()
-            try:
-                await asyncio.wait_for(child.wait(), _STOP_GRACE)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    child.kill()
-                await child.wait()
-        if (supervisor := self._supervisor) is not None:
-            self._supervisor = None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(supervisor, _STOP_GRACE)
-        await self._forwarder.aclose()
+        await asyncio.gather(*(slot.stop() for slot in self.slots))
 
 
 def _require_process_extras() -> None:
     import importlib.util
+
+    from ..errors import ReflexBuilddError
 
     missing = [m for m in ("uvicorn", "websockets") if importlib.util.find_spec(m) is None]
     if missing:
         raise ReflexBuilddError(
             f'backend="process" needs {" and ".join(missing)}: pip install uvicorn websockets'
         )
-
-
-def _describe(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"signal {signal.Signals(-code).name}"
-    return f"status {code}"
