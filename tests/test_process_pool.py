@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,13 +40,20 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def rundir_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private XDG_RUNTIME_DIR for the test's hosts (others' hosts stay out of sight)."""
-    base = tmp_path / "run"
-    base.mkdir(mode=0o700)
+def rundir_base(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private XDG_RUNTIME_DIR for the test's hosts (others' hosts stay out of sight).
+
+    Short, as a real one is (``/run/user/<uid>``): before issue 19 a socket path over
+    the 108 bytes of ``sun_path`` failed; now sockets are reached through
+    ``/proc/self/fd``, so the length of the base no longer matters.
+    """
+    base = Path(tempfile.mkdtemp(prefix="run-", dir="/tmp"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
     monkeypatch.delenv("REFLEX_REDIS_URL", raising=False)
-    return base
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _env(workers: int, **extra: str) -> dict[str, str]:
@@ -273,3 +282,53 @@ def test_a_stuck_child_gets_503_at_once_and_is_replaced(
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGCONT)
+
+
+def _backend_children(host_pid: int) -> list[int]:
+    """Backend children of every worker process of a uvicorn host (``--workers``)."""
+    workers = [
+        int(c)
+        for task in Path(f"/proc/{host_pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
+    found = []
+    for worker in workers:
+        with contextlib.suppress(OSError):
+            found += _children(worker)
+    return found
+
+
+def test_host_workers_share_one_set_of_children(
+    showcase_build: Built, cache_dir: Path, rundir_base: Path, redis: RedisServer, tmp_path: Path
+) -> None:
+    """Two uvicorn workers, two backend processes: two children in all, not four, and
+    sessions through either worker reach them."""
+    redis.flush()
+    with run_host(
+        "tests.hosts.project_host:app",
+        cache_dir=cache_dir,
+        log_dir=tmp_path,
+        ready_path="/admin/ping",
+        extra_args=("--workers", "2"),
+        **_env(2, REFLEX_REDIS_URL=redis.url),
+    ) as host:
+        wait_for(
+            lambda: len(_backend_children(host.process.pid)) == 2,
+            timeout=90,
+            what="two backend children",
+        )
+        base = host.url.replace("http", "ws") + "/admin"
+
+        async def scenario() -> list[int]:
+            socks = await _sessions(base, 6)  # new connections, spread over the workers
+            try:
+                return [await asyncio.wait_for(s.count(), 20) for s in socks]
+            finally:
+                for sock in socks:
+                    await sock.close()
+
+        assert asyncio.run(scenario()) == [1] * 6
+        time.sleep(1)
+        assert len(_backend_children(host.process.pid)) == 2
+        stems = {n.rsplit(".", 1)[0] for n in _files(rundir_base)}
+        assert len(stems) == 2, stems

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -82,6 +83,9 @@ def test_planted_link_to_a_private_directory_of_ours_is_refused(
         RuntimeDir(shared_tmp)
     assert str(shared_tmp / NAME) in str(info.value)
     assert "\n" not in str(info.value)
+    # An error of ours: subclasses the builtin a caller catches, and pickles.
+    assert isinstance(info.value, PermissionError)
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
     assert sorted(p.name for p in ours.iterdir()) == ["precious"]
 
 

@@ -172,8 +172,12 @@ def main(argv: list[str] | None = None) -> None:
         from .sessions import adopt_instance, forget_instance
 
         adopt_instance(instance)
-        # This slot's previous child is dead: its records are stale.
-        asyncio.run(forget_instance(instance))
+        # This slot's previous child is dead: its records are stale. Best effort:
+        # with Redis down the app reports its own errors, as under `reflex run`.
+        try:
+            asyncio.run(forget_instance(instance))
+        except Exception as exc:
+            print(f"reflex-buildd: could not clear stale sessions: {exc}", file=sys.stderr)
     asgi = factory()
     app = _owns_endpoint(asgi, BackendRoutes(asgi), secret)
     config = uvicorn.Config(

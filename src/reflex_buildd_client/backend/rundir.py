@@ -55,7 +55,7 @@ class RuntimeDir:
     """The runtime directory, held open and checked; every name is resolved through it.
 
     Args:
-        base: ``XDG_RUNTIME_DIR``, else the temp directory (``Settings.runtime_base``).
+        base: ``XDG_RUNTIME_DIR``, else the temp directory (``Settings.runtime_dir``).
 
     Raises:
         RuntimeDirError: If the directory is a link, not a directory, not
