@@ -37,12 +37,28 @@ forwarded request at most 0.4 ms above what the child spends on it.
 
 Run (a few minutes; builds the fixture app into a temporary cache first):
     .venv/bin/python benchmarks/bench_backend.py --http
+
+``--load`` measures throughput instead (issue 21): 50 closed-loop socket.io
+clients (``tests/sioclient.py``, the frontend's protocol without a browser)
+per setup send the showcase's ``increment`` as fast as answers come back,
+against a real Redis holding the state, for 1, 2 and ``auto`` backend
+processes in process mode and in-process with the same number of uvicorn
+workers. All hosts run at once; windows of a few seconds per setup rotate over
+rounds, so each setup sees the same machine within seconds of the others (on
+a shared machine others' load comes and goes): events per second (median of
+the rounds) and the p50/p99 of one event's round-trip. The goal: 2 backend
+processes sustain at least 1.25x the events of one (the median of the rounds'
+paired ratios).
+
+Run (about four minutes; builds the showcase into a temporary cache first):
+    .venv/bin/python benchmarks/bench_backend.py --load
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -58,6 +74,7 @@ from conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
     SHOWCASE,
+    Host,
     build_fixture_app,
     run_cli,
     spawn_host,
@@ -66,6 +83,7 @@ from conftest import (  # noqa: E402
 )
 
 MODES = ("inprocess", "process")
+LOAD_CLIENTS = 50
 
 
 def rss_mb(pid: int) -> float:
@@ -292,18 +310,153 @@ def http_main(args: argparse.Namespace) -> None:
         )
 
 
+# -- load mode (--load) ------------------------------------------------------
+
+
+async def _window(socks: list[Any], warmup: float, seconds: float) -> list[float]:
+    """Every session sends the next event when the last is answered (a closed loop);
+    the latencies of the events that started in the measured window."""
+    import asyncio
+
+    start = time.perf_counter() + warmup
+    stop = start + seconds
+    latencies: list[float] = []
+
+    async def client(sock: Any) -> None:
+        while (now := time.perf_counter()) < stop:
+            await sock.count()
+            if now >= start:
+                latencies.append(time.perf_counter() - now)
+
+    await asyncio.wait_for(asyncio.gather(*(client(s) for s in socks)), warmup + seconds + 60)
+    return latencies
+
+
+def _spawn_load_host(mode: str, workers: str, cache: Path, log_dir: Path, redis_url: str) -> Host:
+    host_workers = workers if mode == "inprocess" else "1"
+    if host_workers == "auto":
+        host_workers = str(len(os.sched_getaffinity(0)))
+    log_dir.mkdir(mode=0o700)
+    return spawn_host(
+        "examples.hosts.fastapi_host:app",
+        cache_dir=cache,
+        log_dir=log_dir,
+        extra_args=("--workers", host_workers, "--log-level", "warning"),
+        REFLEX_BUILDD_BACKEND=mode,
+        REFLEX_BUILDD_POLICY="fail",
+        REFLEX_REDIS_URL=redis_url,
+        REFLEX_BUILDD_BACKEND_WORKERS=workers if mode == "process" else "1",
+        XDG_RUNTIME_DIR=str(log_dir),
+    )
+
+
+async def _load_rounds(
+    bases: dict[tuple[str, str], str], rounds: int, seconds: float
+) -> dict[tuple[str, str], list[list[float]]]:
+    """Each host gets its 50 sessions once; then, round after round, one window per
+    host in a rotating order, so every setup sees the same machine (others' load
+    comes and goes) within seconds of the others."""
+    from sioclient import ReflexSocket
+
+    socks = {c: [await ReflexSocket.open(b) for _ in range(LOAD_CLIENTS)] for c, b in bases.items()}
+    configs = list(bases)
+    out: dict[tuple[str, str], list[list[float]]] = {c: [] for c in configs}
+    try:
+        for round_ in range(rounds):
+            shift = round_ % len(configs)
+            for config in configs[shift:] + configs[:shift]:
+                out[config].append(await _window(socks[config], 1.0, seconds))
+    finally:
+        for each in socks.values():
+            for sock in each:
+                with contextlib.suppress(Exception):
+                    await sock.close()
+    return out
+
+
+def _print_load(runs: dict[tuple[str, str], list[list[float]]], seconds: float, cores: int) -> None:
+    print(
+        f"{LOAD_CLIENTS} closed-loop socket.io clients, Redis state, {len(runs[('process', '1')])} "
+        f"rounds x {seconds:.0f} s per setup, interleaved; {cores} cores, auto = {cores}"
+    )
+    print(f"{'setup':48} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs in-process':>14}")
+    rate = {c: statistics.median(len(w) / seconds for w in ws) for c, ws in runs.items()}
+    for (mode, n), windows in runs.items():
+        lat = sorted(x for w in windows for x in w)
+        label = (
+            f"process, {n} backend process(es), 1 host worker"
+            if mode == "process"
+            else f"in-process, {n} uvicorn worker(s)"
+        )
+        vs = rate[(mode, n)] / rate[("inprocess", n)]
+        p50 = lat[len(lat) // 2] * 1000
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+        print(f"{label:48} {rate[(mode, n)]:9.0f} {p50:8.1f} {p99:8.1f} {vs:13.2f}x")
+    # Paired: the two windows of a round ran seconds apart, on the same machine.
+    pairs = [
+        len(two) / max(1, len(one))
+        for one, two in zip(runs[("process", "1")], runs[("process", "2")], strict=True)
+    ]
+    print(
+        f"\nprocess mode, 2 backend processes / 1 = {statistics.median(pairs):4.2f}x "
+        f"(median of the rounds' ratios: {', '.join(f'{p:.2f}' for p in pairs)}; goal >= 1.25x)"
+    )
+    if cores == 2:
+        print("auto = 2 on this machine: the 2 rows are the auto rows")
+
+
+def main_load(args: argparse.Namespace) -> None:
+    """``--load``: throughput of 1, 2 and auto backend processes against in-process."""
+    import asyncio
+
+    from redisserver import redis_server
+
+    cores = len(os.sched_getaffinity(0))
+    counts = ["1", "2"] + (["auto"] if cores not in (1, 2) else [])
+    configs = [(mode, n) for n in counts for mode in MODES]
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, redis_server() as redis:
+        cache = Path(tmp) / "cache"
+        result = run_cli("build", str(SHOWCASE), cache_dir=cache)
+        if result.returncode != 0:
+            raise SystemExit(result.stdout + result.stderr)
+        hosts = {
+            (m, n): _spawn_load_host(m, n, cache, Path(tmp) / f"{m}-{n}", redis.url)
+            for m, n in configs
+        }
+        try:
+            for host in hosts.values():
+                wait_ready(host, "/admin/ping", timeout=180)
+            bases = {c: h.url.replace("http", "ws") + "/admin" for c, h in hosts.items()}
+            runs = asyncio.run(_load_rounds(bases, args.rounds, args.seconds))
+        finally:
+            for host in hosts.values():
+                stop_process(host.process)
+    _print_load(runs, args.seconds, cores)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="--load: default 8")
     parser.add_argument("--clicks", type=int, default=30)
     parser.add_argument(
         "--http", action="store_true", help="HTTP req/s, CPU per request, raw event round trip"
     )
     parser.add_argument("--connections", type=int, default=50, help="--http: clients")
-    parser.add_argument("--seconds", type=float, default=8.0, help="--http: per route")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="--http: per route (8); --load: per window (5)"
+    )
     parser.add_argument("--events", type=int, default=500, help="--http: events timed")
+    parser.add_argument(
+        "--load", action="store_true", help="events/s of 1, 2 and auto backend processes"
+    )
     args = parser.parse_args()
-    if args.http:
+    if args.load:
+        args.seconds = args.seconds or 5.0
+        if "--rounds" not in sys.argv:
+            args.rounds = 8
+        main_load(args)
+    elif args.http:
+        args.seconds = args.seconds or 8.0
         http_main(args)
     else:
         browser_main(args)
