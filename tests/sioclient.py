@@ -62,6 +62,8 @@ class ReflexSocket:
                 continue
             if packet.startswith(f"42{_NAMESPACE},"):
                 name, data = json.loads(packet[len(_NAMESPACE) + 3 :])[:2]
+                if name == "new_token":  # taken for a duplicate tab: Reflex gave a new one
+                    self.token = str(data)
                 if name == "event":
                     update = json.loads(data) if isinstance(data, str) else data
                     return dict(update.get("delta", {}))

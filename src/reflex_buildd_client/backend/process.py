@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -51,7 +52,7 @@ import blake3
 from ..cache.store import PUBLIC_DIR, Artifact, Cache
 from ..project import Project
 from ..settings import Settings
-from ..types import ASGIApp, Receive, Scope, Send
+from ..types import ASGIApp, Message, Receive, Scope, Send
 from .bounds import Bounds
 from .child import FORGET_PATH, OWNS_PATH, SECRET_HEADER
 from .choice import BackendUnavailableError
@@ -66,6 +67,11 @@ _MAX_MEMO = 4096
 # The routing question's bound: a router answers in microseconds, so a child
 # that takes this long is stuck or overloaded (uvicorn's healthcheck bound).
 ASK_TIMEOUT = 5.0
+# The close code the forwarder sends when the child's connection ended without a
+# close frame: the child died.
+_CHILD_GONE = 1011
+# One death, one forget: the sessions of a dead child all close within moments.
+_FORGET_AGAIN = 10.0
 
 
 def pool_name(project: Project, artifact: Artifact, cache: Cache) -> str:
@@ -101,13 +107,14 @@ class ProcessBackend:
         self.rundir = RuntimeDir(Path(settings.runtime_dir))
         spec = ChildSpec(project, artifact, settings.backend_workers, bounds or Bounds())
         self.slots = [
-            ChildSlot(spec, self.rundir, f"{self.name}-{i}", self._forget)
+            ChildSlot(spec, self.rundir, f"{self.name}-{i}", self._forget_once)
             for i in range(settings.backend_workers)
         ]
         self._memo: dict[tuple[str, str], bool] = {}
         self._users = 0
         self._guard = asyncio.Lock()
         self._turn = itertools.count()
+        self._forgetting: dict[str, tuple[asyncio.Future[None], float]] = {}
 
     @property
     def restarts(self) -> int:
@@ -193,18 +200,29 @@ class ProcessBackend:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         slot = self.choose()
-        websocket = scope["type"] == "websocket"
-        if websocket:
-            slot.sessions += 1
-        else:
+        if scope["type"] != "websocket":
             slot.inflight += 1
-        try:
-            await slot.forwarder(scope, receive, send)
-        finally:
-            if websocket:
-                slot.sessions -= 1
-            else:
+            try:
+                await slot.forwarder(scope, receive, send)
+            finally:
                 slot.inflight -= 1
+            return
+
+        async def send_after_forget(message: Message) -> None:
+            if message["type"] == "websocket.close" and message.get("code") == _CHILD_GONE:
+                # The child went without a close frame (it died): its session records
+                # go before the browser hears of it, or the browser's immediate
+                # reconnect would race the supervisor's forget and get a new token.
+                # Nor does it go back to this slot before its next child answers a probe.
+                slot.healthy = False
+                await self._forget_once(slot)
+            await send(message)
+
+        slot.sessions += 1
+        try:
+            await slot.forwarder(scope, receive, send_after_forget)
+        finally:
+            slot.sessions -= 1
 
     async def _prewarm(self) -> None:
         """Ask once, in one request, about every file the static site serves.
@@ -237,6 +255,16 @@ class ProcessBackend:
             if len(self._memo) < _MAX_MEMO:
                 self._memo[("GET", path)] = bool(owned)
                 self._memo[("HEAD", path)] = bool(owned)
+
+    async def _forget_once(self, dead: ChildSlot) -> None:
+        """:meth:`_forget`, once per death however many sessions (and the supervisor) ask."""
+        now = time.monotonic()
+        task, since = self._forgetting.get(dead.stem, (None, 0.0))
+        if task is None or now - since > _FORGET_AGAIN:
+            task = asyncio.ensure_future(self._forget(dead))
+            self._forgetting[dead.stem] = (task, now)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(task)
 
     async def _forget(self, dead: ChildSlot) -> None:
         """A child died: a live one drops its session records, so its sessions keep

@@ -277,6 +277,7 @@ class ChildSlot:
                 child = await self._spawn()
                 code = await child.wait()
                 self.child = None
+                self.healthy = False  # no new work until the next child answers a probe
                 if self._stopping.is_set():
                     return
                 if not self._answered:
