@@ -11,9 +11,11 @@ fresh state, although its state is still in Redis. That is also what
 Process mode knows when a child dies, so it does better: every child's token
 manager gets a stable identity, the slot's (:func:`adopt_instance`, host name
 and slot, so two machines sharing a Redis never share one), and when a child
-dies its owner asks a live child to drop that identity's records
-(:func:`forget_instance`), as does the slot's next child when it starts. The
-reconnecting session then keeps its token and its state.
+dies a live child is asked to drop that identity's records
+(:func:`forget_instance`): by the host worker that passes a dead child's close
+(1011) on to a browser, before the browser sees it (its reconnect is
+immediate), and by the supervisor; the slot's next child does it too when it
+starts. The reconnecting session then keeps its token and its state.
 """
 
 from __future__ import annotations
