@@ -284,3 +284,67 @@ def test_imports_only_go_down_the_layers() -> None:
 )
 def test_the_layer_check_sees_upward_imports(where: str, snippet: str, count: int) -> None:
     assert len(layer_violations(CLIENT / where, ast.parse(snippet))) == count
+
+
+# The one module that reads the environment (the entry points hand its Settings down).
+ENVIRONMENT_READER = CLIENT / "settings.py"
+
+
+def _is_os_environ(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "environ"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
+
+
+def environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that read a variable of the process environment themselves.
+
+    Setting, popping (a child's own hand-over) and copying the whole environment for a
+    child process are not reads of a setting.
+    """
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "getenv" and getattr(node.func.value, "id", "") == "os":
+                found.append(node.lineno)
+            elif node.func.attr in ("get", "__getitem__") and _is_os_environ(node.func.value):
+                found.append(node.lineno)
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and _is_os_environ(node.value)
+        ):
+            found.append(node.lineno)
+        elif isinstance(node, ast.Compare) and any(_is_os_environ(c) for c in node.comparators):
+            found.append(node.lineno)  # "X" in os.environ
+    return found
+
+
+def test_only_settings_reads_the_environment() -> None:
+    bad = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in _sources(SRC)
+        if path != ENVIRONMENT_READER
+        for line in environment_reads(ast.parse(path.read_text()))
+    ]
+    assert not bad, "read the environment in settings.py and pass it down:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "count"),
+    [
+        ('x = os.environ.get("XDG_RUNTIME_DIR")', 1),
+        ('x = os.environ["HOME"]', 1),
+        ('x = os.getenv("HOME")', 1),
+        ('ok = "HOME" in os.environ', 1),
+        ('os.environ["REFLEX_WEB_WORKDIR"] = str(path)', 0),
+        ("secret = os.environ.pop(SECRET_ENV)", 0),
+        ("env = dict(os.environ)", 0),
+        ('x = settings.environ.get("PATH")', 0),
+    ],
+)
+def test_the_environment_check_sees_reads(snippet: str, count: int) -> None:
+    assert len(environment_reads(ast.parse(snippet))) == count
