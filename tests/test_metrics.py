@@ -111,6 +111,7 @@ def test_scrape_both_endpoints_after_a_scripted_sequence(
         assert artifact is not None
 
         # Two hits: a host with two workers, each starting on the artifact.
+        (tmp_path / "run").mkdir(mode=0o700)  # XDG_RUNTIME_DIR exists, private
         with run_host(
             "tests.hosts.metrics_host:app",
             cache_dir=cache,
@@ -224,6 +225,15 @@ def test_our_metrics_directory_must_be_private(tmp_path: Path) -> None:
     (made.parent).chmod(0o755)  # readable by others: refused, never used
     with pytest.raises(ReflexBuilddError, match="not a directory private to this user"):
         multiprocess_dir(settings)
+    # A name planted where the runtime directory goes (another user's link to a directory
+    # they control): refused before anything is made through it.
+    planted = tmp_path / "planted"
+    (planted / "elsewhere").mkdir(parents=True)
+    (planted / f"reflex-buildd-{os.getuid()}").symlink_to(planted / "elsewhere")
+    there = Settings.load(cache_dir=tmp_path / "c", environ={"XDG_RUNTIME_DIR": str(planted)})
+    with pytest.raises(ReflexBuilddError, match="runtime directory"):
+        multiprocess_dir(there)
+    assert not any((planted / "elsewhere").iterdir())
 
 
 def test_a_worker_file_being_created_does_not_break_a_scrape(tmp_path: Path) -> None:

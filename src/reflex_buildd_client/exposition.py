@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import metrics
+from .backend.rundir import RuntimeDir
 from .errors import InvalidConfigError, ReflexBuilddError
 from .types import ASGIApp, Receive, Scope, Send
 
@@ -90,6 +91,11 @@ def multiprocess_dir(settings: Settings) -> Path:
         path = Path(settings.metrics_dir)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
+    # The private runtime directory of process mode, created and checked without
+    # following links: a name planted in a shared temp directory by another user (a
+    # link, a directory of theirs) is refused. Once ours, nobody else can replace it
+    # (temp directories are sticky), so the paths below it stay ours.
+    RuntimeDir(Path(settings.runtime_dir)).close()
     root = _private(Path(settings.runtime_dir) / f"reflex-buildd-{os.getuid()}" / "metrics")
     server = _server_pid()
     name = f"{server}-{_start_ticks(server)}"
