@@ -34,6 +34,7 @@ Any change to this file changes every key (it is hashed as a build recipe).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +198,9 @@ def patch_state_js(source: str) -> str:
         (_URL_IMPORT, _PATCHED_URL_IMPORT),
         *_URL_EVENTS,
     )
-    for original, patched in expected:
-        if patched in source:
-            continue
-        if source.count(original) != 1:
-            raise PatchError(
-                f"reflex-buildd cannot patch {STATE_JS}: expected one {original!r}; "
-                "this Reflex version is not supported"
-            )
-        source = source.replace(original, patched)
+    source = _apply(
+        STATE_JS, source, [(original, patched, patched) for original, patched in expected]
+    )
     if _MARKER not in source:
         source += "\n" + _RUNTIME_JS
     return source
@@ -222,12 +217,21 @@ def patch_vite_config(source: str) -> str:
         (_VITE_CONFIG_START, _VITE_JSX_PLUGIN + _VITE_CONFIG_START, _VITE_JSX_MARKER),
         (_VITE_PLUGINS, _VITE_PLUGINS + "\n    reflexBuilddJsx(),", "reflexBuilddJsx(),"),
     )
-    for original, patched, done in expected:
+    return _apply(VITE_CONFIG, source, expected)
+
+
+def _apply(name: str, source: str, patches: Iterable[tuple[str, str, str]]) -> str:
+    """Replace each ``original`` by ``patched`` unless ``done`` shows it was (idempotent).
+
+    Raises:
+        PatchError: If an ``original`` is not there exactly once (another Reflex version).
+    """
+    for original, patched, done in patches:
         if done in source:
             continue
         if source.count(original) != 1:
             raise PatchError(
-                f"reflex-buildd cannot patch {VITE_CONFIG}: expected one {original!r}; "
+                f"reflex-buildd cannot patch {name}: expected one {original!r}; "
                 "this Reflex version is not supported"
             )
         source = source.replace(original, patched)
