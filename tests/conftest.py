@@ -68,6 +68,20 @@ def run_cli(
     )
 
 
+def run_in_own_loop(coro: Any, timeout: float = 300) -> Any:
+    """``asyncio.run(coro)`` in a thread of its own.
+
+    The session's browser (Playwright's sync API) keeps an event loop running in the main
+    thread, where ``asyncio.run()`` refuses to start: a test that drives asyncio itself
+    passes alone and fails after any browser test. In a thread it works either way.
+    """
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=timeout)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

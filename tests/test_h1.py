@@ -10,7 +10,6 @@ real child.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import run_in_own_loop
 from reflex_buildd_client.backend import upstream as upstream_module
 from reflex_buildd_client.backend.bounds import Bounds
 from reflex_buildd_client.backend.forward import UnixForwarder
@@ -130,10 +130,7 @@ GET = request_head("GET", b"/", [(b"host", b"x")])
 
 
 def _arun(coro: Awaitable[Any]) -> Any:
-    """``asyncio.run(coro)`` in a thread of its own: the session's browser keeps an event
-    loop running in the main thread, where asyncio.run() refuses to start."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result(timeout=120)  # type: ignore[arg-type]
+    return run_in_own_loop(coro, timeout=120)
 
 
 def _run(tmp_path: Path, handler: Handler, scenario: Callable[[str], Awaitable[Any]]) -> Any:

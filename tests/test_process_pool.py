@@ -24,7 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHOWCASE, Built, Host, run_host, spawn_host, stop_process, wait_for
+from conftest import (
+    SHOWCASE,
+    Built,
+    Host,
+    run_host,
+    run_in_own_loop,
+    spawn_host,
+    stop_process,
+    wait_for,
+)
 from redisserver import RedisServer, redis_server
 from reflex_buildd_client.errors import InvalidConfigError
 from reflex_buildd_client.settings import Settings
@@ -175,7 +184,7 @@ def test_sessions_spread_and_survive_a_dead_child(
                 with contextlib.suppress(Exception):
                     await sock.close()
 
-        asyncio.run(asyncio.wait_for(scenario(), 150))
+        run_in_own_loop(asyncio.wait_for(scenario(), 150))
         wait_for(
             lambda: "exited with signal SIGKILL; restarting" in host.output(),
             timeout=20,
@@ -330,7 +339,7 @@ def test_host_workers_share_one_set_of_children(
                 for sock in socks:
                     await sock.close()
 
-        assert asyncio.run(scenario()) == [1] * 6
+        assert run_in_own_loop(scenario()) == [1] * 6
         time.sleep(1)
         assert len(_backend_children(host.process.pid)) == 2
         stems = {n.rsplit(".", 1)[0] for n in _files(rundir_base)}

@@ -27,7 +27,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHOWCASE, Built, Host, spawn_host, stop_process, wait_for, wait_ready
+from conftest import (
+    SHOWCASE,
+    Built,
+    Host,
+    run_in_own_loop,
+    spawn_host,
+    stop_process,
+    wait_for,
+    wait_ready,
+)
 from reflex_buildd_client.backend.rundir import RuntimeDir, RuntimeDirError
 
 ATTACKER_UID = 65534
@@ -252,7 +261,7 @@ def _websocket_with_cookie(base: str) -> None:
                 await ws.recv()
                 await ws.close()
 
-    asyncio.run(go())
+    run_in_own_loop(go())
 
 
 def _host(cache_dir: Path, log_dir: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
@@ -384,7 +393,7 @@ def test_host_is_unaffected_by_a_swap_while_it_runs(
             finally:
                 await sock.close()
 
-        assert asyncio.run(one_event()) == 1
+        assert run_in_own_loop(one_event()) == 1
         assert capture.read_bytes() == b"", capture.read_bytes()[:300]
         assert (ours / "precious").read_text() == "precious\n"
     finally:
